@@ -1,0 +1,312 @@
+"""One build: for each needed action, decide (planner), restore or run it (executor), register its
+result (store), and emit what happened (events), in the order the scheduler chooses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plait import planner
+from plait.digest import Digest
+from plait.events import BuildEnded, Failure, Finished, Planned, Started, Status, Subscriber
+from plait.executor import Executor, Request, Result
+from plait.model import Action, Graph
+from plait.planner import Decision
+from plait.sandbox import resolve_program
+from plait.scheduler import Interrupted, Scheduler, Work
+from plait.store import CachedResult, Output, Store
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Options:
+    jobs: int = 1
+    keep_going: bool = False
+    shuffle_seed: int | None = None
+
+
+@dataclass
+class Report:
+    ok: bool
+    results: dict[str, Finished]
+    wall: float
+    interrupted: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "actions": [
+                {
+                    "name": f.name,
+                    "status": f.status,
+                    "reason": f.reason,
+                    "start": round(f.start, 6),
+                    "end": round(f.end, 6),
+                }
+                for f in self.results.values()
+            ],
+        }
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.results.values() if f.status == status)
+
+
+class PreparedAction:
+    """An action whose inputs are known: its key material and the planner's decision."""
+
+    def __init__(self, action: Action, inputs: dict[str, Digest], decision: Decision) -> None:
+        self.action = action
+        self.inputs = inputs
+        self.decision = decision
+
+
+class Build:
+    def __init__(
+        self,
+        project: Path,
+        graph: Graph,
+        store: Store,
+        executor: Executor,
+        emit: Subscriber,
+        options: Options,
+        pending_signal: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self.project = project
+        self.graph = graph
+        self.store = store
+        self.executor = executor
+        self.emit = emit
+        self.options = options
+        self.pending_signal = pending_signal
+        self.last = store.last_builds()
+        self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
+        self._t0 = 0.0
+        self._started: dict[str, tuple[float, str]] = {}
+        self._pending: dict[str, PreparedAction] = {}
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def prepare(self, name: str) -> PreparedAction | Finished:
+        """Key material and decision, or a failure if a source input vanished."""
+        action = self.graph.actions[name]
+        inputs: dict[str, Digest] = {}
+        for path in action.inputs:
+            out = self.produced.get(path) if path in self.graph.producer else None
+            d = out.digest if out is not None else None
+            if d is None:
+                d = self.store.file_digest(self.project / path)
+            if d is None:
+                return self._finished(
+                    name,
+                    "failed",
+                    f"input '{path}' is missing",
+                    failure=Failure(action.argv, None, f"input '{path}' is missing"),
+                )
+            inputs[path] = d
+        tool = self._tool_digest(action)
+        material = planner.key_material(action, inputs, tool)
+        key = planner.action_key(material)
+        cached = self.store.lookup(key) if action.is_builder else None
+        tree: dict[str, Digest | None] = {}
+        blobs = True
+        if cached is not None:
+            for out in cached.outputs:
+                tree[out.path] = self.store.file_digest(self.project / out.path)
+                if tree[out.path] != out.digest and not self.store.has_blob(out.digest):
+                    blobs = False
+        decision = planner.decide(
+            action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
+        )
+        return PreparedAction(action, inputs, decision)
+
+    def _tool_digest(self, action: Action) -> Digest | None:
+        program = action.argv[0] if action.argv else ""
+        if not program or (not program.startswith("/") and "/" in program):
+            return None  # a relative program is a declared input, already in the key
+        path = Path(program) if program.startswith("/") else resolve_program(program, action.env)
+        return self.store.file_digest(path) if path else None
+
+    # -- running -------------------------------------------------------------------------
+
+    def begin(self, name: str) -> Finished | Work[Result]:
+        prepared = self.prepare(name)
+        if isinstance(prepared, Finished):
+            return prepared
+        decision = prepared.decision
+        action = prepared.action
+        if decision.outcome == "up-to-date":
+            cached = self.store.lookup(decision.key)
+            assert cached is not None
+            self._accept(action, decision, cached, ran=False)
+            return self._finished(name, "cached", decision.reason, key=decision.key)
+        if decision.outcome == "restore":
+            cached = self.store.lookup(decision.key)
+            assert cached is not None
+            for out in cached.outputs:
+                self.store.materialize(out.digest, self.project / out.path, out.executable)
+            self._accept(action, decision, cached, ran=False)
+            return self._finished(
+                name, "cached", f"{decision.reason}, restored from the store", key=decision.key
+            )
+        start = self.now()
+        self._started[name] = (start, decision.reason)
+        self.emit(Started(name, start, decision.reason))
+        request = Request(
+            name=name,
+            argv=action.argv,
+            env=action.env,
+            inputs={p: self._content_path(p, d) for p, d in prepared.inputs.items()},
+            outputs=action.outputs,
+            log_path=self.log_path(name),
+        )
+        self._pending[name] = prepared
+        return Work(lambda: self.executor.execute(request, self._ingest))
+
+    def _ingest(self, path: Path) -> Digest:
+        return self.store.put_file(path, move=True)
+
+    def _content_path(self, rel: str, d: Digest) -> tuple[Path, bool]:
+        """Where an input's content is (the store's blob for a produced file, else the tree),
+        and whether it is executable."""
+        out = self.produced.get(rel)
+        if out is not None and self.store.has_blob(d):
+            return self.store.blob_path(d), out.executable
+        path = self.project / rel
+        return path, bool(path.stat().st_mode & 0o100)
+
+    def end(self, name: str, result: Result) -> Finished:
+        prepared = self._pending.pop(name)
+        action, decision = prepared.action, prepared.decision
+        start, reason = self._started[name]
+        if not result.ok:
+            return self._finished(
+                name,
+                "failed",
+                reason,
+                start=start,
+                key=decision.key,
+                failure=self._failure(action, result),
+            )
+        outputs = tuple(
+            Output(path, d, executable) for path, (d, executable) in sorted(result.outputs.items())
+        )
+        cached = CachedResult(outputs, result.duration)
+        if action.is_builder:
+            for out in outputs:
+                self.store.materialize(out.digest, self.project / out.path, out.executable)
+        self._accept(action, decision, cached, ran=True)
+        return self._finished(name, "ran", reason, start=start, key=decision.key)
+
+    def _accept(self, action: Action, decision: Decision, result: CachedResult, ran: bool) -> None:
+        if action.is_builder:
+            self.store.register(action.name, decision.key, decision.material, result, ran=ran)
+        for out in result.outputs:
+            self.produced[out.path] = out
+
+    def _failure(self, action: Action, result: Result) -> Failure:
+        if result.error:
+            message = result.error
+        elif result.exit_status is not None and result.exit_status < 0:
+            message = f"killed by signal {-result.exit_status}"
+        elif result.exit_status:
+            message = f"exited with status {result.exit_status}"
+        else:
+            message = (
+                "declared output"
+                + ("s " if len(result.missing) > 1 else " ")
+                + ", ".join(f"'{m}'" for m in result.missing)
+                + " not written by the command"
+            )
+        log = self.log_path(action.name)
+        return Failure(action.argv, result.exit_status, message, _tail(log), str(log))
+
+    def _finished(
+        self,
+        name: str,
+        status: Status,
+        reason: str,
+        *,
+        start: float | None = None,
+        key: str = "",
+        failure: Failure | None = None,
+    ) -> Finished:
+        end = self.now()
+        return Finished(name, status, reason, end if start is None else start, end, key, failure)
+
+    def log_path(self, name: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+        return self.store.logs / f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.log"
+
+    # -- the whole build -----------------------------------------------------------------
+
+    def run(self, targets: Iterable[str]) -> Report:
+        self._t0 = time.monotonic()
+        names = self.graph.closure(self.graph.resolve(targets))
+        self.emit(Planned(tuple(names), self.options.jobs))
+        scheduler: Scheduler[Result] = Scheduler(
+            names,
+            self.graph.deps,
+            jobs=self.options.jobs,
+            keep_going=self.options.keep_going,
+            durations={n: b.duration for n, b in self.last.items()},
+            shuffle_seed=self.options.shuffle_seed,
+            pending_signal=self.pending_signal,
+        )
+        interrupted: int | None = None
+        try:
+            scheduler.run(self.begin, self.end, self._skip, self.executor.cancel, self.emit)
+        except Interrupted as e:
+            interrupted = e.signum
+        finally:
+            self.store.flush()
+        results = {n: scheduler.results[n] for n in names if n in scheduler.results}
+        ok = interrupted is None and all(f.ok for f in results.values())
+        report = Report(ok, results, self.now(), interrupted)
+        self.emit(BuildEnded(ok, report.wall, interrupted))
+        return report
+
+    def _skip(self, name: str, reason: str) -> Finished:
+        return self._finished(name, "skipped", reason)
+
+    def dry_run(self, targets: Iterable[str]) -> list[tuple[str, str]]:
+        """What would run and why, without running anything. An action after one that would run
+        is listed as waiting on it: its inputs are not known until then."""
+        self._t0 = time.monotonic()
+        names = self.graph.closure(self.graph.resolve(targets))
+        would: dict[str, str] = {}
+        for name in names:
+            upstream = [d for d in self.graph.deps[name] if d in would]
+            if upstream:
+                would[name] = f"dependency '{upstream[0]}' will run"
+                continue
+            prepared = self.prepare(name)
+            if isinstance(prepared, Finished):
+                would[name] = prepared.reason
+                continue
+            decision = prepared.decision
+            if decision.outcome == "run":
+                would[name] = decision.reason
+            else:
+                cached = self.store.lookup(decision.key)
+                for out in cached.outputs if cached else ():
+                    self.produced[out.path] = out
+                if decision.outcome == "restore":
+                    would[name] = f"{decision.reason}, would be restored from the store"
+        return list(would.items())
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])

@@ -1,0 +1,66 @@
+"""Every error plait reports to a user: named exceptions with a location and a hint.
+
+The CLI renders them at one boundary as `plait: error: ...` and `hint: ...`. A failing action is
+not an exception: it is a result, reported by the scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ACTION_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a build description: the file and the 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class PlaitError(Exception):
+    """Base of the errors the CLI renders; `exit_code` is what plait exits with."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str = "", location: Location | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.message}"
+
+
+class UsageError(PlaitError):
+    """The command line is wrong: an unknown target, a bad option value."""
+
+
+class BuildDescriptionError(PlaitError):
+    """The Plaitfile is wrong: an exception in it, an unknown input, a clash of names or outputs."""
+
+
+class CycleError(BuildDescriptionError):
+    """The action graph has a cycle; `cycle` lists its nodes, the first repeated at the end."""
+
+    def __init__(self, cycle: list[str], *, location: Location | None = None) -> None:
+        super().__init__(
+            "dependency cycle: " + " -> ".join(cycle),
+            hint="break the cycle: one of these actions must not need the output of another",
+            location=location,
+        )
+        self.cycle = cycle
+
+
+class StoreError(PlaitError):
+    """The store cannot be used as it is (a schema from another plait version, a corrupt file)."""

@@ -1,0 +1,145 @@
+"""Where a builder's command runs: the narrow interface the build sees, and the local executor
+that runs each command in its own sandbox and process group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from plait.digest import Digest
+from plait.sandbox import Sandbox
+
+Ingest = Callable[[Path], Digest]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command to run: `inputs` maps each declared relative path to where its content is now
+    and whether it is executable."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    inputs: Mapping[str, tuple[Path, bool]]
+    outputs: tuple[str, ...]
+    log_path: Path
+
+
+@dataclass
+class Result:
+    """`exit_status` is negative for a signal and None when the command could not start."""
+
+    exit_status: int | None
+    duration: float
+    outputs: dict[str, tuple[Digest, bool]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.missing and not self.error
+
+
+class Executor(Protocol):
+    def execute(self, request: Request, ingest: Ingest) -> Result:
+        """Run the command; hand each declared output to `ingest` (which stores it) before the
+        command's files are thrown away. Called from worker threads."""
+        ...
+
+    def cancel(self) -> None:
+        """Kill every command that is running now; their `execute` calls then return."""
+        ...
+
+
+class LocalExecutor:
+    """Runs each command in a fresh sandbox directory, in a process group of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._cancelled = False
+
+    def execute(self, request: Request, ingest: Ingest) -> Result:
+        start = time.monotonic()
+        root = Path(tempfile.mkdtemp(prefix="plait-sb-"))
+        try:
+            box = Sandbox(root)
+            try:
+                box.populate(request.inputs, request.outputs)
+            except OSError as e:
+                return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
+            status, error = self._run(request, box)
+            result = Result(status, time.monotonic() - start, error=error)
+            if status == 0 and not error:
+                _collect(request, box, ingest, result)
+            return result
+        finally:
+            _remove_tree(root)
+
+    def _run(self, request: Request, box: Sandbox) -> tuple[int | None, str]:
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with request.log_path.open("wb") as log:
+            with self._lock:
+                if self._cancelled:
+                    return None, "cancelled"
+                try:
+                    proc = subprocess.Popen(
+                        request.argv,
+                        cwd=box.work,
+                        env=box.environment(request.env),
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                except FileNotFoundError:
+                    return None, f"program '{request.argv[0]}' not found"
+                except PermissionError:
+                    return None, f"program '{request.argv[0]}' is not executable"
+                self._running.add(proc)
+            try:
+                status = proc.wait()
+            finally:
+                with self._lock:
+                    self._running.discard(proc)
+                _kill_group(proc.pid)  # what the command left running in its group goes too
+        return status, ""
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            for proc in self._running:
+                _kill_group(proc.pid)
+
+
+def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> None:
+    for rel in request.outputs:
+        path = box.work / rel
+        if not path.is_file():
+            result.missing.append(rel)
+            continue
+        executable = bool(path.stat().st_mode & 0o100)
+        result.outputs[rel] = (ingest(path), executable)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _remove_tree(root: Path) -> None:
+    """Remove a sandbox even where the command left read-only directories behind."""
+    for path in root.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o700)
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,222 @@
+"""The Plaitfile frontend: run a Plaitfile.py, collect its actions and systems, and make the graph.
+
+A Plaitfile's mistakes come back as BuildDescriptionError with the Plaitfile's file:line, never as
+a Python traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from plait import context
+from plait.components import Component, Module, StaticFile, System
+from plait.context import caller_location
+from plait.errors import BuildDescriptionError, Location
+from plait.expand import expand
+from plait.model import Action, Graph, check_path
+
+PLAITFILE = "Plaitfile.py"
+
+
+class Description:
+    """What a Plaitfile declared while it ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.graph = Graph()
+        self.systems: list[System] = []
+
+
+_current: Description | None = None
+
+
+def _description() -> Description:
+    if _current is None:
+        raise BuildDescriptionError(
+            "plait's build functions can only be called while a Plaitfile is loaded",
+            hint="run 'plait build' in the directory that holds Plaitfile.py",
+        )
+    return _current
+
+
+# -- the API a Plaitfile sees ----------------------------------------------------------------
+
+
+def action(
+    name: str,
+    argv: Sequence[str],
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    after: Sequence[str] = (),
+) -> Action:
+    """A command run with no shell, seeing only `inputs`, that must write `outputs`. An input that
+    is another action's output makes an edge; `after` names actions to come after otherwise."""
+    desc = _description()
+    where = caller_location()
+    if not isinstance(name, str) or not name:
+        raise BuildDescriptionError(
+            f"action name must be a non-empty string, not {name!r}", location=where
+        )
+    _check_strings(argv, f"argv of action '{name}'", where, allow_empty=False)
+    _check_strings(inputs, f"inputs of action '{name}'", where)
+    _check_strings(outputs, f"outputs of action '{name}'", where)
+    _check_strings(after, f"after of action '{name}'", where)
+    if env is not None and not (
+        isinstance(env, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise BuildDescriptionError(
+            f"env of action '{name}' must map strings to strings", location=where
+        )
+    new = Action(
+        name=name,
+        argv=tuple(argv),
+        inputs=tuple(dict.fromkeys(check_path(p, "input", where) for p in inputs)),
+        outputs=tuple(dict.fromkeys(check_path(p, "output", where) for p in outputs)),
+        env=dict(env or {}),
+        after=tuple(after),
+        location=where,
+    )
+    return desc.graph.add(new)
+
+
+def defsystem(
+    name: str,
+    components: Sequence[Component] = (),
+    depends_on: Sequence[str] = (),
+    serial: bool = False,
+    pathname: str | None = None,
+    class_: type[System] = System,
+    **kwargs: Any,
+) -> System:
+    """A system, as ASDF's defsystem: `class_` may be a System subclass of the Plaitfile's."""
+    desc = _description()
+    where = caller_location()
+    if any(s.name == name for s in desc.systems):
+        raise BuildDescriptionError(f"system '{name}' is defined twice", location=where)
+    system = class_(
+        name,
+        components=components,
+        depends_on=depends_on,
+        serial=serial,
+        pathname=pathname if pathname is not None else "",
+        location=where,
+        **kwargs,
+    )
+    desc.systems.append(system)
+    return system
+
+
+def module(
+    name: str, components: Sequence[Component] = (), serial: bool = False, **kwargs: Any
+) -> Module:
+    return Module(name, components=components, serial=serial, location=caller_location(), **kwargs)
+
+
+def static_file(name: str, **kwargs: Any) -> StaticFile:
+    return StaticFile(name, location=caller_location(), **kwargs)
+
+
+def _check_strings(
+    values: object, what: str, where: Location | None, allow_empty: bool = True
+) -> None:
+    if (
+        isinstance(values, str)
+        or not isinstance(values, Sequence)
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise BuildDescriptionError(
+            f"{what} must be a list of strings, not {values!r}", location=where
+        )
+    if not allow_empty and not values:
+        raise BuildDescriptionError(
+            f"{what} is empty", hint="give the command to run", location=where
+        )
+
+
+API: dict[str, Any] = {
+    "action": action,
+    "defsystem": defsystem,
+    "module": module,
+    "static_file": static_file,
+}
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _loading(desc: Description) -> Iterator[None]:
+    global _current
+    previous, _current = _current, desc
+    context.push(desc.path)
+    sys.path.insert(0, str(desc.path.parent))
+    try:
+        yield
+    finally:
+        _current = previous
+        context.pop()
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(desc.path.parent))
+
+
+def find(directory: Path) -> Path:
+    path = directory / PLAITFILE
+    if not path.is_file():
+        raise BuildDescriptionError(
+            f"no {PLAITFILE} in '{directory}'",
+            hint="write one, or use -C DIR to build the project in DIR",
+        )
+    return path
+
+
+def load(directory: Path) -> Graph:
+    """Run the Plaitfile in `directory` and return its frozen action graph."""
+    path = find(directory).resolve()
+    desc = Description(path)
+    try:
+        code = compile(path.read_bytes(), str(path), "exec")
+    except SyntaxError as e:
+        raise BuildDescriptionError(
+            f"syntax error: {e.msg}",
+            hint="fix the Plaitfile's Python syntax",
+            location=Location(str(path), e.lineno or 1),
+        ) from None
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "plaitfile", **API}
+    with _loading(desc):
+        try:
+            exec(code, namespace)
+            expand(desc.systems, desc.graph)
+        except BuildDescriptionError as e:
+            e.location = e.location or _innermost(e, path)
+            raise
+        except Exception as e:
+            raise BuildDescriptionError(
+                f"the Plaitfile raised {type(e).__name__}: {e}",
+                hint="fix the Plaitfile at the line shown",
+                location=_innermost(e, path),
+            ) from None
+    graph = desc.graph
+    root = path.parent
+    sources = {
+        p
+        for a in graph.actions.values()
+        for p in a.inputs
+        if p not in graph.producer and (root / p).is_file()
+    }
+    graph.freeze(sources)
+    return graph
+
+
+def _innermost(e: BaseException, path: Path) -> Location | None:
+    line = None
+    for frame in traceback.extract_tb(e.__traceback__):
+        if frame.filename == str(path):
+            line = frame.lineno
+    return Location(str(path), line) if line else None

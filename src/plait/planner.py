@@ -1,0 +1,99 @@
+"""Action keys, and the decision for each action: up to date, restore from the store, or run — with
+the reason. Pure: it sees the store only through the values it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from plait import digest
+from plait.digest import Digest
+from plait.model import Action
+from plait.store import CachedResult, LastBuild
+
+KEY_VERSION = 1
+
+Outcome = Literal["up-to-date", "restore", "run"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    key: str
+    material: dict[str, Any]
+
+
+def key_material(
+    action: Action, inputs: Mapping[str, Digest], tool: Digest | None
+) -> dict[str, Any]:
+    """Everything an action computes from (a constructive trace), as plain JSON data."""
+    return {
+        "argv": list(action.argv),
+        "env": dict(action.env),
+        "tool": str(tool) if tool else None,
+        "inputs": {path: str(d) for path, d in inputs.items()},
+        "outputs": sorted(action.outputs),
+    }
+
+
+def action_key(material: dict[str, Any]) -> str:
+    return digest.of_canonical({"v": KEY_VERSION, **material})
+
+
+def decide(
+    action: Action,
+    material: dict[str, Any],
+    cached: CachedResult | None,
+    tree: Mapping[str, Digest | None],
+    last: LastBuild | None,
+    producer: Mapping[str, str],
+    blobs_present: bool = True,
+) -> Decision:
+    """`tree` maps each cached output path to the digest of the file there now (None: missing)."""
+    key = action_key(material)
+    if not action.is_builder:
+        return Decision("run", "no outputs: runs whenever it is asked for", key, material)
+    if cached is None or not blobs_present:
+        why = why_changed(material, last, producer)
+        if last is not None and last.key == key:
+            why = "not in the store"
+        return Decision("run", why, key, material)
+    for out in cached.outputs:
+        now = tree.get(out.path)
+        if now != out.digest:
+            state = "missing" if now is None else "modified"
+            return Decision("restore", f"output '{out.path}' {state}", key, material)
+    if last is None or last.key != key:
+        return Decision("up-to-date", "outputs already match the store", key, material)
+    return Decision("up-to-date", "up to date", key, material)
+
+
+def why_changed(
+    material: dict[str, Any], last: LastBuild | None, producer: Mapping[str, str]
+) -> str:
+    """The first difference between this material and the last build's, in plain words."""
+    if last is None:
+        return "never built"
+    old = last.material
+    for field, words in (
+        ("argv", "command changed"),
+        ("env", "environment changed"),
+        ("tool", "tool changed"),
+        ("outputs", "declared outputs changed"),
+    ):
+        if old.get(field) != material[field]:
+            return words
+    old_inputs: dict[str, str] = old.get("inputs", {})
+    new_inputs: dict[str, str] = material["inputs"]
+    for path in sorted(set(old_inputs) | set(new_inputs)):
+        if path not in old_inputs:
+            return f"input '{path}' added"
+        if path not in new_inputs:
+            return f"input '{path}' removed"
+        if old_inputs[path] != new_inputs[path]:
+            if path in producer:
+                return f"dependency '{producer[path]}' produced different output '{path}'"
+            return f"input '{path}' changed"
+    return "not in the store"

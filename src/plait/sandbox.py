@@ -1,0 +1,61 @@
+"""A builder's sandbox: a fresh directory outside the project holding exactly the declared inputs,
+and the clean environment its command runs in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """`work` is the command's working directory; `home` and `tmp` are its HOME and TMPDIR."""
+
+    root: Path
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def populate(self, inputs: Mapping[str, tuple[Path, bool]], outputs: Iterable[str]) -> None:
+        """Copy each input to its relative path, and make the directories outputs go in. Copies,
+        not links, so that a command that writes to an input cannot change the user's file or
+        the store."""
+        for d in (self.work, self.home, self.tmp):
+            d.mkdir(parents=True)
+        for rel in outputs:
+            (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+        for rel, (src, executable) in inputs.items():
+            dest = self.work / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            dest.chmod(0o755 if executable else 0o644)
+
+    def environment(self, declared: Mapping[str, str]) -> dict[str, str]:
+        """Only what the action declares, over PATH, HOME and TMPDIR set by plait."""
+        env = {"PATH": DEFAULT_PATH, "HOME": str(self.home), "TMPDIR": str(self.tmp)}
+        env.update(declared)
+        return env
+
+
+def search_path(declared: Mapping[str, str]) -> str:
+    return declared.get("PATH", DEFAULT_PATH)
+
+
+def resolve_program(program: str, declared: Mapping[str, str]) -> Path | None:
+    """The file a bare program name runs, as the sandbox's PATH finds it; None if not found."""
+    found = shutil.which(program, path=search_path(declared))
+    return Path(os.path.realpath(found)) if found else None
