@@ -1,0 +1,198 @@
+"""A whole build with a fake executor and a real store: incremental semantics, early cutoff,
+restoring from the store, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plait.events import Finished, Started
+from plait.model import Graph
+from tests.support import Harness, act, age, graph_of, ran, statuses
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    harness = Harness(tmp_path / "project")
+    harness.write("a.c", "int a;")
+    harness.write("b.c", "int b;")
+    return harness
+
+
+def chain() -> Graph:
+    """a.c -> a.o; b.c -> b.o; a.o + b.o -> prog; prog -> size (which only counts bytes)."""
+    return graph_of(
+        [
+            act("cc a", ["a.c"], ["a.o"]),
+            act("cc b", ["b.c"], ["b.o"]),
+            act("link", ["a.o", "b.o"], ["prog"]),
+            act("size", ["prog"], ["size.txt"], argv=("fake", "len")),
+        ],
+        ["a.c", "b.c"],
+    )
+
+
+def test_a_clean_build_runs_everything_and_writes_the_outputs(h: Harness) -> None:
+    report = h.build(chain())
+    assert report.ok
+    assert ran(report) == ["cc a", "cc b", "link", "size"]
+    assert (h.project / "prog").read_bytes().startswith(b"fake cat")
+    assert all(f.reason == "never built" for f in report.results.values())
+
+
+def test_a_second_build_runs_nothing(h: Harness) -> None:
+    h.build(chain())
+    report = h.build(chain())
+    assert ran(report) == []
+    assert h.executor.ran == []
+    assert set(statuses(report).values()) == {"cached"}
+
+
+def test_touched_but_unchanged_input_reruns_nothing(h: Harness) -> None:
+    h.build(chain())
+    age(h.project / "a.c", -5)  # a new mtime, same bytes
+    assert ran(h.build(chain())) == []
+
+
+def test_a_changed_input_reruns_exactly_what_depends_on_it(h: Harness) -> None:
+    h.build(chain())
+    h.write("a.c", "int a = 1;")
+    report = h.build(chain())
+    assert ran(report) == ["cc a", "link", "size"]
+    assert report.results["cc a"].reason == "input 'a.c' changed"
+    assert report.results["link"].reason == "dependency 'cc a' produced different output 'a.o'"
+
+
+def test_early_cutoff_stops_at_an_identical_output(h: Harness) -> None:
+    g = graph_of(
+        [
+            act("count", ["a.c"], ["n.txt"], argv=("fake", "len")),
+            act("use", ["n.txt"], ["use.txt"]),
+        ],
+        ["a.c"],
+    )
+    h.build(g)
+    h.write("a.c", "int Z;")  # same length: 'count' reruns and writes the same bytes
+    report = h.build(g)
+    assert ran(report) == ["count"]
+    assert statuses(report)["use"] == "cached"
+
+
+def test_a_deleted_output_is_restored_without_running(h: Harness) -> None:
+    h.build(chain())
+    before = (h.project / "prog").read_bytes()
+    (h.project / "prog").unlink()
+    report = h.build(chain())
+    assert h.executor.ran == []
+    assert (h.project / "prog").read_bytes() == before
+    assert report.results["link"].status == "cached"
+    assert report.results["link"].reason == "output 'prog' missing, restored from the store"
+
+
+def test_reverting_an_edit_restores_from_the_store(h: Harness) -> None:
+    h.build(chain())
+    h.write("a.c", "int a = 2;")
+    h.build(chain())
+    h.write("a.c", "int a;")
+    report = h.build(chain())
+    assert ran(report) == []
+    assert "restored from the store" in report.results["cc a"].reason
+
+
+def test_unchanged_files_are_not_rehashed(h: Harness) -> None:
+    from plait.store import Store
+
+    h.build(chain())
+    for rel in ("a.c", "b.c", "a.o", "b.o", "prog", "size.txt"):
+        age(h.project / rel)
+    h.build(chain())  # records the aged stats
+    store = Store.open(h.project)
+    try:
+        from plait.build import Build, Options
+
+        Build(h.project, chain(), store, h.executor, lambda e: None, Options()).run([])
+        assert store.hashed == []
+        h.write("b.c", "int b = 3;")
+        Build(h.project, chain(), store, h.executor, lambda e: None, Options()).run([])
+        assert str(h.project / "b.c") in store.hashed
+    finally:
+        store.close()
+
+
+def test_targets_build_only_what_they_need(h: Harness) -> None:
+    report = h.build(chain(), ["a.o"])
+    assert ran(report) == ["cc a"]
+    assert not (h.project / "prog").exists()
+
+
+def test_a_failure_skips_what_depends_on_it_and_keep_going_builds_the_rest(h: Harness) -> None:
+    h.executor.fail = {"cc a"}
+    report = h.build(chain(), keep_going=True, jobs=1)
+    assert not report.ok
+    assert statuses(report) == {"cc a": "failed", "cc b": "ran", "link": "skipped",
+                                "size": "skipped"}
+    failure = report.results["cc a"].failure
+    assert failure is not None and failure.message == "exited with status 1"
+    assert "fake log of cc a" in failure.log_tail
+    assert Path(failure.log_path).is_file()
+
+
+def test_after_a_failure_the_next_build_retries_it(h: Harness) -> None:
+    h.executor.fail = {"cc a"}
+    h.build(chain(), keep_going=True)
+    h.executor.fail = set()
+    report = h.build(chain())
+    assert ran(report) == ["cc a", "link", "size"]
+
+
+def test_a_missing_declared_output_fails_naming_the_file(h: Harness) -> None:
+    h.executor.behaviour = lambda request: {}
+    report = h.build(graph_of([act("gen", ["a.c"], ["x.h", "y.h"])], ["a.c"]))
+    failure = report.results["gen"].failure
+    assert failure is not None
+    assert failure.message == "declared outputs 'x.h', 'y.h' not written by the command"
+
+
+def test_an_input_deleted_after_loading_fails_the_action(h: Harness) -> None:
+    g = chain()
+    (h.project / "b.c").unlink()
+    report = h.build(g, keep_going=True)
+    assert report.results["cc b"].status == "failed"
+    assert report.results["cc b"].reason == "input 'b.c' is missing"
+
+
+def test_an_action_without_outputs_runs_every_time_it_is_asked_for(h: Harness) -> None:
+    g = graph_of([act("cc a", ["a.c"], ["a.o"]), act("check", ["a.o"])], ["a.c"])
+    assert ran(h.build(g, ["check"])) == ["cc a", "check"]
+    assert ran(h.build(g, ["check"])) == ["check"]
+    assert ran(h.build(g)) == []  # no target: builders only
+
+
+def test_events_report_start_and_finish_with_times(h: Harness) -> None:
+    report = h.build(chain())
+    started = [e.name for e in h.events if isinstance(e, Started)]
+    finished = [e for e in h.events if isinstance(e, Finished)]
+    assert sorted(started) == ["cc a", "cc b", "link", "size"]
+    assert len(finished) == 4
+    assert all(0 <= f.start <= f.end <= report.wall for f in finished)
+    link, size = report.results["link"], report.results["size"]
+    assert link.end <= size.start
+
+
+def test_jobs_bound_the_parallelism(h: Harness) -> None:
+    g = graph_of([act(f"gen{i}", ["a.c"], [f"out{i}"]) for i in range(8)], ["a.c"])
+    h.build(g, jobs=3)
+    assert 1 <= h.executor.most_running <= 3
+
+
+def test_a_shared_store_serves_a_second_project(tmp_path: Path) -> None:
+    shared = tmp_path / "cache"
+    one, two = Harness(tmp_path / "one"), Harness(tmp_path / "two")
+    for h in (one, two):
+        h.write("a.c", "same")
+    g = graph_of([act("cc a", ["a.c"], ["a.o"])], ["a.c"])
+    assert ran(one.build(g, store_root=shared)) == ["cc a"]
+    report = two.build(g, store_root=shared)
+    assert ran(report) == []
+    assert (two.project / "a.o").read_bytes() == (one.project / "a.o").read_bytes()
