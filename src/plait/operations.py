@@ -12,7 +12,10 @@ Node = tuple["Operation", "Component"]
 
 
 class Operation:
-    """A kind of work. Instances are interchangeable: an operation is known by its class."""
+    """A kind of work. Instances are interchangeable: an operation is known by its class.
+
+    Invariant (as in ASDF): each mixin lists its own dependencies before those of the mixins after
+    it in the method resolution order, so the walk visits them in ASDF's plan order."""
 
     name: ClassVar[str] = "operation"
 
@@ -42,7 +45,7 @@ class Downward(Operation):
     def depends_on(self, component: Component) -> list[Node]:
         op = _make(self.downward_operation, self)
         children = [(op, child) for child in component.children]
-        return [*super().depends_on(component), *children]
+        return [*children, *super().depends_on(component)]
 
 
 class Upward(Operation):
@@ -53,7 +56,7 @@ class Upward(Operation):
     def depends_on(self, component: Component) -> list[Node]:
         parent = component.parent
         up = [(_make(self.upward_operation, self), parent)] if parent is not None else []
-        return [*super().depends_on(component), *up]
+        return [*up, *super().depends_on(component)]
 
 
 class Sideway(Operation):
@@ -64,7 +67,7 @@ class Sideway(Operation):
     def depends_on(self, component: Component) -> list[Node]:
         op = _make(self.sideway_operation, self)
         sideways = [(op, dep) for dep in component.resolved_depends_on()]
-        return [*super().depends_on(component), *sideways]
+        return [*sideways, *super().depends_on(component)]
 
 
 class Selfward(Operation):
@@ -74,7 +77,7 @@ class Selfward(Operation):
 
     def depends_on(self, component: Component) -> list[Node]:
         own = [(op(), component) for op in self.selfward_operations]
-        return [*super().depends_on(component), *own]
+        return [*own, *super().depends_on(component)]
 
 
 class PrepareOp(Upward, Sideway):
