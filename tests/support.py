@@ -125,7 +125,11 @@ class Harness:
         store = Store.open(self.project, store_root)
         try:
             build = Build(
-                self.project, graph, store, self.executor, self.events.append,
+                self.project,
+                graph,
+                store,
+                self.executor,
+                self.events.append,
                 Options(jobs=jobs, keep_going=keep_going),
             )
             return build.run(targets)
@@ -160,5 +164,10 @@ def plait(
     full_env.pop("PLAIT_CACHE", None) if env is None or "PLAIT_CACHE" not in env else None
     return subprocess.run(
         [sys.executable, "-m", "plait", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -130,8 +130,12 @@ def test_a_failure_skips_what_depends_on_it_and_keep_going_builds_the_rest(h: Ha
     h.executor.fail = {"cc a"}
     report = h.build(chain(), keep_going=True, jobs=1)
     assert not report.ok
-    assert statuses(report) == {"cc a": "failed", "cc b": "ran", "link": "skipped",
-                                "size": "skipped"}
+    assert statuses(report) == {
+        "cc a": "failed",
+        "cc b": "ran",
+        "link": "skipped",
+        "size": "skipped",
+    }
     failure = report.results["cc a"].failure
     assert failure is not None and failure.message == "exited with status 1"
     assert "fake log of cc a" in failure.log_tail

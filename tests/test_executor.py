@@ -27,9 +27,14 @@ class Blobs:
         return d
 
 
-def run(tmp_path: Path, argv: list[str], inputs: dict[str, str] | None = None,
-        outputs: tuple[str, ...] = (), env: dict[str, str] | None = None,
-        executor: LocalExecutor | None = None) -> tuple[Result, Blobs, str]:
+def run(
+    tmp_path: Path,
+    argv: list[str],
+    inputs: dict[str, str] | None = None,
+    outputs: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    executor: LocalExecutor | None = None,
+) -> tuple[Result, Blobs, str]:
     src = tmp_path / "src"
     files: dict[str, tuple[Path, bool]] = {}
     for rel, text in (inputs or {}).items():
@@ -64,8 +69,10 @@ def output(result: Result, blobs: Blobs, rel: str) -> str:
 
 def test_the_sandbox_holds_exactly_the_declared_inputs(tmp_path: Path) -> None:
     result, blobs, _ = run(
-        tmp_path, ["sh", "-c", "find . -type f | sort > ../tmp/listing; cp ../tmp/listing out/"],
-        inputs={"a.c": "a", "sub/b.h": "b"}, outputs=("out/listing",),
+        tmp_path,
+        ["sh", "-c", "find . -type f | sort > ../tmp/listing; cp ../tmp/listing out/"],
+        inputs={"a.c": "a", "sub/b.h": "b"},
+        outputs=("out/listing",),
     )
     assert result.ok
     assert output(result, blobs, "out/listing") == "./a.c\n./sub/b.h\n"
@@ -83,8 +90,9 @@ def test_the_environment_is_clean_but_for_what_the_action_declares(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LEAKY", "from the user's shell")
-    result, blobs, _ = run(tmp_path, ["sh", "-c", "env > env.txt"], outputs=("env.txt",),
-                           env={"CFLAGS": "-O2"})
+    result, blobs, _ = run(
+        tmp_path, ["sh", "-c", "env > env.txt"], outputs=("env.txt",), env={"CFLAGS": "-O2"}
+    )
     seen = dict(line.split("=", 1) for line in output(result, blobs, "env.txt").splitlines())
     seen.pop("PWD", None)  # the shell sets this one itself
     assert set(seen) == {"PATH", "HOME", "TMPDIR", "CFLAGS"}
@@ -105,7 +113,8 @@ def test_a_declared_output_not_written_is_reported(tmp_path: Path) -> None:
 
 def test_output_directories_are_made_and_the_executable_bit_kept(tmp_path: Path) -> None:
     result, _, _ = run(
-        tmp_path, ["sh", "-c", "printf '#!/bin/sh\\n' > bin/tool && chmod +x bin/tool"],
+        tmp_path,
+        ["sh", "-c", "printf '#!/bin/sh\\n' > bin/tool && chmod +x bin/tool"],
         outputs=("bin/tool",),
     )
     assert result.ok
@@ -113,8 +122,9 @@ def test_output_directories_are_made_and_the_executable_bit_kept(tmp_path: Path)
 
 
 def test_an_executable_input_stays_executable(tmp_path: Path) -> None:
-    result, blobs, _ = run(tmp_path, ["./gen.sh"], inputs={"gen.sh": "#!/bin/sh\necho hi > o\n"},
-                           outputs=("o",))
+    result, blobs, _ = run(
+        tmp_path, ["./gen.sh"], inputs={"gen.sh": "#!/bin/sh\necho hi > o\n"}, outputs=("o",)
+    )
     assert result.ok
     assert output(result, blobs, "o") == "hi\n"
 

@@ -18,9 +18,6 @@ class Src(SourceFile):
 
     type = "src"
 
-    def input_files(self, op: Operation) -> list[str]:
-        return [self.pathname] if isinstance(op, CompileOp) else super().input_files(op)
-
     def output_files(self, op: Operation) -> list[str]:
         return [f"out/{self.path}.o"] if isinstance(op, CompileOp) else []
 
@@ -39,8 +36,9 @@ def inputs(g: Graph, name: str) -> list[str]:
 
 
 def test_a_compile_sees_the_outputs_of_what_it_depends_on_transitively_in_plan_order() -> None:
-    g = graph(System("s", components=[
-        Src("a"), Src("b", depends_on=["a"]), Src("c", depends_on=["b"])]))
+    g = graph(
+        System("s", components=[Src("a"), Src("b", depends_on=["a"]), Src("c", depends_on=["b"])])
+    )
     assert inputs(g, "compile:s/c") == ["out/s/a.o", "out/s/b.o", "c.src"]
     assert inputs(g, "compile:s/a") == ["a.src"]
 
@@ -56,10 +54,15 @@ def test_without_serial_siblings_are_independent() -> None:
 
 
 def test_a_modules_dependencies_reach_its_children_through_prepare_upward() -> None:
-    g = graph(System("s", components=[
-        Src("base"),
-        Module("m", depends_on=["base"], components=[Src("x")]),
-    ]))
+    g = graph(
+        System(
+            "s",
+            components=[
+                Src("base"),
+                Module("m", depends_on=["base"], components=[Src("x")]),
+            ],
+        )
+    )
     assert inputs(g, "compile:s/m/x") == ["out/s/base.o", "m/x.src"]
 
 
@@ -121,11 +124,14 @@ def test_a_kind_with_a_system_operation_makes_an_action() -> None:
 
 
 def test_pathnames_follow_modules_and_explicit_pathnames() -> None:
-    s = System("s", components=[
-        Module("src", components=[Src("a")]),
-        Module("flat", pathname="", components=[Src("b")]),
-        Src("c", pathname="other/c.txt"),
-    ])
+    s = System(
+        "s",
+        components=[
+            Module("src", components=[Src("a")]),
+            Module("flat", pathname="", components=[Src("b")]),
+            Src("c", pathname="other/c.txt"),
+        ],
+    )
     paths = [c.pathname for m in s.children for c in (m.children or [m])]
     assert paths == ["src/a.src", "b.src", "other/c.txt"]
 

@@ -87,7 +87,12 @@ def test_unknown_target_suggests_a_near_name() -> None:
 
 def test_closure_is_the_targets_and_what_they_need_in_order() -> None:
     g = graph_of(
-        [act("a", outputs=["a"]), act("b", ["a"], ["b"]), act("c", ["b"], ["c"]), act("z", [], ["z"])]
+        [
+            act("a", outputs=["a"]),
+            act("b", ["a"], ["b"]),
+            act("c", ["b"], ["c"]),
+            act("z", [], ["z"]),
+        ]
     )
     assert g.closure(["c"]) == ["a", "b", "c"]
 

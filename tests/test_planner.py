@@ -17,8 +17,9 @@ TOOL = Digest("t" * 64, 9)
 BASE = Action("a", ("cc", "-c", "a.c"), ("a.c", "gen.h"), ("a.o",), {"LANG": "C"})
 
 
-def material(action: Action = BASE, inputs: dict[str, Digest] | None = None,
-             tool: Digest | None = TOOL) -> dict[str, Any]:
+def material(
+    action: Action = BASE, inputs: dict[str, Digest] | None = None, tool: Digest | None = TOOL
+) -> dict[str, Any]:
     return key_material(action, inputs or {"a.c": D1, "gen.h": D1}, tool)
 
 
@@ -34,13 +35,16 @@ def with_(**changes: Any) -> Action:
         material(with_(env={"LANG": "fr"})),
         material(tool=D2),
         material(inputs={"a.c": D2, "gen.h": D1}),
-        material(with_(inputs=("a.c", "gen.h", "more.h")), inputs={"a.c": D1, "gen.h": D1,
-                                                                    "more.h": D1}),
+        material(
+            with_(inputs=("a.c", "gen.h", "more.h")), inputs={"a.c": D1, "gen.h": D1, "more.h": D1}
+        ),
         material(with_(outputs=("a.o", "a.d"))),
     ],
     ids=["argv", "env", "tool", "input content", "input added", "outputs"],
 )
-def test_any_change_to_what_an_action_computes_from_changes_its_key(changed: dict[str, Any]) -> None:
+def test_any_change_to_what_an_action_computes_from_changes_its_key(
+    changed: dict[str, Any],
+) -> None:
     assert action_key(changed) != action_key(material())
 
 
@@ -64,8 +68,10 @@ PRODUCER = {"gen.h": "generate"}
         (material(with_(env={"LANG": "fr"})), "environment changed"),
         (material(tool=D2), "tool changed"),
         (material(inputs={"a.c": D2, "gen.h": D1}), "input 'a.c' changed"),
-        (material(inputs={"a.c": D1, "gen.h": D2}),
-         "dependency 'generate' produced different output 'gen.h'"),
+        (
+            material(inputs={"a.c": D1, "gen.h": D2}),
+            "dependency 'generate' produced different output 'gen.h'",
+        ),
         (material(with_(outputs=("b.o",))), "declared outputs changed"),
     ],
 )

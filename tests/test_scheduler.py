@@ -98,19 +98,29 @@ def test_keep_going_runs_everything_not_after_a_failure() -> None:
     deps = {"bad": [], "after_bad": ["bad"], "later": ["after_bad"], "fine": [], "x": ["fine"]}
     s, started = run(deps, keep_going=True, failing=frozenset({"bad"}))
     status = {n: f.status for n, f in s.results.items()}
-    assert status == {"bad": "failed", "after_bad": "skipped", "later": "skipped",
-                      "fine": "ran", "x": "ran"}
+    assert status == {
+        "bad": "failed",
+        "after_bad": "skipped",
+        "later": "skipped",
+        "fine": "ran",
+        "x": "ran",
+    }
     assert s.results["later"].reason == "dependency 'bad' failed"
     assert "after_bad" not in started
 
 
 def test_without_keep_going_nothing_new_starts_after_a_failure() -> None:
-    deps = {"bad": [], "b": [], "c": [], "d": []}
-    s, started = run(deps, jobs=1, failing=frozenset({"bad"}),
-                     durations={"bad": 9, "b": 1, "c": 1, "d": 1})
+    deps: dict[str, list[str]] = {"bad": [], "b": [], "c": [], "d": []}
+    s, started = run(
+        deps, jobs=1, failing=frozenset({"bad"}), durations={"bad": 9, "b": 1, "c": 1, "d": 1}
+    )
     assert started == ["bad"]
     assert {n: f.status for n, f in s.results.items()} == {
-        "bad": "failed", "b": "skipped", "c": "skipped", "d": "skipped"}
+        "bad": "failed",
+        "b": "skipped",
+        "c": "skipped",
+        "d": "skipped",
+    }
     assert "stopped after 'bad' failed" in s.results["b"].reason
 
 
@@ -124,8 +134,13 @@ def test_running_actions_finish_after_a_failure() -> None:
             time.sleep(0.01)
             release.set()
 
-    s, _ = run({"slow": [], "bad": [], "next": []}, jobs=2, failing=frozenset({"bad"}),
-               durations={"slow": 9, "bad": 8, "next": 1}, work=work)
+    s, _ = run(
+        {"slow": [], "bad": [], "next": []},
+        jobs=2,
+        failing=frozenset({"bad"}),
+        durations={"slow": 9, "bad": 8, "next": 1},
+        work=work,
+    )
     assert s.results["slow"].status == "ran"
     assert s.results["next"].status == "skipped"
 
@@ -142,10 +157,12 @@ def test_a_signal_cancels_running_work_and_raises_interrupted() -> None:
             signal_seen.append(1)
             cancelled.wait(5)
             return False
+
         return Work(job)
 
-    s: Scheduler[bool] = Scheduler(["a", "b"], {"a": [], "b": ["a"]}, jobs=1,
-                                   pending_signal=pending)
+    s: Scheduler[bool] = Scheduler(
+        ["a", "b"], {"a": [], "b": ["a"]}, jobs=1, pending_signal=pending
+    )
     with pytest.raises(Interrupted) as e:
         s.run(begin, lambda n, ok: done(n, ok), skipped, cancelled.set)
     assert e.value.signum == 15
@@ -163,8 +180,9 @@ def test_shuffle_seed_fixes_the_order_of_ready_actions() -> None:
     deps: dict[str, list[str]] = {str(i): [] for i in range(20)}
 
     def order(seed: int) -> list[str]:
-        s: Scheduler[bool] = Scheduler(list(deps), deps, jobs=1, shuffle_seed=seed,
-                                       durations=dict.fromkeys(deps, 1.0))
+        s: Scheduler[bool] = Scheduler(
+            list(deps), deps, jobs=1, shuffle_seed=seed, durations=dict.fromkeys(deps, 1.0)
+        )
         s.run(lambda n: done(n), lambda n, ok: done(n, ok), skipped, lambda: None)
         return s.start_order
 

@@ -30,9 +30,6 @@ class CFile(SourceFile):
     def output_files(self, op: Operation) -> list[str]:
         return [f"{BUILD}/obj/{self.path}.o"] if isinstance(op, CompileOp) else []
 
-    def input_files(self, op: Operation) -> list[str]:
-        return [self.pathname] if isinstance(op, CompileOp) else super().input_files(op)
-
     def command(self, op: Operation, inputs: list[str]) -> list[str] | None:
         if not isinstance(op, CompileOp):
             return None

@@ -29,7 +29,9 @@ class Component:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise BuildDescriptionError(
-                f"a component name must be a non-empty string, not {name!r}", location=location
+                f"a component name must be a non-empty string, not {name!r}",
+                hint='name it as ASDF would, e.g. "main" for main.c',
+                location=location,
             )
         self.name = name
         self.depends_on = tuple(depends_on)
@@ -76,6 +78,7 @@ class Component:
         if self.parent is None:
             raise BuildDescriptionError(
                 f"'{self.name}' depends on '{name}', but a top-level component has no siblings",
+                hint="put it in a system (defsystem) with the components it depends on",
                 location=self.location,
             )
         for sibling in self.parent.children:
@@ -135,11 +138,15 @@ class Module(Component):
                 )
             if child.parent is not None:
                 raise BuildDescriptionError(
-                    f"component '{child.name}' is in two modules", location=child.location
+                    f"component '{child.name}' is in two modules",
+                    hint="make a new component for each place it is used",
+                    location=child.location,
                 )
             if child.name in seen:
                 raise BuildDescriptionError(
                     f"component name '{child.name}' is used twice in '{name}'",
+                    hint="names are unique within a module; give a file's full name, e.g."
+                    ' "greet.h", or a `pathname`',
                     location=child.location,
                 )
             seen[child.name] = child
@@ -185,7 +192,11 @@ class System(Module):
 
 
 class SourceFile(Component):
-    """A file that compiles to something; a kind says its `type`, outputs and command."""
+    """A file that compiles to something; a kind says its `type`, outputs and command.
+    As in ASDF, its compile reads its own pathname."""
+
+    def input_files(self, op: Operation) -> list[str]:
+        return [self.pathname] if isinstance(op, CompileOp) else super().input_files(op)
 
 
 class StaticFile(Component):

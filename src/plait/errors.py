@@ -47,17 +47,21 @@ class UsageError(PlaitError):
 
 
 class BuildDescriptionError(PlaitError):
-    """The Plaitfile is wrong: an exception in it, an unknown input, a clash of names or outputs."""
+    """The Plaitfile is wrong: an exception in it, an unknown input, a clash of names or outputs.
+    Its hint is required: a user who wrote the Plaitfile needs to be told what to do."""
+
+    def __init__(self, message: str, *, hint: str, location: Location | None = None) -> None:
+        super().__init__(message, hint=hint, location=location)
 
 
 class CycleError(BuildDescriptionError):
     """The action graph has a cycle; `cycle` lists its nodes, the first repeated at the end."""
 
     def __init__(self, cycle: list[str], *, location: Location | None = None) -> None:
+        where = f" (it closes at {location})" if location else ""
         super().__init__(
             "dependency cycle: " + " -> ".join(cycle),
-            hint="break the cycle: one of these actions must not need the output of another",
-            location=location,
+            hint=f"break the cycle{where}: one of these actions must not need another's output",
         )
         self.cycle = cycle
 

@@ -35,7 +35,9 @@ def check_path(path: str, what: str, location: Location | None) -> str:
     """A project-relative path in normal form, or a BuildDescriptionError saying what is wrong."""
     if not isinstance(path, str) or not path:
         raise BuildDescriptionError(
-            f"{what} must be a non-empty string, not {path!r}", location=location
+            f"{what} must be a non-empty string, not {path!r}",
+            hint="name a file by its path relative to the project root, e.g. 'src/main.c'",
+            location=location,
         )
     if path.startswith("/"):
         raise BuildDescriptionError(
@@ -51,7 +53,11 @@ def check_path(path: str, what: str, location: Location | None) -> str:
             location=location,
         )
     if norm == "." or norm == ".plait" or norm.startswith(".plait/"):
-        raise BuildDescriptionError(f"{what} '{path}' is not a file path", location=location)
+        raise BuildDescriptionError(
+            f"{what} '{path}' is not a file path",
+            hint="'.' and '.plait/' belong to plait; name a file in the project",
+            location=location,
+        )
     return norm
 
 
@@ -82,7 +88,9 @@ class Graph:
             )
         if not action.argv and action.outputs:
             raise BuildDescriptionError(
-                f"action '{action.name}' has outputs but no command", location=where
+                f"action '{action.name}' has outputs but no command",
+                hint="give the argv that writes them",
+                location=where,
             )
         for out in action.outputs:
             if out in self.producer:

@@ -61,7 +61,9 @@ def action(
     where = caller_location()
     if not isinstance(name, str) or not name:
         raise BuildDescriptionError(
-            f"action name must be a non-empty string, not {name!r}", location=where
+            f"action name must be a non-empty string, not {name!r}",
+            hint='name the action, e.g. action("compile-main", [...])',
+            location=where,
         )
     _check_strings(argv, f"argv of action '{name}'", where, allow_empty=False)
     _check_strings(inputs, f"inputs of action '{name}'", where)
@@ -72,7 +74,9 @@ def action(
         and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
     ):
         raise BuildDescriptionError(
-            f"env of action '{name}' must map strings to strings", location=where
+            f"env of action '{name}' must map strings to strings",
+            hint='e.g. env={"LANG": "C"}; read the caller\'s value with os.environ.get',
+            location=where,
         )
     new = Action(
         name=name,
@@ -99,7 +103,11 @@ def defsystem(
     desc = _description()
     where = caller_location()
     if any(s.name == name for s in desc.systems):
-        raise BuildDescriptionError(f"system '{name}' is defined twice", location=where)
+        raise BuildDescriptionError(
+            f"system '{name}' is defined twice",
+            hint="give each system its own name",
+            location=where,
+        )
     system = class_(
         name,
         components=components,
@@ -132,7 +140,9 @@ def _check_strings(
         or not all(isinstance(v, str) for v in values)
     ):
         raise BuildDescriptionError(
-            f"{what} must be a list of strings, not {values!r}", location=where
+            f"{what} must be a list of strings, not {values!r}",
+            hint='commands run with no shell: write ["cc", "-c", "a.c"], not "cc -c a.c"',
+            location=where,
         )
     if not allow_empty and not values:
         raise BuildDescriptionError(

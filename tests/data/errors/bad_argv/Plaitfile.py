@@ -1,0 +1,1 @@
+action("a", "cc -c a.c", outputs=["a.o"])  # <- error

@@ -1,0 +1,2 @@
+action("a", ["touch", "x.o"], outputs=["x.o"])
+action("a", ["touch", "y.o"], outputs=["y.o"])  # <- error

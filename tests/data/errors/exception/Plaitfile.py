@@ -1,0 +1,3 @@
+action("a", ["true"], outputs=["a"])
+settings = {"cc": "gcc"}
+compiler = settings["clang"]  # <- error

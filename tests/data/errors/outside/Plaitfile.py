@@ -1,0 +1,1 @@
+action("a", ["cp", "/etc/hostname", "x"], inputs=["../secret"], outputs=["x"])  # <- error

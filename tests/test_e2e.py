@@ -1,0 +1,364 @@
+"""The real `plait` command on scenario projects under tests/data/ and on examples/."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import DATA, ROOT, age, plait
+
+pytestmark = pytest.mark.e2e
+
+
+def scenario(name: str, tmp_path: Path) -> Path:
+    dest = tmp_path / name
+    shutil.copytree(DATA / name, dest)
+    return dest
+
+
+Report = dict[str, Any]
+
+
+def report_of(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Report]:
+    result = plait("build", "--report", "r.json", *args, cwd=project, env=env)
+    return result, json.loads((project / "r.json").read_text())
+
+
+def status(report: Report) -> dict[str, str]:
+    return {a["name"]: a["status"] for a in report["actions"]}
+
+
+def test_build_then_nothing_then_exactly_what_changed(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    first, report = report_of(p, "-j", "2")
+    assert first.returncode == 0, first.stderr
+    assert set(status(report).values()) == {"ran"}
+    assert (p / "build/report.txt").read_text().split() == ["3", "HELLO", "PLAIT", "WORLD"]
+
+    again, report = report_of(p)
+    assert again.returncode == 0
+    assert set(status(report).values()) == {"cached"}
+    assert "5 cached" in again.stdout
+
+    age(p / "text.txt", -3)  # touched, same bytes
+    _, report = report_of(p)
+    assert set(status(report).values()) == {"cached"}
+
+    (p / "text.txt").write_text("HELLO plait world\n")  # words change; upper and count do not
+    _, report = report_of(p)
+    assert status(report) == {
+        "words": "ran",
+        "upper": "ran",
+        "count": "ran",
+        "report": "cached",
+        "other": "cached",
+    }
+    reasons = {a["name"]: a["reason"] for a in report["actions"]}
+    assert reasons["words"] == "input 'text.txt' changed"
+    assert reasons["upper"] == "dependency 'words' produced different output 'build/words.txt'"
+
+
+def test_the_report_has_one_entry_per_needed_action_with_times(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    _, report = report_of(p, "build/count.txt")
+    assert report["ok"] is True
+    assert [a["name"] for a in report["actions"]] == ["words", "count"]
+    for a in report["actions"]:
+        assert set(a) == {"name", "status", "reason", "start", "end"}
+        assert isinstance(a["start"], float) and 0 <= a["start"] <= a["end"]
+    words, count = report["actions"]
+    assert words["end"] <= count["start"]
+
+
+def test_a_deleted_output_comes_back_from_the_store_without_running(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    plait("build", cwd=p)
+    (p / "build/upper.txt").unlink()
+    _, report = report_of(p)
+    assert status(report)["upper"] == "cached"
+    assert "restored from the store" in {a["name"]: a["reason"] for a in report["actions"]}["upper"]
+    assert (p / "build/upper.txt").read_text() == "HELLO\nPLAIT\nWORLD\n"
+    assert "ran" not in status(report).values()
+
+
+def test_targets_by_action_name_and_output_path(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    _, report = report_of(p, "other")
+    assert list(status(report)) == ["other"]
+    _, report = report_of(p, "build/upper.txt")
+    assert list(status(report)) == ["words", "upper"]
+
+
+def test_an_unknown_target_exits_2_with_a_hint(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    result = plait("build", "uper", cwd=p)
+    assert result.returncode == 2
+    assert "plait: error: unknown target 'uper'" in result.stderr
+    assert "hint: did you mean 'upper'?" in result.stderr
+
+
+def test_a_bad_option_exits_2(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    assert plait("build", "-j", "0", cwd=p).returncode == 2
+    assert plait("build", "--no-such-option", cwd=p).returncode == 2
+
+
+def test_a_failure_shows_command_status_output_and_log_and_stops(tmp_path: Path) -> None:
+    p = scenario("failing", tmp_path)
+    result, report = report_of(p, "-j", "1")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "FAILED bad: exited with status 3" in out
+    assert "command: sh -c 'echo compiling;" in out
+    assert "| bad.c:3: error: oops" in out
+    log = out.split("full log: ")[1].split()[0]
+    assert "compiling" in Path(log).read_text()
+    assert report["ok"] is False
+    assert status(report)["after-bad"] == "skipped"
+
+
+def test_keep_going_builds_all_that_does_not_depend_on_the_failure(tmp_path: Path) -> None:
+    p = scenario("failing", tmp_path)
+    result, report = report_of(p, "-k", "-j", "1")
+    assert result.returncode == 1
+    assert status(report) == {
+        "bad": "failed",
+        "after-bad": "skipped",
+        "good": "ran",
+        "good-too": "ran",
+    }
+    assert (p / "good2.o").exists()
+
+
+def test_a_cycle_is_found_before_anything_runs(tmp_path: Path) -> None:
+    p = scenario("cycle", tmp_path)
+    result = plait("build", cwd=p)
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first in (
+        "plait: error: dependency cycle: a -> b -> a",
+        "plait: error: dependency cycle: b -> a -> b",
+    )
+    assert not (p / ".plait").exists() or not list((p / ".plait").glob("logs/*/*"))
+
+
+ERRORS = sorted(d.name for d in (DATA / "errors").iterdir())
+
+
+@pytest.mark.parametrize("case", ERRORS)
+def test_plaitfile_errors_name_the_line_and_give_a_hint_never_a_traceback(
+    case: str, tmp_path: Path
+) -> None:
+    p = tmp_path / case
+    shutil.copytree(DATA / "errors" / case, p)
+    text = (p / "Plaitfile.py").read_text().splitlines()
+    line = next(i for i, s in enumerate(text, 1) if "# <- error" in s)
+    result = plait("build", cwd=p)
+    assert result.returncode == 2, result.stdout
+    assert f"Plaitfile.py:{line}: " in result.stderr
+    assert "\nhint: " in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_dry_run_says_what_would_run_and_runs_nothing(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    result = plait("build", "--dry-run", cwd=p)
+    assert result.returncode == 0
+    assert "would run words (never built)" in result.stdout
+    assert "would run upper (dependency 'words' will run)" in result.stdout
+    assert not (p / "build").exists()
+    plait("build", cwd=p)
+    (p / "other.txt").write_text("changed\n")
+    result = plait("build", "-n", cwd=p)
+    assert result.stdout.splitlines() == [
+        "would run other (input 'other.txt' changed)",
+        "plait: 1 action would run",
+    ]
+
+
+def test_clean_removes_what_plait_built_and_nothing_else(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    plait("build", cwd=p)
+    (p / "build/other.txt").write_text("edited by the user\n")
+    result = plait("clean", cwd=p)
+    assert result.returncode == 0
+    assert sorted(f.name for f in (p / "build").iterdir()) == ["other.txt"]
+    assert "kept 'build/other.txt'" in result.stderr
+    assert (p / "text.txt").exists() and (p / "Plaitfile.py").exists()
+    _, report = report_of(p)  # the store stayed: everything comes back without running
+    assert status(report)["words"] == "cached"
+
+
+def test_the_store_can_live_elsewhere_and_serve_several_projects(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    one, two = scenario("basic", tmp_path / "1"), scenario("basic", tmp_path / "2")
+    env = {"PLAIT_CACHE": str(cache)}
+    assert plait("build", cwd=one, env=env).returncode == 0
+    result = plait("build", "--report", "r.json", cwd=two, env=env)
+    assert result.returncode == 0
+    assert set(status(json.loads((two / "r.json").read_text())).values()) == {"cached"}
+    assert not (one / ".plait").exists() and (cache / "store.db").exists()
+
+
+def test_python_dash_m_plait_is_plait(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    exe = shutil.which("plait")
+    assert exe is not None
+    via_script = subprocess.run([exe, "build"], cwd=p, capture_output=True, text=True, check=False)
+    assert via_script.returncode == 0
+    assert plait("build", cwd=p).stdout.strip().startswith("plait: ok: 5 cached")
+
+
+def test_on_a_terminal_a_live_status_is_shown(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait", "build"],
+        cwd=p,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(30) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in screen  # rich drew on the terminal
+    assert "ok" in screen and "5 ran" in screen
+
+
+def _wait_for(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_kills_running_commands_and_the_next_build_goes_on(
+    tmp_path: Path, sig: int, code: int
+) -> None:
+    p = scenario("slow", tmp_path)
+    piddir, tmpdir = tmp_path / "pids", tmp_path / "tmp"
+    piddir.mkdir()
+    tmpdir.mkdir()
+    env = {**os.environ, "PIDDIR": str(piddir), "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait", "build", "-j", "2"],
+        cwd=p,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(piddir / "slow.pid")
+    time.sleep(0.2)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == code
+    assert "interrupted" in out
+    deadline = time.monotonic() + 5
+    while _alive(int((piddir / "slow.pid").read_text())) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(int((piddir / "slow.pid").read_text()))
+    assert list(tmpdir.iterdir()) == []  # sandboxes removed
+    db = sqlite3.connect(p / ".plait" / "store.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+
+    (piddir / "fast").touch()
+    result = plait("build", "--report", "r.json", cwd=p, env={"PIDDIR": str(piddir)})
+    assert result.returncode == 0
+    assert status(json.loads((p / "r.json").read_text())) == {"quick": "cached", "slow": "ran"}
+    assert (p / "slow.txt").read_text() == "data\n"
+
+
+def test_two_builds_of_one_project_at_once_do_not_corrupt_it(tmp_path: Path) -> None:
+    p = scenario("slow", tmp_path)
+    piddir = tmp_path / "pids"
+    piddir.mkdir()
+    (piddir / "fast").touch()
+    env = {**os.environ, "PIDDIR": str(piddir)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "plait", "build"],
+            cwd=p,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], outs
+    db = sqlite3.connect(p / ".plait" / "store.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    _, report = report_of(p, env={"PIDDIR": str(piddir)})
+    assert set(status(report).values()) == {"cached"}
+
+
+def test_the_c_example_builds_tests_and_rebuilds_what_changed(tmp_path: Path) -> None:
+    p = tmp_path / "hello-c"
+    shutil.copytree(
+        ROOT / "examples" / "hello-c", p, ignore=shutil.ignore_patterns(".plait", "build")
+    )
+    result, report = report_of(p, "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(status(report).values()) == {"ran"}
+    run = subprocess.run(
+        [str(p / "build/hello"), "you"], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.splitlines()[1] == "bonjour, you!"
+    assert (p / "build/hello.test.log").read_text().startswith("PASS")
+
+    with (p / "data/greetings.txt").open("a") as f:
+        f.write("hej\n")
+    (p / "tests/expected.txt").write_text(
+        "".join(f"{w}, world!\n" for w in ["hello", "bonjour", "hallo", "ciao", "hej"])
+    )
+    result, report = report_of(p)
+    assert result.returncode == 0, result.stdout
+    assert status(report) == {
+        "compile:hello/greetings": "ran",
+        "compile:hello/src/greet": "ran",  # includes the generated header
+        "compile:hello/src/main": "ran",  # sees the header too, but writes the same object
+        "link:hello": "ran",
+        "test:hello": "ran",
+    }
+    _, report = report_of(p)
+    assert set(status(report).values()) == {"cached"}
+    assert plait("build", "hello", "--report", "r.json", cwd=p).returncode == 0
+    assert [a["name"] for a in json.loads((p / "r.json").read_text())["actions"]][
+        -1
+    ] == "link:hello"
