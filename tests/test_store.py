@@ -1,0 +1,145 @@
+"""The store: blobs, the stat cache, registration, the schema check, the project lock."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plait import digest
+from plait.errors import StoreError
+from plait.store import CachedResult, Output, Store
+from tests.support import age
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    (tmp_path / "p").mkdir()
+    s = Store.open(tmp_path / "p")
+    yield s
+    s.close()
+
+
+def test_blobs_are_named_by_content_and_read_only(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"content")
+    d = store.put_file(f)
+    assert d == digest.of_bytes(b"content")
+    assert store.blob_path(d).read_bytes() == b"content"
+    assert store.blob_path(d).stat().st_mode & 0o777 == 0o444
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_moving_a_file_into_the_blobs_takes_it(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"moved")
+    d = store.put_file(f, move=True)
+    assert store.has_blob(d)
+    assert not f.exists()
+
+
+def test_an_unchanged_file_is_hashed_once(store: Store) -> None:
+    f = Path(store.project) / "a.c"
+    f.write_text("int a;")
+    age(f)
+    first = store.file_digest(f)
+    assert store.file_digest(f) == first
+    assert store.hashed == [str(f)]
+
+
+def test_a_changed_file_is_hashed_again(store: Store) -> None:
+    f = Path(store.project) / "a.c"
+    f.write_text("int a;")
+    age(f)
+    store.file_digest(f)
+    f.write_text("int b;")
+    assert store.file_digest(f) == digest.of_bytes(b"int b;")
+
+
+def test_a_file_rewritten_within_the_timestamp_granularity_is_not_trusted(store: Store) -> None:
+    f = Path(store.project) / "a.c"
+    f.write_text("int a;")
+    before = f.stat()
+    assert store.file_digest(f) == digest.of_bytes(b"int a;")
+    # Same size, same inode and, as on a coarse-grained file system, the same mtime.
+    f.write_text("int b;")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert store.file_digest(f) == digest.of_bytes(b"int b;")
+
+
+def test_the_stat_cache_survives_a_reopen(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    f = tmp_path / "p" / "a.c"
+    f.write_text("x")
+    age(f)
+    s = Store.open(tmp_path / "p")
+    s.file_digest(f)
+    s.close()
+    s = Store.open(tmp_path / "p")
+    s.file_digest(f)
+    assert s.hashed == []
+    s.close()
+
+
+def test_a_result_is_registered_only_when_its_blobs_are_in_place(store: Store) -> None:
+    missing = Output("a.o", digest.of_bytes(b"never stored"), False)
+    with pytest.raises(StoreError, match="blobs missing"):
+        store.register("a", "k" * 64, {}, CachedResult((missing,), 1.0), ran=True)
+    assert store.lookup("k" * 64) is None
+
+
+def test_a_registered_result_is_found_by_its_key(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "o"
+    f.write_bytes(b"object")
+    out = Output("a.o", store.put_file(f), True)
+    store.register("a", "k" * 64, {"argv": ["cc"]}, CachedResult((out,), 2.5), ran=True)
+    assert store.lookup("k" * 64) == CachedResult((out,), 2.5)
+    assert store.last_builds()["a"].material == {"argv": ["cc"]}
+
+
+def test_a_store_of_another_schema_version_is_refused_with_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    Store.open(tmp_path / "p").close()
+    db = sqlite3.connect(tmp_path / "p" / ".plait" / "store.db")
+    db.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "p")
+    assert "schema version 999" in e.value.message
+    assert "remove" in e.value.hint
+
+
+def test_a_corrupt_database_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "p" / ".plait").mkdir(parents=True)
+    (tmp_path / "p" / ".plait" / "store.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store database"):
+        Store.open(tmp_path / "p")
+
+
+def test_the_project_lock_makes_a_second_build_wait(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    first, second = Store.open(tmp_path / "p"), Store.open(tmp_path / "p")
+    first.lock()
+    waited = threading.Event()
+    got = threading.Event()
+
+    def take() -> None:
+        second.lock(on_wait=waited.set)
+        got.set()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    assert waited.wait(5)
+    time.sleep(0.05)
+    assert not got.is_set()
+    first.unlock()
+    assert got.wait(5)
+    thread.join()
+    first.close()
+    second.close()
