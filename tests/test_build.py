@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plait.events import Finished, Started
-from plait.model import Graph
+from plait.model import Action, Graph
 from tests.support import Harness, act, age, graph_of, ran, statuses
 
 
@@ -200,3 +200,26 @@ def test_a_shared_store_serves_a_second_project(tmp_path: Path) -> None:
     report = two.build(g, store_root=shared)
     assert ran(report) == []
     assert (two.project / "a.o").read_bytes() == (one.project / "a.o").read_bytes()
+
+
+def test_a_changed_tool_reruns_the_action(h: Harness, tmp_path: Path) -> None:
+    tool = tmp_path / "bin" / "mytool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    g = graph_of([act("t", ["a.c"], ["t.out"], argv=(str(tool), "x"))], ["a.c"])
+    h.build(g)
+    assert ran(h.build(g)) == []
+    tool.write_text("#!/bin/sh\n# version 2\n")
+    report = h.build(g)
+    assert ran(report) == ["t"]
+    assert report.results["t"].reason == "tool changed"
+
+
+def test_a_changed_environment_reruns_the_action(h: Harness) -> None:
+    def graph(lang: str) -> Graph:
+        return graph_of([Action("t", ("fake",), ("a.c",), ("t.out",), {"LANG": lang})], ["a.c"])
+
+    h.build(graph("C"))
+    assert ran(h.build(graph("C"))) == []
+    report = h.build(graph("fr_FR"))
+    assert report.results["t"].reason == "environment changed"
