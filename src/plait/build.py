@@ -60,10 +60,17 @@ class Report:
 class PreparedAction:
     """An action whose inputs are known: its key material and the planner's decision."""
 
-    def __init__(self, action: Action, inputs: dict[str, Digest], decision: Decision) -> None:
+    def __init__(
+        self,
+        action: Action,
+        inputs: dict[str, Digest],
+        decision: Decision,
+        cached: CachedResult | None,
+    ) -> None:
         self.action = action
         self.inputs = inputs
         self.decision = decision
+        self.cached = cached
 
 
 class Build:
@@ -126,7 +133,7 @@ class Build:
         decision = planner.decide(
             action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
         )
-        return PreparedAction(action, inputs, decision)
+        return PreparedAction(action, inputs, decision, cached)
 
     def _tool_digest(self, action: Action) -> Digest | None:
         program = action.argv[0] if action.argv else ""
@@ -143,13 +150,12 @@ class Build:
             return prepared
         decision = prepared.decision
         action = prepared.action
+        cached = prepared.cached
         if decision.outcome == "up-to-date":
-            cached = self.store.lookup(decision.key)
             assert cached is not None
             self._accept(action, decision, cached, ran=False)
             return self._finished(name, "cached", decision.reason, key=decision.key)
         if decision.outcome == "restore":
-            cached = self.store.lookup(decision.key)
             assert cached is not None
             for out in cached.outputs:
                 self.store.materialize(out.digest, self.project / out.path, out.executable)
@@ -207,7 +213,11 @@ class Build:
         return self._finished(name, "ran", reason, start=start, key=decision.key)
 
     def _accept(self, action: Action, decision: Decision, result: CachedResult, ran: bool) -> None:
-        if action.is_builder:
+        last = self.last.get(action.name)
+        unchanged = (
+            decision.outcome == "up-to-date" and last is not None and last.key == decision.key
+        )
+        if action.is_builder and not unchanged:
             self.store.register(action.name, decision.key, decision.material, result, ran=ran)
         for out in result.outputs:
             self.produced[out.path] = out
@@ -296,8 +306,7 @@ class Build:
             if decision.outcome == "run":
                 would[name] = decision.reason
             else:
-                cached = self.store.lookup(decision.key)
-                for out in cached.outputs if cached else ():
+                for out in prepared.cached.outputs if prepared.cached else ():
                     self.produced[out.path] = out
                 if decision.outcome == "restore":
                     would[name] = f"{decision.reason}, would be restored from the store"
