@@ -15,7 +15,7 @@ from plait.operations import (
     TestOp,
     Upward,
 )
-from plait.plaitfile import action, defsystem, module, static_file
+from plait.plaitfile import action, asdf_system, defsystem, module, static_file
 
 __all__ = [
     "CompileOp",
@@ -33,6 +33,7 @@ __all__ = [
     "TestOp",
     "Upward",
     "action",
+    "asdf_system",
     "defsystem",
     "module",
     "static_file",

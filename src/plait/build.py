@@ -127,13 +127,31 @@ class Build:
         blobs = True
         if cached is not None:
             for out in cached.outputs:
-                tree[out.path] = self.store.file_digest(self.project / out.path)
-                if tree[out.path] != out.digest and not self.store.has_blob(out.digest):
+                where = self.destination(action, out.path)
+                present = self.store.has_blob(out.digest)
+                if where is None:
+                    tree[out.path] = out.digest if present else None
+                else:
+                    tree[out.path] = self.store.file_digest(where)
+                if tree[out.path] != out.digest and not present:
                     blobs = False
         decision = planner.decide(
             action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
         )
         return PreparedAction(action, inputs, decision, cached)
+
+    def destination(self, action: Action, output: str) -> Path | None:
+        """Where an output is materialized; None: it stays in the store only."""
+        where = action.install.get(output)
+        if where is None:
+            return self.project / output
+        return Path(where) if where else None
+
+    def _materialize(self, action: Action, outputs: Iterable[Output]) -> None:
+        for out in outputs:
+            where = self.destination(action, out.path)
+            if where is not None:
+                self.store.materialize(out.digest, where, out.executable)
 
     def _tool_digest(self, action: Action) -> Digest | None:
         program = action.argv[0] if action.argv else ""
@@ -157,8 +175,7 @@ class Build:
             return self._finished(name, "cached", decision.reason, key=decision.key)
         if decision.outcome == "restore":
             assert cached is not None
-            for out in cached.outputs:
-                self.store.materialize(out.digest, self.project / out.path, out.executable)
+            self._materialize(action, cached.outputs)
             self._accept(action, decision, cached, ran=False)
             return self._finished(
                 name, "cached", f"{decision.reason}, restored from the store", key=decision.key
@@ -170,7 +187,11 @@ class Build:
             name=name,
             argv=action.argv,
             env=action.env,
-            inputs={p: self._content_path(p, d) for p, d in prepared.inputs.items()},
+            inputs={
+                p: self._content_path(p, d)
+                for p, d in prepared.inputs.items()
+                if not p.startswith("/")
+            },
             outputs=action.outputs,
             log_path=self.log_path(name),
         )
@@ -206,9 +227,7 @@ class Build:
             Output(path, d, executable) for path, (d, executable) in sorted(result.outputs.items())
         )
         cached = CachedResult(outputs, result.duration)
-        if action.is_builder:
-            for out in outputs:
-                self.store.materialize(out.digest, self.project / out.path, out.executable)
+        self._materialize(action, outputs)
         self._accept(action, decision, cached, ran=True)
         return self._finished(name, "ran", reason, start=start, key=decision.key)
 
@@ -267,7 +286,7 @@ class Build:
             self.graph.deps,
             jobs=self.options.jobs,
             keep_going=self.options.keep_going,
-            durations={n: b.duration for n, b in self.last.items()},
+            durations=self._durations(names),
             shuffle_seed=self.options.shuffle_seed,
             pending_signal=self.pending_signal,
         )
@@ -283,6 +302,18 @@ class Build:
         report = Report(ok, results, self.now(), interrupted)
         self.emit(BuildEnded(ok, report.wall, interrupted))
         return report
+
+    def _durations(self, names: Iterable[str]) -> dict[str, float]:
+        """Last build's durations; a frontend's estimate for actions never timed."""
+        durations: dict[str, float] = {}
+        for name in names:
+            last = self.last.get(name)
+            cost = self.graph.actions[name].cost
+            if last is not None:
+                durations[name] = last.duration
+            elif cost is not None:
+                durations[name] = cost
+        return durations
 
     def _skip(self, name: str, reason: str) -> Finished:
         return self._finished(name, "skipped", reason)

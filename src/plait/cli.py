@@ -6,19 +6,25 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from plait import digest, plaitfile
-from plait.build import Build, Options
+from plait.asdf import AsdfBuild, Policy, add_systems
+from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
+from plait.asdf.warnings import summarize
+from plait.build import Build, Options, Report
 from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, PlaitError, UsageError
 from plait.events import Bus
 from plait.executor import LocalExecutor
+from plait.model import Graph
 from plait.reporter import ConsoleReporter
 from plait.store import Store
 
@@ -34,35 +40,67 @@ def _parser() -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="an action name, a system name or an output path",
+        help="an action name, a system name or an output path; with no Plaitfile.py, ASDF systems",
     )
-    _add_directory(build)
-    build.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="actions to run at once (default: the number of cores)",
-    )
-    build.add_argument(
-        "-k",
-        "--keep-going",
-        action="store_true",
-        help="go on with everything that does not depend on a failure",
-    )
+    _add_build_options(build)
     build.add_argument(
         "-n", "--dry-run", action="store_true", help="say what would run and why, run nothing"
     )
     build.add_argument(
         "--report", metavar="FILE", type=Path, help="write a JSON report of every action"
     )
-    build.add_argument(
-        "-v", "--verbose", action="store_true", help="also list the actions that were up to date"
-    )
+    _add_lisp_options(build)
+
+    test = sub.add_parser("test", help="build an ASDF system's tests and run them (test-op)")
+    test.add_argument("system", metavar="SYSTEM")
+    _add_build_options(test)
+    _add_lisp_options(test)
 
     clean = sub.add_parser("clean", help="remove what plait built from the project tree")
     _add_directory(clean)
     return parser
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    _add_directory(p)
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="actions to run at once (default: the number of cores)",
+    )
+    p.add_argument(
+        "-k",
+        "--keep-going",
+        action="store_true",
+        help="go on with everything that does not depend on a failure",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also list the actions that were up to date"
+    )
+
+
+def _add_lisp_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deps",
+        choices=DEPS_MODES,
+        default="system",
+        help="what a Lisp compile sees: only what the .asd declares, also the earlier"
+        " files of its system (default), or all that is earlier in ASDF's plan",
+    )
+    p.add_argument(
+        "--on-warnings",
+        choices=BEHAVIOURS,
+        default="warn",
+        help="ASDF's *compile-file-warnings-behaviour* (default: warn)",
+    )
+    p.add_argument(
+        "--on-failure",
+        choices=BEHAVIOURS,
+        default="error",
+        help="ASDF's *compile-file-failure-behaviour* (default on SBCL: error)",
+    )
 
 
 def _add_directory(p: argparse.ArgumentParser) -> None:
@@ -80,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _build(args)
+        if args.command == "test":
+            return _test(args)
         return _clean(args)
     except PlaitError as e:
         _render(e)
@@ -102,34 +142,107 @@ def _project(args: argparse.Namespace) -> Path:
     return directory.resolve()
 
 
+@dataclass
+class Loaded:
+    graph: Graph
+    asdf: AsdfBuild | None
+
+
+def _load(project: Path, store: Store, args: argparse.Namespace, roots: list[str]) -> Loaded:
+    """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
+    the ASDF systems `roots` name (OPERATION:SYSTEM)."""
+    policy = Policy(args.deps, args.on_warnings, args.on_failure)
+    if (project / plaitfile.PLAITFILE).is_file():
+        desc = plaitfile.describe(project)
+        graph = desc.graph
+        roots = [*(f"load:{name}" for name in desc.asdf_systems), *roots]
+    else:
+        if not roots:
+            raise UsageError(
+                f"no {plaitfile.PLAITFILE} in '{project}' and no system named",
+                hint="name an ASDF system to build (e.g. 'plait build alexandria'), or write"
+                f" a {plaitfile.PLAITFILE}",
+            )
+        graph = Graph()
+    asdf = add_systems(graph, store, project, roots, policy) if roots else None
+    plaitfile.freeze(graph, project)
+    return Loaded(graph, asdf)
+
+
+def _open_store(project: Path) -> Store:
+    store = Store.open(project)
+    store.lock(
+        on_wait=lambda: print(
+            "plait: waiting for another plait building this project", file=sys.stderr
+        )
+    )
+    return store
+
+
+def _run_build(
+    args: argparse.Namespace, project: Path, store: Store, loaded: Loaded, targets: list[str]
+) -> Report:
+    bus = Bus([ConsoleReporter(sys.stdout, verbose=args.verbose)])
+    options = Options(jobs=args.jobs, keep_going=args.keep_going)
+    with _signals() as pending:
+        build = Build(project, loaded.graph, store, LocalExecutor(), bus, options, pending)
+        started = time.time()
+        report = build.run(targets)
+    store.record_run(report.to_json(), started)
+    if loaded.asdf is not None:
+        loaded.asdf.fix_stamps(store, build.produced)
+        for line in summarize(loaded.asdf, store, build.produced, report):
+            print(line)
+    return report
+
+
 def _build(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j must be at least 1, not {args.jobs}")
     project = _project(args)
-    graph = plaitfile.load(project)
-    store = Store.open(project)
+    store = _open_store(project)
     try:
-        store.lock(
-            on_wait=lambda: print(
-                "plait: waiting for another plait building this project", file=sys.stderr
-            )
-        )
-        bus = Bus([ConsoleReporter(sys.stdout, verbose=args.verbose)])
-        options = Options(jobs=args.jobs, keep_going=args.keep_going)
-        with _signals() as pending:
-            build = Build(project, graph, store, LocalExecutor(), bus, options, pending)
-            if args.dry_run:
-                return _dry_run(build, args.targets)
-            started = time.time()
-            report = build.run(args.targets)
-        store.record_run(report.to_json(), started)
+        plaitfile_here = (project / plaitfile.PLAITFILE).is_file()
+        roots = [] if plaitfile_here else [f"load:{t}" for t in args.targets]
+        loaded = _load(project, store, args, roots)
+        if args.dry_run:
+            build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
+            return _dry_run(build, args.targets)
+        report = _run_build(args, project, store, loaded, args.targets)
     finally:
         store.close()
     if args.report is not None:
         _write_json(args.report, report.to_json())
+    return _exit_status(report)
+
+
+def _exit_status(report: Report) -> int:
     if report.interrupted is not None:
         return 128 + report.interrupted
     return EXIT_OK if report.ok else EXIT_ACTION_FAILED
+
+
+def _test(args: argparse.Namespace) -> int:
+    """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
+    if args.jobs < 1:
+        raise UsageError(f"-j must be at least 1, not {args.jobs}")
+    project = _project(args)
+    store = _open_store(project)
+    root = f"test:{args.system}"
+    try:
+        loaded = _load(project, store, args, [root])
+        assert loaded.asdf is not None
+        report = _run_build(args, project, store, loaded, [root])
+        if not report.ok:
+            return _exit_status(report)
+        argv = loaded.asdf.test_argv(root)
+    finally:
+        store.close()
+    print(f"plait: running the tests of '{args.system}'", flush=True)
+    status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
+    verdict = "passed" if status == 0 else "failed"
+    print(f"plait: the tests of '{args.system}' {verdict}")
+    return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
 
 
 def _dry_run(build: Build, targets: list[str]) -> int:

@@ -25,6 +25,11 @@ class Action:
     env: Mapping[str, str] = field(default_factory=dict)
     after: tuple[str, ...] = ()
     location: Location | None = None
+    # Where an output lands instead of the project tree: an absolute path, or "" for nowhere
+    # but the store. Absolute inputs are read where they are and never copied into the sandbox.
+    install: Mapping[str, str] = field(default_factory=dict)
+    # A guess at the seconds it takes, for scheduling before it has ever been timed.
+    cost: float | None = None
 
     @property
     def is_builder(self) -> bool:

@@ -30,6 +30,7 @@ class Description:
         self.path = path
         self.graph = Graph()
         self.systems: list[System] = []
+        self.asdf_systems: list[str] = []
 
 
 _current: Description | None = None
@@ -131,6 +132,18 @@ def static_file(name: str, **kwargs: Any) -> StaticFile:
     return StaticFile(name, location=caller_location(), **kwargs)
 
 
+def asdf_system(name: str) -> None:
+    """Build the ASDF system `name` (found as ASDF finds it) as part of this project."""
+    desc = _description()
+    if not isinstance(name, str) or not name:
+        raise BuildDescriptionError(
+            f"asdf_system takes a system name, not {name!r}",
+            hint='e.g. asdf_system("alexandria")',
+            location=caller_location(),
+        )
+    desc.asdf_systems.append(name)
+
+
 def _check_strings(
     values: object, what: str, where: Location | None, allow_empty: bool = True
 ) -> None:
@@ -155,6 +168,7 @@ API: dict[str, Any] = {
     "defsystem": defsystem,
     "module": module,
     "static_file": static_file,
+    "asdf_system": asdf_system,
 }
 
 
@@ -188,6 +202,24 @@ def find(directory: Path) -> Path:
 
 def load(directory: Path) -> Graph:
     """Run the Plaitfile in `directory` and return its frozen action graph."""
+    desc = describe(directory)
+    freeze(desc.graph, desc.path.parent)
+    return desc.graph
+
+
+def freeze(graph: Graph, root: Path) -> None:
+    """Freeze the graph; an input nobody produces must exist (relative to `root`)."""
+    sources = {
+        p
+        for a in graph.actions.values()
+        for p in a.inputs
+        if p not in graph.producer and (root / p).is_file()
+    }
+    graph.freeze(sources)
+
+
+def describe(directory: Path) -> Description:
+    """Run the Plaitfile in `directory`: its actions and systems, in a graph not yet frozen."""
     path = find(directory).resolve()
     desc = Description(path)
     try:
@@ -212,16 +244,7 @@ def load(directory: Path) -> Graph:
                 hint="fix the Plaitfile at the line shown",
                 location=_innermost(e, path),
             ) from None
-    graph = desc.graph
-    root = path.parent
-    sources = {
-        p
-        for a in graph.actions.values()
-        for p in a.inputs
-        if p not in graph.producer and (root / p).is_file()
-    }
-    graph.freeze(sources)
-    return graph
+    return desc
 
 
 def _innermost(e: BaseException, path: Path) -> Location | None:

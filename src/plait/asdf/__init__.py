@@ -1,0 +1,95 @@
+"""The Common Lisp frontend: ASDF systems built by plait with SBCL (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.asdf import dump as dumping
+from plait.asdf.dump import Dump, lisp_file, sbcl
+from plait.asdf.graph import Policy, Translation, token
+from plait.model import Graph
+from plait.store import Output, Store
+
+__all__ = ["AsdfBuild", "Policy", "add_systems"]
+
+
+@dataclass
+class AsdfBuild:
+    """The ASDF part of a graph: the dump, its translation into actions, and the roots asked for."""
+
+    dump: Dump
+    translation: Translation
+    roots: list[str]
+
+    def root_id(self, root: str) -> int:
+        return int(self.dump.data["roots"][self.roots.index(root)])
+
+    def installed(self, produced: dict[str, Output]) -> list[tuple[Path, Output]]:
+        """Each fasl that was materialized where ASDF looks, with what plait knows of it."""
+        found = []
+        for action in self.translation.actions.values():
+            for rel, where in action.install.items():
+                if where and rel in produced:
+                    found.append((Path(where), produced[rel]))
+        return found
+
+    def fix_stamps(self, store: Store, produced: dict[str, Output]) -> int:
+        """Give every fasl the same write date, no older than any source or .asd file, so that
+        ASDF's `compute-action-stamp` (latest input <= earliest output) finds them all done.
+        Returns how many files were touched."""
+        fasls = self.installed(produced)
+        sources = [Path(p) for p in self.dump.data["asd_files"]]
+        sources += [Path(p) for n in self.dump.nodes for p in n["inputs"] or ()]
+        stamps = [p.stat().st_mtime_ns for p in sources if p.is_file()]
+        stamps += [p.stat().st_mtime_ns for p, _ in fasls if p.is_file()]
+        if not stamps:
+            return 0
+        newest = max(stamps)
+        touched = 0
+        for path, out in fasls:
+            if path.is_file() and path.stat().st_mtime_ns != newest:
+                os.utime(path, ns=(newest, newest))
+                store.remember_stat(path, out.digest)
+                touched += 1
+        return touched
+
+    def test_argv(self, root: str) -> list[str]:
+        """The SBCL command that performs, in plan order, every load and test-op of `root`."""
+        t = self.translation
+        needed: set[int] = set()
+        stack = [self.root_id(root)]
+        while stack:
+            i = stack.pop()
+            if i not in needed:
+                needed.add(i)
+                stack.extend(t.nodes[i]["deps"] or ())
+        tokens = [token(t.nodes[i]) for i in sorted(needed) if t.performs(t.nodes[i])]
+        return [
+            str(t.sbcl),
+            "--core",
+            str(self.dump.core),
+            "--script",
+            str(lisp_file("run.lisp")),
+            *tokens,
+        ]
+
+
+def add_systems(
+    graph: Graph, store: Store, project: Path, roots: Iterable[str], policy: Policy
+) -> AsdfBuild:
+    """Ask ASDF (or the cache) for the roots' graph, and add its builders to `graph`.
+    A root is OPERATION:SYSTEM, e.g. 'load:ironclad' or 'test:cl-ppcre'."""
+    roots = list(roots)
+    d = dumping.load(store, roots, project)
+    translation = Translation(d, policy, sbcl())
+    translation.add_to(graph)
+    return AsdfBuild(d, translation, roots)
+
+
+def run_test(build: AsdfBuild, root: str) -> int:
+    """Run the tests in a fresh SBCL, its output on ours; the framework's verdict is the status."""
+    return subprocess.run(build.test_argv(root), check=False, stdin=subprocess.DEVNULL).returncode

@@ -1,0 +1,147 @@
+;;;; plait's compile driver, run by a fresh SBCL on the definitions core, in a sandbox:
+;;;;   sbcl --core CORE --script compile.lisp WARNINGS ON-WARNINGS ON-FAILURE MODE TARGET [LOAD...]
+;;;; TARGET and each LOAD are printed lists (operation-class system-name component-name...).
+;;;; Outputs go under ./out/ (ASDF's output translations point there); dependency fasls are
+;;;; already there. The compile goes through ASDF's own perform, after performing each LOAD in
+;;;; order. WARNINGS receives the compile's warnings, undefined and defined functions as JSON.
+;;;; Exit: 0 compiled; 1 the compile failed; 4 loading a dependency failed.
+
+(defpackage :plait-compile (:use :cl))
+(in-package :plait-compile)
+
+(defun qualified (name)
+  (let ((*package* (find-package :keyword)) (*print-readably* nil) (*print-case* :upcase))
+    (prin1-to-string name)))
+
+(defun json-string (s stream)
+  (write-char #\" stream)
+  (loop :for c :across s
+        :do (cond ((char= c #\") (write-string "\\\"" stream))
+                  ((char= c #\\) (write-string "\\\\" stream))
+                  ((< (char-code c) 32) (format stream "\\u~4,'0x" (char-code c)))
+                  (t (write-char c stream))))
+  (write-char #\" stream))
+
+(defun json-strings (list stream)
+  (write-char #\[ stream)
+  (loop :for (s . more) :on list :do (json-string s stream) (when more (write-char #\, stream)))
+  (write-char #\] stream))
+
+(defun action-of (token)
+  (destructuring-bind (op-class system &rest path)
+      (let ((*read-eval* nil)) (read-from-string token))
+    (let* ((colon (search "::" op-class))
+           (op (find-symbol (subseq op-class (+ colon 2)) (subseq op-class 0 colon)))
+           (sys (asdf:find-system system)))
+      (values (asdf:make-operation op) (if path (asdf:find-component sys path) sys)))))
+
+(defun fbound-symbols ()
+  "Symbols naming a function (T) or a setf function (:SETF), by identity: cheap to take twice."
+  (let ((fbound (make-hash-table :test 'eq)))
+    (do-all-symbols (s)
+      (when (fboundp s) (setf (gethash s fbound) t))
+      (when (fboundp `(setf ,s))
+        (setf (gethash s fbound) (if (gethash s fbound) :both :setf))))
+    fbound))
+
+(defun defined-since (before)
+  "Qualified names of the functions defined since BEFORE was taken."
+  (let ((names '()))
+    (maphash (lambda (s kind)
+               (let ((old (gethash s before)))
+                 (when (and (member kind '(t :both)) (not (member old '(t :both))))
+                   (push (qualified s) names))
+                 (when (and (member kind '(:setf :both)) (not (member old '(:setf :both))))
+                   (push (qualified `(setf ,s)) names))))
+             (fbound-symbols))
+    (sort names #'string<)))
+
+(defun fix-write-date (path)
+  "Record a fixed source date in the fasl, so the same bytes give the same fasl after a touch."
+  (let ((truename (namestring (truename path))))
+    (sb-ext:without-package-locks
+      (sb-int:encapsulate 'file-write-date 'plait-fixed-date
+        (lambda (f file)
+          (if (ignore-errors (string= (namestring (truename file)) truename))
+              0
+              (funcall f file)))))))
+
+(defun bookkeeping-p (w)
+  "ASDF's complaint that plait, not ASDF's plan, performed an action's dependencies."
+  (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
+    (and class (typep w class))))
+
+(defvar *clock* (get-internal-real-time))
+
+(defun phase-done (what)
+  "Say in the log how long each phase took."
+  (let ((now (get-internal-real-time)))
+    (format *error-output* "~&plait: ~a took ~,3fs~%" what
+            (/ (- now *clock*) internal-time-units-per-second))
+    (setf *clock* now)))
+
+(defun behaviour (name)
+  (intern (string-upcase name) :keyword))
+
+(defun main (args)
+  (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
+    (declare (ignore mode))
+    (asdf:initialize-output-translations
+     `(:output-translations (t (,(merge-pathnames "out/" (uiop:getcwd)) :**/ :*.*.*))
+                            :ignore-inherited-configuration))
+    (dolist (token loads)
+      (multiple-value-bind (o c) (action-of token)
+        (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
+                       (error (lambda (e)
+                                (format *error-output* "~&plait-error: load: loading ~a failed: ~a~%"
+                                        (asdf:component-find-path c) e)
+                                (sb-ext:exit :code 4 :abort t))))
+          (asdf:perform o c))))
+    (phase-done (format nil "loading ~d dependencies" (length loads)))
+    (multiple-value-bind (o c) (action-of target)
+      (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c)))
+        (fix-write-date (asdf:component-pathname c))
+        (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
+              (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
+              (ok nil))
+          (handler-bind ((warning
+                           (lambda (w)
+                             (when (bookkeeping-p w) (muffle-warning w))
+                             (push (list (if (typep w 'style-warning) "style-warning" "warning")
+                                         (princ-to-string w))
+                                   warnings))))
+            (with-compilation-unit (:override t)
+              (unwind-protect
+                   (handler-bind ((error
+                                    (lambda (e)
+                                      (format *error-output* "~&plait-error: compile: ~a~%" e))))
+                     (asdf:perform o c)
+                     (setf ok t))
+                (setf undefined
+                      (loop :for w :in sb-c::*undefined-warnings*
+                            :when (eq (sb-c::undefined-warning-kind w) :function)
+                              :collect (qualified (sb-c::undefined-warning-name w))))
+                (setf sb-c::*undefined-warnings* nil)
+                (unless ok (write-warnings warnings-file warnings undefined '())
+                        (sb-ext:exit :code 1 :abort t)))))
+          (phase-done "compiling")
+          (let* ((before (fbound-symbols))
+                 (fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
+            (when fasl (load fasl))
+            (write-warnings warnings-file warnings undefined (defined-since before))
+            (phase-done "recording definitions")))))))
+
+(defun write-warnings (file warnings undefined defined)
+  (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)
+    (write-string "{\"warnings\":[" s)
+    (loop :for ((kind text) . more) :on (reverse warnings)
+          :do (format s "{\"kind\":") (json-string kind s)
+              (format s ",\"text\":") (json-string text s) (write-char #\} s)
+              (when more (write-char #\, s)))
+    (write-string "],\"undefined\":" s)
+    (json-strings (remove-duplicates undefined :test #'string=) s)
+    (write-string ",\"defined\":" s)
+    (json-strings defined s)
+    (write-string "}" s)))
+
+(main (rest sb-ext:*posix-argv*))

@@ -1,0 +1,202 @@
+;;;; plait's ASDF dumper: load ASDF and the definitions of the target systems, write the action
+;;;; graph ASDF computes for them as JSON, then save a core with those definitions loaded.
+;;;; Usage: sbcl --script dump.lisp OUT.json CORE SANDBOX-ROOT PROJECT-DIR OPERATION:SYSTEM...
+;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
+
+(require :asdf)
+
+(defpackage :plait-dump (:use :cl))
+(in-package :plait-dump)
+
+(defun fail (kind fmt &rest args)
+  (format *error-output* "~&plait-error: ~a: ~?~%" kind fmt args)
+  (finish-output *error-output*)
+  (sb-ext:exit :code 3 :abort t))
+
+;;; A small JSON writer: strings, integers, lists (arrays), (:obj k v ...) objects, t, :false, nil.
+
+(defun json-string (s stream)
+  (write-char #\" stream)
+  (loop :for c :across s
+        :do (case c
+              (#\" (write-string "\\\"" stream))
+              (#\\ (write-string "\\\\" stream))
+              (#\Newline (write-string "\\n" stream))
+              (#\Tab (write-string "\\t" stream))
+              (#\Return (write-string "\\r" stream))
+              (t (if (< (char-code c) 32)
+                     (format stream "\\u~4,'0x" (char-code c))
+                     (write-char c stream)))))
+  (write-char #\" stream))
+
+(defun json (x stream)
+  (cond ((eq x t) (write-string "true" stream))
+        ((eq x :false) (write-string "false" stream))
+        ((null x) (write-string "null" stream))
+        ((stringp x) (json-string x stream))
+        ((pathnamep x) (json-string (namestring x) stream))
+        ((integerp x) (format stream "~d" x))
+        ((symbolp x) (json-string (string-downcase (symbol-name x)) stream))
+        ((and (consp x) (eq (first x) :obj))
+         (write-char #\{ stream)
+         (loop :for (k v) :on (rest x) :by #'cddr :for first = t :then nil
+               :do (unless first (write-char #\, stream))
+                   (json-string (string-downcase (string k)) stream)
+                   (write-char #\: stream)
+                   (json v stream))
+         (write-char #\} stream))
+        ((listp x)
+         (write-char #\[ stream)
+         (loop :for (e . more) :on x :do (json e stream) (when more (write-char #\, stream)))
+         (write-char #\] stream))
+        (t (json-string (princ-to-string x) stream))))
+
+(defun arr (list) (or list (list)))
+
+;;; The walk.
+
+(defvar *ids* (make-hash-table :test 'equal))
+(defvar *nodes* '())
+(defvar *counter* 0)
+
+(defun class-name-string (object)
+  (let ((name (class-name (class-of object))))
+    (format nil "~a::~a" (package-name (symbol-package name)) (symbol-name name))))
+
+(defun component-key (c)
+  (list (asdf:component-name (asdf:component-system c))
+        (asdf:component-find-path c)))
+
+(defun safe-files (fn o c)
+  (handler-case (mapcar #'namestring (remove nil (funcall fn o c)))
+    (error () nil)))
+
+(defun system-kind (system)
+  (cond ((typep system 'asdf::require-system) "require")
+        ((member (asdf:component-name system) '("asdf" "uiop" "asdf-package-system")
+                 :test #'string=)
+         "preloaded")
+        ((and asdf::*immutable-systems*
+              (gethash (asdf:component-name system) asdf::*immutable-systems*))
+         "immutable")
+        (t "source")))
+
+(defun visit (o c)
+  "Post-order: an action's id is given after all its dependencies have theirs (ASDF's plan order)."
+  (let ((key (list (type-of o) (component-key c))))
+    (multiple-value-bind (id found) (gethash key *ids*)
+      (when found
+        (when (eq id :visiting)
+          (fail "cycle" "dependency cycle through ~a on ~a" (type-of o) (asdf:component-find-path c)))
+        (return-from visit id)))
+    (setf (gethash key *ids*) :visiting)
+    (let ((deps '()))
+      (asdf::map-direct-dependencies o c (lambda (do dc) (push (visit do dc) deps)))
+      (let ((id (incf *counter*))
+            (system (asdf:component-system c)))
+        (setf (gethash key *ids*) id)
+        (push (list :obj
+                    :id id
+                    :operation (string-downcase (symbol-name (type-of o)))
+                    :op_class (class-name-string o)
+                    :system (asdf:component-name system)
+                    :system_kind (system-kind system)
+                    :path (arr (rest (asdf:component-find-path c)))
+                    :class (class-name-string c)
+                    :is_system (if (typep c 'asdf:system) t :false)
+                    :is_source (if (typep c 'asdf:source-file) t :false)
+                    :in_image (if (asdf::needed-in-image-p o c) t :false)
+                    :inputs (arr (safe-files #'asdf:input-files o c))
+                    :outputs (arr (safe-files #'asdf:output-files o c))
+                    :deps (arr (reverse deps)))
+              *nodes*)
+        id))))
+
+(defun translated-outputs (root)
+  "The outputs of each node again, with every output translated under ROOT (the sandbox)."
+  (asdf:initialize-output-translations
+   `(:output-translations (t (,root :**/ :*.*.*)) :ignore-inherited-configuration)))
+
+(defun asd-files ()
+  (let ((files '()))
+    (dolist (name (asdf:registered-systems))
+      (let* ((s (asdf:registered-system name))
+             (f (and s (asdf:system-source-file s))))
+        (when (and f (probe-file f))
+          (pushnew (namestring (truename f)) files :test #'string=))))
+    (sort files #'string<)))
+
+(defun operation-named (name)
+  (cond ((string-equal name "load") 'asdf:load-op)
+        ((string-equal name "test") 'asdf:test-op)
+        ((string-equal name "compile") 'asdf:compile-op)
+        (t (fail "usage" "unknown operation ~a" name))))
+
+(defun looked ()
+  "The directories ASDF searched for .asd files."
+  (let ((dirs '()))
+    (ignore-errors
+     (dolist (entry (asdf::flatten-source-registry))
+       (push (namestring (first entry)) dirs)))
+    (dolist (d asdf:*central-registry*) (push (princ-to-string d) dirs))
+    (format nil "~{~a~^, ~}" (reverse dirs))))
+
+(defun main (args)
+  (destructuring-bind (out core sandbox-root project &rest targets) args
+    (asdf:initialize-source-registry
+     `(:source-registry (:directory ,(uiop:ensure-directory-pathname project))
+                        :inherit-configuration))
+    (let ((roots '()))
+      (dolist (target targets)
+        (let* ((colon (position #\: target))
+               (op (operation-named (subseq target 0 colon)))
+               (name (subseq target (1+ colon)))
+               (system (handler-case (asdf:find-system name nil)
+                         (error (e)
+                           (fail "definition" "loading the definition of ~a failed: ~a" name e)))))
+          (unless system
+            (format *error-output* "~&plait-looked: ~a~%" (looked))
+            (fail "missing-system" "ASDF cannot find system '~a'" name))
+          (push (list op system) roots)))
+      (setf roots (nreverse roots))
+      (dolist (r roots) (visit (asdf:make-operation (first r)) (second r)))
+      ;; Outputs once more under the sandbox's translation: where a compile writes them.
+      (let ((user-outputs (make-hash-table))
+            (nodes (reverse *nodes*)))
+        (dolist (n nodes) (setf (gethash (getf (rest n) :id) user-outputs) (getf (rest n) :outputs)))
+        (translated-outputs sandbox-root)
+        (let ((sandbox-nodes '()))
+          (maphash (lambda (key id)
+                     (destructuring-bind (op-type (sys path)) key
+                       (let ((c (asdf:find-component (asdf:find-system sys) (rest path))))
+                         (push (cons id (arr (safe-files #'asdf:output-files
+                                                         (asdf:make-operation op-type) c)))
+                               sandbox-nodes))))
+                   *ids*)
+          (with-open-file (s out :direction :output :if-exists :supersede
+                                 :external-format :utf-8)
+            (json (list :obj
+                        :asdf_version (asdf:asdf-version)
+                        :lisp_version (lisp-implementation-version)
+                        :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
+                                               *features*))
+                        :asd_files (arr (asd-files))
+                        :roots (arr (mapcar (lambda (r)
+                                              (gethash (list (first r)
+                                                             (component-key (second r)))
+                                                       *ids*))
+                                            roots))
+                        :nodes (arr (mapcar (lambda (n)
+                                              (let ((id (getf (rest n) :id)))
+                                                (append n (list :sandbox_outputs
+                                                                (cdr (assoc id sandbox-nodes))))))
+                                            nodes)))
+                  s)))))
+    ;; Back to the user's translations, so that the saved core knows where fasls live.
+    (asdf:initialize-output-translations)
+    (when (string/= core "-")
+      (sb-ext:save-lisp-and-die core :executable nil))))
+
+(handler-bind ((warning #'muffle-warning)
+               (error (lambda (e) (fail "internal" "~a" e))))
+  (main (rest sb-ext:*posix-argv*)))

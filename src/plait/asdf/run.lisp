@@ -1,0 +1,58 @@
+;;;; plait's test runner, run by a fresh SBCL on the definitions core:
+;;;;   sbcl --core CORE --script run.lisp ACTION...
+;;;; Performs each ACTION (a printed list: operation-class system component-name...) in order, with
+;;;; ASDF's own perform and the user's output translations (the fasls plait built are there).
+;;;; ASDF's test-op ignores what a framework returns, so the verdicts of known frameworks are
+;;;; watched: a failed verdict or an error exits 1; all well, exit 0.
+
+(defpackage :plait-run (:use :cl))
+(in-package :plait-run)
+
+(defvar *failures* '())
+
+;;; (package function framework): the function returns false when tests failed.
+(defparameter *verdicts*
+  '(("SB-RT" "DO-TESTS" "sb-rt")
+    ("REGRESSION-TEST" "DO-TESTS" "rt")
+    ("IT.BESE.FIVEAM" "RUN!" "fiveam")
+    ("CL-PPCRE-TEST" "RUN-ALL-TESTS" "cl-ppcre-test")))
+
+(defun watch-verdicts ()
+  (dolist (entry *verdicts*)
+    (destructuring-bind (package name framework) entry
+      (let ((symbol (and (find-package package) (find-symbol name package))))
+        (when (and symbol (fboundp symbol)
+                   (not (sb-int:encapsulated-p symbol 'plait-verdict)))
+          (sb-int:encapsulate symbol 'plait-verdict
+            (lambda (f &rest args)
+              (let ((result (apply f args)))
+                (unless result (push framework *failures*))
+                result))))))))
+
+(defun action-of (token)
+  (destructuring-bind (op-class system &rest path)
+      (let ((*read-eval* nil)) (read-from-string token))
+    (let* ((colon (search "::" op-class))
+           (op (find-symbol (subseq op-class (+ colon 2)) (subseq op-class 0 colon)))
+           (sys (asdf:find-system system)))
+      (values (asdf:make-operation op) (if path (asdf:find-component sys path) sys)))))
+
+(defun main (tokens)
+  (handler-bind ((warning (lambda (w)
+                            (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
+                              (when (and class (typep w class)) (muffle-warning w)))))
+                 (error (lambda (e)
+                          (format t "~&~%plait: the tests signalled an error: ~a~%" e)
+                          (finish-output)
+                          (sb-ext:exit :code 1 :abort t))))
+    (dolist (token tokens)
+      (multiple-value-bind (o c) (action-of token)
+        (when (typep o 'asdf:test-op) (watch-verdicts))
+        (asdf:perform o c))))
+  (finish-output)
+  (when *failures*
+    (format t "~&~%plait: ~a reported failures~%" (first *failures*))
+    (finish-output)
+    (sb-ext:exit :code 1 :abort t)))
+
+(main (rest sb-ext:*posix-argv*))

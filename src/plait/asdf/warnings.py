@@ -1,0 +1,85 @@
+"""Warnings of a Lisp build, reconciled once at the end (POIU's deferred warnings): each compile
+records its warnings, the functions it calls but does not know, and the functions it defines; an
+undefined function is reported only if no file of the build defines it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from plait.build import Report
+from plait.store import Output, Store
+
+if TYPE_CHECKING:
+    from plait.asdf import AsdfBuild
+
+MAX_SHOWN = 10
+
+
+@dataclass
+class Summary:
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # file -> full WARNING texts
+    style: dict[str, int] = field(default_factory=dict)  # file -> style-warning count
+    undefined: dict[str, list[str]] = field(default_factory=dict)  # function -> files using it
+
+
+def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
+    """`records` maps a source file to what its compile recorded."""
+    summary = Summary()
+    defined: set[str] = set()
+    for record in records.values():
+        defined.update(record.get("defined", ()))
+    for source, record in sorted(records.items()):
+        texts = [w["text"] for w in record.get("warnings", ()) if w["kind"] == "warning"]
+        styles = sum(1 for w in record.get("warnings", ()) if w["kind"] == "style-warning")
+        if texts:
+            summary.warnings[source] = texts
+        if styles:
+            summary.style[source] = styles
+        for name in record.get("undefined", ()):
+            if name not in defined:
+                summary.undefined.setdefault(name, []).append(source)
+    return summary
+
+
+def collect(
+    asdf: AsdfBuild, store: Store, produced: dict[str, Output], report: Report
+) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = {}
+    t = asdf.translation
+    for node_id, action in t.actions.items():
+        if action.name not in report.results:
+            continue
+        out = produced.get(t.warnings_output(t.nodes[node_id]))
+        if out is None or not store.has_blob(out.digest):
+            continue
+        source = (t.nodes[node_id]["inputs"] or [action.name])[0]
+        records[source] = json.loads(store.blob_path(out.digest).read_text())
+    return records
+
+
+def lines(summary: Summary) -> Iterator[str]:
+    if summary.warnings or summary.style:
+        n_warn = sum(len(v) for v in summary.warnings.values())
+        n_style = sum(summary.style.values())
+        files = len(set(summary.warnings) | set(summary.style))
+        yield (
+            f"plait: {n_warn} warning{'s' * (n_warn != 1)} and {n_style} style-warning"
+            f"{'s' * (n_style != 1)} in {files} file{'s' * (files != 1)}"
+        )
+        for source, texts in summary.warnings.items():
+            for text in texts[:MAX_SHOWN]:
+                first = text.strip().splitlines()[0] if text.strip() else text
+                yield f"  {source}: warning: {first}"
+        for source, count in summary.style.items():
+            yield f"  {source}: {count} style-warning{'s' * (count != 1)}"
+    for name, users in sorted(summary.undefined.items()):
+        yield f"plait: undefined function {name}, used in {', '.join(users)}"
+
+
+def summarize(
+    asdf: AsdfBuild, store: Store, produced: dict[str, Output], report: Report
+) -> list[str]:
+    return list(lines(reconcile(collect(asdf, store, produced, report))))
