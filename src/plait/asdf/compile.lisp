@@ -85,7 +85,6 @@
 
 (defun main (args)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
-    (declare (ignore mode))
     (asdf:initialize-output-translations
      `(:output-translations (t (,(merge-pathnames "out/" (uiop:getcwd)) :**/ :*.*.*))
                             :ignore-inherited-configuration))
@@ -103,7 +102,7 @@
         (fix-write-date (asdf:component-pathname c))
         (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
               (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
-              (ok nil))
+              (failure nil))
           (handler-bind ((warning
                            (lambda (w)
                              (when (bookkeeping-p w) (muffle-warning w))
@@ -111,19 +110,23 @@
                                          (princ-to-string w))
                                    warnings))))
             (with-compilation-unit (:override t)
-              (unwind-protect
-                   (handler-bind ((error
-                                    (lambda (e)
-                                      (format *error-output* "~&plait-error: compile: ~a~%" e))))
-                     (asdf:perform o c)
-                     (setf ok t))
-                (setf undefined
-                      (loop :for w :in sb-c::*undefined-warnings*
-                            :when (eq (sb-c::undefined-warning-kind w) :function)
-                              :collect (qualified (sb-c::undefined-warning-name w))))
-                (setf sb-c::*undefined-warnings* nil)
-                (unless ok (write-warnings warnings-file warnings undefined '())
-                        (sb-ext:exit :code 1 :abort t)))))
+              (handler-case (asdf:perform o c)
+                (error (e) (setf failure e)))
+              (setf undefined
+                    (loop :for w :in sb-c::*undefined-warnings*
+                          :when (eq (sb-c::undefined-warning-kind w) :function)
+                            :collect (qualified (sb-c::undefined-warning-name w))))
+              (setf sb-c::*undefined-warnings* nil)))
+          (when failure
+            (format *error-output* "~&plait: compiling ~a failed: ~a~%"
+                    (namestring (asdf:component-pathname c)) failure)
+            (when (string= mode "declared")
+              (format *error-output* "~&plait: with --deps declared this compile saw only ~
+                what the .asd declares; if it builds with --deps system, the file uses a ~
+                component it does not :depends-on~%"))
+            (write-warnings warnings-file warnings undefined '())
+            (finish-output *error-output*)
+            (sb-ext:exit :code 1 :abort t))
           (phase-done "compiling")
           (let* ((before (fbound-symbols))
                  (fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))

@@ -192,8 +192,10 @@
                                                                 (cdr (assoc id sandbox-nodes))))))
                                             nodes)))
                   s)))))
-    ;; Back to the user's translations, so that the saved core knows where fasls live.
-    (asdf:initialize-output-translations)
+    ;; Forget the sandbox's translation: an image started from the core computes the user's
+    ;; translations afresh, from its own environment.
+    (setf asdf::*output-translations-parameter* nil)
+    (asdf:clear-output-translations)
     (when (string/= core "-")
       (sb-ext:save-lisp-and-die core :executable nil))))
 

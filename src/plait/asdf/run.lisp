@@ -9,6 +9,7 @@
 (in-package :plait-run)
 
 (defvar *failures* '())
+(defvar *depth* 0)
 
 ;;; (package function framework): the function returns false when tests failed.
 (defparameter *verdicts*
@@ -25,8 +26,10 @@
                    (not (sb-int:encapsulated-p symbol 'plait-verdict)))
           (sb-int:encapsulate symbol 'plait-verdict
             (lambda (f &rest args)
-              (let ((result (apply f args)))
-                (unless result (push framework *failures*))
+              ;; Only the outermost call is a verdict: a framework's own tests run it inside.
+              (let ((result (let ((*depth* (1+ *depth*))) (apply f args))))
+                (when (and (zerop *depth*) (not result))
+                  (push framework *failures*))
                 result))))))))
 
 (defun action-of (token)
@@ -43,12 +46,14 @@
                               (when (and class (typep w class)) (muffle-warning w)))))
                  (error (lambda (e)
                           (format t "~&~%plait: the tests signalled an error: ~a~%" e)
+                          (fresh-line)
                           (finish-output)
                           (sb-ext:exit :code 1 :abort t))))
     (dolist (token tokens)
       (multiple-value-bind (o c) (action-of token)
         (when (typep o 'asdf:test-op) (watch-verdicts))
         (asdf:perform o c))))
+  (fresh-line)
   (finish-output)
   (when *failures*
     (format t "~&~%plait: ~a reported failures~%" (first *failures*))
