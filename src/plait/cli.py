@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from plait import digest, plaitfile
 from plait.asdf import AsdfBuild, Policy, add_systems
 from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
+from plait.asdf.products import add_bundle, add_program
 from plait.asdf.warnings import summarize
 from plait.build import Build, Options, Report
 from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, PlaitError, UsageError
@@ -55,6 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("system", metavar="SYSTEM")
     _add_build_options(test)
     _add_lisp_options(test)
+
+    bundle = sub.add_parser(
+        "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
+    )
+    bundle.add_argument("system", metavar="SYSTEM")
+    bundle.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
+    _add_build_options(bundle)
+    _add_lisp_options(bundle)
+
+    program = sub.add_parser("program", help="an executable of an ASDF system")
+    program.add_argument("system", metavar="SYSTEM")
+    program.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
+    program.add_argument(
+        "--entry",
+        metavar="PKG::FUNCTION",
+        help="the function to run (default: the system's :entry-point)",
+    )
+    _add_build_options(program)
+    _add_lisp_options(program)
 
     clean = sub.add_parser("clean", help="remove what plait built from the project tree")
     _add_directory(clean)
@@ -120,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         if args.command == "test":
             return _test(args)
+        if args.command in ("bundle", "program"):
+            return _product(args)
         return _clean(args)
     except PlaitError as e:
         _render(e)
@@ -148,9 +170,15 @@ class Loaded:
     asdf: AsdfBuild | None
 
 
-def _load(project: Path, store: Store, args: argparse.Namespace, roots: list[str]) -> Loaded:
+def _load(
+    project: Path,
+    store: Store,
+    args: argparse.Namespace,
+    roots: list[str],
+    extra: Callable[[Graph, AsdfBuild], None] | None = None,
+) -> Loaded:
     """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
-    the ASDF systems `roots` name (OPERATION:SYSTEM)."""
+    the ASDF systems `roots` name (OPERATION:SYSTEM). `extra` adds actions before freezing."""
     policy = Policy(args.deps, args.on_warnings, args.on_failure)
     if (project / plaitfile.PLAITFILE).is_file():
         desc = plaitfile.describe(project)
@@ -165,6 +193,8 @@ def _load(project: Path, store: Store, args: argparse.Namespace, roots: list[str
             )
         graph = Graph()
     asdf = add_systems(graph, store, project, roots, policy) if roots else None
+    if extra is not None and asdf is not None:
+        extra(graph, asdf)
     plaitfile.freeze(graph, project)
     return Loaded(graph, asdf)
 
@@ -243,6 +273,33 @@ def _test(args: argparse.Namespace) -> int:
     verdict = "passed" if status == 0 else "failed"
     print(f"plait: the tests of '{args.system}' {verdict}")
     return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
+
+
+def _product(args: argparse.Namespace) -> int:
+    """Build SYSTEM, then its bundle or program at -o FILE."""
+    if args.jobs < 1:
+        raise UsageError(f"-j must be at least 1, not {args.jobs}")
+    project = _project(args)
+    out = args.output.resolve()
+    root = f"load:{args.system}"
+    names: list[str] = []
+
+    def add(graph: Graph, asdf: AsdfBuild) -> None:
+        node = asdf.root_id(root)
+        if args.command == "bundle":
+            names.append(add_bundle(graph, asdf.translation, args.system, node, out))
+        else:
+            names.append(add_program(graph, asdf.translation, args.system, node, out, args.entry))
+
+    store = _open_store(project)
+    try:
+        loaded = _load(project, store, args, [root], add)
+        report = _run_build(args, project, store, loaded, names)
+    finally:
+        store.close()
+    if report.ok:
+        print(f"plait: wrote {out}")
+    return _exit_status(report)
 
 
 def _dry_run(build: Build, targets: list[str]) -> int:

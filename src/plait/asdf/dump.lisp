@@ -104,6 +104,8 @@
                     :path (arr (rest (asdf:component-find-path c)))
                     :class (class-name-string c)
                     :is_system (if (typep c 'asdf:system) t :false)
+                    :entry_point (and (typep c 'asdf:system)
+                                      (asdf::component-entry-point c))
                     :is_source (if (typep c 'asdf:source-file) t :false)
                     :in_image (if (asdf::needed-in-image-p o c) t :false)
                     :inputs (arr (safe-files #'asdf:input-files o c))

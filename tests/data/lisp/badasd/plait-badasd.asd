@@ -1,0 +1,2 @@
+(defsystem "plait-badasd"
+  :components ((:file "a"))

@@ -1,0 +1,3 @@
+(in-package :plait-broken)
+
+(defun bad () (no-such-package::thing))

@@ -1,0 +1,4 @@
+(defpackage :plait-broken (:use :cl))
+(in-package :plait-broken)
+
+(defun good () t)

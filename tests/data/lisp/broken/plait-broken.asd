@@ -1,0 +1,3 @@
+(defsystem "plait-broken"
+  :components ((:file "good")
+               (:file "bad")))

@@ -1,0 +1,1 @@
+(defpackage :plait-demo (:use :cl) (:export #:greeting #:main #:shout))

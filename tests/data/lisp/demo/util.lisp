@@ -1,0 +1,3 @@
+(in-package :plait-demo)
+
+(defun shout (s) (string-upcase s))

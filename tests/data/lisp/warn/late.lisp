@@ -1,0 +1,4 @@
+(in-package :plait-warn)
+
+(defun defined-later () :later)
+(defun uses-it-too () (never-defined))

@@ -1,0 +1,1 @@
+(defpackage :plait-warn (:use :cl))
