@@ -195,7 +195,11 @@ def test_an_estimate_orders_actions_never_timed() -> None:
     from tests.support import Harness, graph_of
 
     del Harness
-    g = graph_of([Action("cheap", ("fake",), outputs=("a",), cost=0.1),
-                  Action("dear", ("fake",), outputs=("b",), cost=9.0)])
+    g = graph_of(
+        [
+            Action("cheap", ("fake",), outputs=("a",), cost=0.1),
+            Action("dear", ("fake",), outputs=("b",), cost=9.0),
+        ]
+    )
     order = critical_path(g.order, g.deps, {n: g.actions[n].cost or 0 for n in g.order})
     assert order["dear"] > order["cheap"]

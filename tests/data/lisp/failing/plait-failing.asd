@@ -5,6 +5,6 @@
   :components ((:file "tests"))
   :perform (test-op (o c) (symbol-call :fiveam :run! :plait-failing)))
 
-(defsystem "plait-erroring"
+(defsystem "plait-failing/erroring"
   :components ((:file "erroring"))
   :perform (test-op (o c) (symbol-call :plait-erroring :run)))

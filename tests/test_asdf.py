@@ -1,0 +1,332 @@
+"""Real ASDF systems built by the real `plait` with real SBCL (Debian's cl-* packages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import DATA, age, plait
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("sbcl") is None, reason="needs SBCL (apt-get install sbcl)"),
+]
+
+DEBIAN = Path("/usr/share/common-lisp/source")
+SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+# Load a system in a fresh SBCL in which compiling is impossible: it must use plait's fasls.
+NO_COMPILE = """
+(require :asdf)
+(sb-ext:without-package-locks
+  (defun compile-file (&rest args) (error "COMPILE-FILE called: ~s" args)))
+(asdf:load-system "{system}")
+{then}
+(format t "~&LOADED {system}~%")
+"""
+
+DIGEST_ABC = """(format t "~&SHA256 ~a~%" (ironclad:byte-array-to-hex-string
+  (ironclad:digest-sequence :sha256 (map '(vector (unsigned-byte 8)) #'char-code "abc"))))"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One fasl cache and one store for the module: real systems are built once."""
+    root = tmp_path_factory.mktemp("lisp")
+    return {"XDG_CACHE_HOME": str(root / "cache"), "PLAIT_CACHE": str(root / "store")}
+
+
+def project(name: str, tmp_path: Path) -> Path:
+    dest = tmp_path / name
+    shutil.copytree(DATA / "lisp" / name, dest)
+    return dest
+
+
+def load_without_compiling(
+    system: str, env: dict[str, str], cwd: Path, then: str = "", registry: Path | None = None
+) -> str:
+    script = cwd / "load.lisp"
+    script.write_text(NO_COMPILE.format(system=system, then=then))
+    full = {**os.environ, **env}
+    if registry is not None:
+        full["CL_SOURCE_REGISTRY"] = (
+            f'(:source-registry (:directory "{registry}/") :inherit-configuration)'
+        )
+    result = subprocess.run(
+        ["sbcl", "--script", str(script)],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert f"LOADED {system}" in result.stdout, result.stdout + result.stderr
+    return result.stdout
+
+
+def report(p: Path) -> dict[str, str]:
+    data: dict[str, Any] = json.loads((p / "r.json").read_text())
+    return {a["name"]: a["status"] for a in data["actions"]}
+
+
+@pytest.mark.parametrize(
+    "system", ["alexandria", "cl-ppcre", "iterate", "split-sequence", "fiveam"]
+)
+def test_a_real_system_builds_and_loads_with_compilation_impossible(
+    system: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    result = plait("build", system, "-j", "2", cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    load_without_compiling(system, env, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "system", ["alexandria", "cl-ppcre", "iterate", "split-sequence", "fiveam", "ironclad"]
+)
+def test_plait_test_passes_where_the_framework_passes(
+    system: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    result = plait("test", system, "-j", "2", cwd=tmp_path, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert f"plait: the tests of '{system}' passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("system", "said"),
+    [
+        ("plait-failing", "fiveam reported failures"),
+        ("plait-failing/erroring", "the tests signalled an error: the test harness broke"),
+    ],
+)
+def test_plait_test_fails_where_the_framework_fails(
+    system: str, said: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("failing", tmp_path)
+    result = plait("test", system, cwd=p, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert said in result.stdout
+    assert f"plait: the tests of '{system}' failed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def ironclad(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Iterator[Path]:
+    """A copy of ironclad (so that it may be edited), built once."""
+    root = tmp_path_factory.mktemp("icl")
+    p = root / "ironclad"
+    shutil.copytree(DEBIAN / "ironclad", p)
+    result = plait(
+        "build", "ironclad", "-j", "2", "--report", "r.json", cwd=p, env=env, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    yield p
+
+
+def test_ironclad_builds_in_parallel_and_its_fasls_work(
+    ironclad: Path, env: dict[str, str]
+) -> None:
+    assert len(report(ironclad)) >= 130
+    out = load_without_compiling("ironclad", env, ironclad, DIGEST_ABC, registry=ironclad)
+    assert f"SHA256 {SHA256_ABC}" in out
+
+
+def test_ironclad_bundle_loads_in_a_fresh_sbcl(ironclad: Path, env: dict[str, str]) -> None:
+    result = plait("bundle", "ironclad", "-o", "ironclad.fasl", cwd=ironclad, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = subprocess.run(
+        [
+            "sbcl",
+            "--non-interactive",
+            "--no-userinit",
+            "--load",
+            "ironclad.fasl",
+            "--eval",
+            DIGEST_ABC.replace("\n", " "),
+        ],
+        cwd=ironclad,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert f"SHA256 {SHA256_ABC}" in run.stdout, run.stdout + run.stderr
+
+
+def test_touching_ironclad_reruns_nothing_and_an_edit_reruns_one_compile(
+    ironclad: Path, env: dict[str, str]
+) -> None:
+    aes = ironclad / "src" / "ciphers" / "aes.lisp"
+    for f in (aes, ironclad / "src" / "package.lisp"):
+        age(f, -5)  # touched: newer, same bytes
+    result = plait("build", "ironclad", "--report", "r.json", cwd=ironclad, env=env)
+    assert result.returncode == 0
+    assert set(report(ironclad).values()) == {"cached"}
+    with aes.open("a") as f:
+        f.write("\n(defun plait-test-extra () :extra)\n")
+    result = plait("build", "ironclad", "--report", "r.json", cwd=ironclad, env=env)
+    assert result.returncode == 0, result.stdout
+    ran = sorted(n for n, s in report(ironclad).items() if s == "ran")
+    assert ran == ["compile:ironclad/cipher/aes:aes"]
+    # The touched sources are older than every fasl again: ASDF still compiles nothing.
+    load_without_compiling("ironclad", env, ironclad, registry=ironclad)
+
+
+def test_an_edit_reruns_what_loads_the_changed_fasl(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("demo", tmp_path)
+    assert plait("build", "plait-demo", cwd=p, env=env).returncode == 0
+    (p / "util.lisp").write_text(
+        "(in-package :plait-demo)\n\n(defun shout (s) (string-upcase s))"
+        "\n(defun whisper (s) (string-downcase s))\n"
+    )
+    result = plait("build", "plait-demo", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0
+    ran = sorted(n for n, s in report(p).items() if s == "ran")
+    # In `system` mode a compile sees every earlier file of its system, as ASDF's image would.
+    assert ran == ["compile:plait-demo:extra", "compile:plait-demo:main", "compile:plait-demo:util"]
+
+
+def test_fasls_are_the_same_bytes_when_built_again_from_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("demo", tmp_path)
+    private = {
+        **env,
+        "PLAIT_CACHE": str(tmp_path / "store1"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache1"),
+    }
+    assert plait("build", "plait-demo", cwd=p, env=private).returncode == 0
+    first = {f.name: f.read_bytes() for f in (tmp_path / "cache1").rglob("demo/*.fasl")}
+    assert set(first) == {"package.fasl", "util.fasl", "main.fasl", "extra.fasl"}
+    for f in p.glob("*.lisp"):
+        age(f, -30)
+    again = {
+        **private,
+        "PLAIT_CACHE": str(tmp_path / "store2"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache2"),
+    }
+    assert plait("build", "plait-demo", cwd=p, env=again).returncode == 0
+    second = {f.name: f.read_bytes() for f in (tmp_path / "cache2").rglob("demo/*.fasl")}
+    assert first == second
+
+
+def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("demo", tmp_path)
+    shim = tmp_path / "bin" / "sbcl"
+    shim.parent.mkdir()
+    log = tmp_path / "sbcl-calls"
+    shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec /usr/bin/sbcl "$@"\n')
+    shim.chmod(0o755)
+    shimmed = {**env, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    assert plait("build", "plait-demo", cwd=p, env=shimmed).returncode == 0
+    assert log.read_text()
+    log.unlink()
+    result = plait("build", "plait-demo", "--report", "r.json", cwd=p, env=shimmed)
+    assert result.returncode == 0
+    assert set(report(p).values()) == {"cached"}
+    assert not log.exists()
+
+
+def test_declared_mode_names_an_undeclared_dependency(env: dict[str, str], tmp_path: Path) -> None:
+    private = {**env, "PLAIT_CACHE": str(tmp_path / "store")}
+    result = plait(
+        "build", "alexandria", "--deps", "declared", "-k", cwd=tmp_path, env=private, timeout=600
+    )
+    assert result.returncode == 1
+    assert "FAILED compile:alexandria:alexandria-2/package" in result.stdout
+    assert "with --deps declared this compile saw only what the .asd declares" in result.stdout
+
+
+def test_a_compile_error_names_the_file_and_keep_going_builds_the_rest(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("broken", tmp_path)
+    result = plait("build", "plait-broken", "-k", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 1
+    assert "FAILED compile:plait-broken:bad" in result.stdout
+    assert "bad.lisp" in result.stdout
+    assert "NO-SUCH-PACKAGE" in result.stdout.upper()
+    assert report(p)["compile:plait-broken:good"] == "ran"
+
+
+def test_a_missing_system_is_named_with_where_asdf_looked(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = plait("build", "no-such-system", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "plait: error: ASDF cannot find system 'no-such-system'" in result.stderr
+    assert "ASDF looked in" in result.stderr and str(tmp_path) in result.stderr
+
+
+def test_a_broken_asd_file_is_an_error_not_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("badasd", tmp_path)
+    result = plait("build", "plait-badasd", cwd=p, env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("plait: error: ")
+    assert "plait-badasd" in result.stderr and "hint: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_sbcl_plait_says_how_to_install_it(tmp_path: Path) -> None:
+    bare = {"PATH": str(tmp_path)}  # no sbcl here
+    result = plait("build", "alexandria", cwd=tmp_path, env=bare)
+    assert result.returncode == 2
+    assert "SBCL is not installed" in result.stderr
+    assert "apt-get install sbcl" in result.stderr
+
+
+def test_an_undefined_function_is_reported_once_unless_some_file_defines_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("warn", tmp_path)
+    strict = plait("build", "plait-warn", cwd=p, env=env)
+    assert strict.returncode == 1  # as under ASDF on SBCL: a full WARNING fails the compile
+    assert "FAILED compile:plait-warn:loud" in strict.stdout
+    result = plait("build", "plait-warn", "--on-failure", "warn", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout
+    lines = [ln for ln in result.stdout.splitlines() if "undefined function" in ln]
+    assert len(lines) == 1
+    assert "PLAIT-WARN::NEVER-DEFINED" in lines[0]
+    assert "early.lisp" in lines[0] and "late.lisp" in lines[0]
+    assert "DEFINED-LATER" not in result.stdout
+    assert "loud.lisp: warning:" in result.stdout
+
+
+def test_a_program_runs_its_entry_point(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("demo", tmp_path)
+    result = plait("program", "plait-demo", "-o", "demo", cwd=p, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = subprocess.run(
+        [str(p / "demo"), "plait"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0
+    assert run.stdout.strip() == "hello, PLAIT: 0 1 2"
+
+
+def test_a_program_needs_an_entry_point(env: dict[str, str], tmp_path: Path) -> None:
+    result = plait("program", "split-sequence", "-o", "x", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "declares no :entry-point" in result.stderr
+
+
+def test_a_plaitfile_can_build_an_asdf_system_beside_its_actions(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("demo", tmp_path)
+    (p / "Plaitfile.py").write_text(
+        'asdf_system("plait-demo")\n'
+        'action("notes", ["cp", "package.lisp", "notes.txt"], inputs=["package.lisp"],'
+        ' outputs=["notes.txt"])\n'
+    )
+    result = plait("build", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = report(p)
+    assert status["notes"] in ("ran", "cached")
+    assert "compile:plait-demo:main" in status
+    assert (p / "notes.txt").exists()
