@@ -163,13 +163,13 @@ def test_touching_ironclad_reruns_nothing_and_an_edit_reruns_one_compile(
     ironclad: Path, env: dict[str, str]
 ) -> None:
     aes = ironclad / "src" / "ciphers" / "aes.lisp"
-    for f in (aes, ironclad / "src" / "package.lisp"):
-        age(f, -5)  # touched: newer, same bytes
+    for touched in (aes, ironclad / "src" / "package.lisp"):
+        age(touched, -5)  # newer, same bytes
     result = plait("build", "ironclad", "--report", "r.json", cwd=ironclad, env=env)
     assert result.returncode == 0
     assert set(report(ironclad).values()) == {"cached"}
-    with aes.open("a") as f:
-        f.write("\n(defun plait-test-extra () :extra)\n")
+    with aes.open("a") as out:
+        out.write("\n(defun plait-test-extra () :extra)\n")
     result = plait("build", "ironclad", "--report", "r.json", cwd=ironclad, env=env)
     assert result.returncode == 0, result.stdout
     ran = sorted(n for n, s in report(ironclad).items() if s == "ran")
