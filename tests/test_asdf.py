@@ -353,3 +353,19 @@ def test_a_plaitfile_can_build_an_asdf_system_beside_its_actions(
     assert status["notes"] in ("ran", "cached")
     assert "compile:plait-demo:main" in status
     assert (p / "notes.txt").exists()
+
+
+def test_defsystem_depends_on_and_around_compile_work_as_under_asdf(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("dsd", tmp_path)
+    result = plait("build", "plait-dsd", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = load_without_compiling(
+        "plait-dsd",
+        env,
+        p,
+        '(format t "~&HOOK ~a~%" (plait-dsd:compiled-inside-hook-p))',
+        registry=p,
+    )
+    assert "HOOK T" in out

@@ -223,3 +223,15 @@ def test_a_changed_environment_reruns_the_action(h: Harness) -> None:
     assert ran(h.build(graph("C"))) == []
     report = h.build(graph("fr_FR"))
     assert report.results["t"].reason == "environment changed"
+
+
+def test_a_cost_estimate_orders_actions_never_timed(h: Harness) -> None:
+    g = graph_of(
+        [
+            Action("cheap", ("fake",), ("a.c",), ("x",), cost=0.1),
+            Action("dear", ("fake",), ("a.c",), ("y",), cost=9.0),
+        ],
+        ["a.c"],
+    )
+    h.build(g, jobs=1)
+    assert h.executor.ran == ["dear", "cheap"]

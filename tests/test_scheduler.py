@@ -188,18 +188,3 @@ def test_shuffle_seed_fixes_the_order_of_ready_actions() -> None:
 
     assert order(1) == order(1)
     assert order(1) != order(2)
-
-
-def test_an_estimate_orders_actions_never_timed() -> None:
-    from plait.model import Action
-    from tests.support import Harness, graph_of
-
-    del Harness
-    g = graph_of(
-        [
-            Action("cheap", ("fake",), outputs=("a",), cost=0.1),
-            Action("dear", ("fake",), outputs=("b",), cost=9.0),
-        ]
-    )
-    order = critical_path(g.order, g.deps, {n: g.actions[n].cost or 0 for n in g.order})
-    assert order["dear"] > order["cheap"]

@@ -194,6 +194,7 @@ class Build:
             },
             outputs=action.outputs,
             log_path=self.log_path(name),
+            links=frozenset(action.links),
         )
         self._pending[name] = prepared
         return Work(lambda: self.executor.execute(request, self._ingest))

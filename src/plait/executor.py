@@ -33,6 +33,7 @@ class Request:
     inputs: Mapping[str, tuple[Path, bool]]
     outputs: tuple[str, ...]
     log_path: Path
+    links: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -75,7 +76,7 @@ class LocalExecutor:
         try:
             box = Sandbox(root)
             try:
-                box.populate(request.inputs, request.outputs)
+                box.populate(request.inputs, request.outputs, request.links)
             except OSError as e:
                 return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
             status, error = self._run(request, box)

@@ -30,6 +30,9 @@ class Action:
     install: Mapping[str, str] = field(default_factory=dict)
     # A guess at the seconds it takes, for scheduling before it has ever been timed.
     cost: float | None = None
+    # Inputs placed in the sandbox as read-only links, not copies: large files the command
+    # only reads (a Lisp core).
+    links: tuple[str, ...] = ()
 
     @property
     def is_builder(self) -> bool:

@@ -30,10 +30,16 @@ class Sandbox:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
-    def populate(self, inputs: Mapping[str, tuple[Path, bool]], outputs: Iterable[str]) -> None:
+    def populate(
+        self,
+        inputs: Mapping[str, tuple[Path, bool]],
+        outputs: Iterable[str],
+        links: Iterable[str] = (),
+    ) -> None:
         """Copy each input to its relative path, and make the directories outputs go in. Copies,
         not links, so that a command that writes to an input cannot change the user's file or
-        the store."""
+        the store; only `links`, which the action promises only to read, are symlinked."""
+        linked = set(links)
         for d in (self.work, self.home, self.tmp):
             d.mkdir(parents=True)
         for rel in outputs:
@@ -41,6 +47,9 @@ class Sandbox:
         for rel, (src, executable) in inputs.items():
             dest = self.work / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if rel in linked:
+                dest.symlink_to(src)
+                continue
             shutil.copyfile(src, dest)
             dest.chmod(0o755 if executable else 0o644)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from plait import digest
 from plait.asdf.dump import SANDBOX_MARK, Dump, lisp_file
 from plait.model import Action, Graph
 
@@ -30,6 +31,7 @@ class Policy:
     deps: Deps = "system"
     on_warnings: str = "warn"
     on_failure: str = "error"
+    checkpoints: bool = True
 
 
 Node = dict[str, Any]
@@ -48,6 +50,11 @@ def token(node: Node) -> str:
         "(" + " ".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts) + ")"
     )
 
+
+# A set of loads from other systems becomes a checkpoint core when the compiles sharing it would
+# load this many fasls in all (users x loads): a load costs about 1.5 ms, saving a core about
+# 2 s, so below that a checkpoint would cost more than it saves.
+CHECKPOINT_WORK = 1500
 
 # Seconds a compile takes on this kind of machine: a start, and source bytes per second (measured
 # on ironclad's files with SBCL 2.2.9; only the relative order of the guesses matters much).
@@ -72,6 +79,8 @@ class Translation:
         self.sbcl = sbcl
         self.nodes: dict[int, Node] = {n["id"]: n for n in dump.nodes}
         self.actions: dict[int, Action] = {}
+        self._checkpoint_of: dict[int, tuple[int, ...]] = {}
+        self._checkpoint_actions: dict[tuple[int, ...], Action] = {}
         # Invariant: ids are ASDF's plan order (the dump numbers actions in post-order).
         self._loads = sorted(i for i, n in self.nodes.items() if n["operation"] == "load-op")
         self._source_loads: dict[str, list[int]] = {}
@@ -127,9 +136,64 @@ class Translation:
     def warnings_output(self, node: Node) -> str:
         return f"warnings/{node['system']}/{'/'.join(node['path'] or ())}.json"
 
+    def plan_loads(self, node: Node) -> tuple[set[int], set[int]]:
+        return self.reach(self.visible(node))
+
+    def checkpoints(self) -> None:
+        """Find the sets of loads from other systems that several compiles share: each becomes
+        a checkpoint action that loads them once and saves a core the compiles start from."""
+        users: dict[tuple[int, ...], list[int]] = {}
+        for i, node in self.nodes.items():
+            if self.is_builder(node):
+                loads, _ = self.plan_loads(node)
+                shared = tuple(
+                    sorted(j for j in loads if self.nodes[j]["system"] != node["system"])
+                )
+                users.setdefault(shared, []).append(i)
+        for shared, builders in users.items():
+            if len(builders) * len(shared) >= CHECKPOINT_WORK:
+                for b in builders:
+                    self._checkpoint_of[b] = shared
+
+    def checkpoint_action(self, shared: tuple[int, ...]) -> Action:
+        _, builders = self.reach(shared)
+        tag = digest.of_canonical([token(self.nodes[i]) for i in shared])[:16]
+        core = f"checkpoints/{tag}.core"
+        script = str(lisp_file("checkpoint.lisp"))
+        inputs = [str(self.dump.core), script]
+        for b in sorted(builders):
+            inputs.extend(self.fasls(self.nodes[b]))
+        return Action(
+            name=f"checkpoint:{tag}",
+            argv=(
+                str(self.sbcl),
+                "--core",
+                str(self.dump.core),
+                "--script",
+                script,
+                core,
+                *(token(self.nodes[i]) for i in shared),
+            ),
+            inputs=tuple(dict.fromkeys(inputs)),
+            outputs=(core,),
+            env=self._env(),
+            install={core: ""},
+            cost=_START_SECONDS + 0.02 * len(shared) + 1.0,
+        )
+
     def action(self, node: Node) -> Action:
-        loads, builders = self.reach(self.visible(node))
-        inputs = [*node["inputs"], str(self.dump.core), str(lisp_file("compile.lisp"))]
+        loads, builders = self.plan_loads(node)
+        core = str(self.dump.core)
+        links: tuple[str, ...] = ()
+        shared = self._checkpoint_of.get(node["id"])
+        if shared is not None:
+            checkpoint = self._checkpoint_actions[shared]
+            core = checkpoint.outputs[0]
+            links = (core,)
+            loads -= set(shared)
+            _, covered = self.reach(shared)
+            builders -= covered
+        inputs = [*node["inputs"], core, str(lisp_file("compile.lisp"))]
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         outputs = self.fasls(node)
@@ -139,7 +203,7 @@ class Translation:
         argv = [
             str(self.sbcl),
             "--core",
-            str(self.dump.core),
+            core,
             "--script",
             str(lisp_file("compile.lisp")),
             warnings,
@@ -154,12 +218,22 @@ class Translation:
             argv=tuple(argv),
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(*outputs, warnings),
-            env={"SBCL_HOME": str(self.sbcl.parent.parent / "lib" / "sbcl")},
+            env=self._env(),
             install=install,
             cost=_compile_cost(node["inputs"] or ()),
+            links=links,
         )
 
+    def _env(self) -> dict[str, str]:
+        return {"SBCL_HOME": str(self.sbcl.parent.parent / "lib" / "sbcl")}
+
     def add_to(self, graph: Graph) -> None:
+        if self.policy.checkpoints:
+            self.checkpoints()
+        for shared in dict.fromkeys(self._checkpoint_of.values()):
+            action = self.checkpoint_action(shared)
+            self._checkpoint_actions[shared] = action
+            graph.add(action)
         for node in self.nodes.values():
             if self.is_builder(node):
                 action = self.action(node)

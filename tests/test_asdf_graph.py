@@ -1,0 +1,216 @@
+"""ASDF's graph translated into plait's actions, on a hand-made dump: no SBCL needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plait.asdf import graph as asdf_graph
+from plait.asdf.dump import SANDBOX_MARK, Dump
+from plait.asdf.graph import Policy, Translation, node_name, token
+from plait.asdf.products import closure
+from plait.asdf.warnings import lines, reconcile
+from plait.model import Graph
+
+OPS = {
+    "define": "ASDF/FIND-SYSTEM::DEFINE-OP",
+    "prepare": "ASDF/LISP-ACTION::PREPARE-OP",
+    "compile": "ASDF/LISP-ACTION::COMPILE-OP",
+    "load": "ASDF/LISP-ACTION::LOAD-OP",
+}
+
+
+def node(
+    i: int,
+    op: str,
+    system: str,
+    path: list[str] | None,
+    deps: list[int],
+    kind: str = "source",
+    source: bool = False,
+) -> dict[str, Any]:
+    outputs = sandbox = None
+    inputs = None
+    if op == "compile" and source:
+        name = path[-1] if path else system
+        inputs = [f"/src/{system}/{name}.lisp"]
+        outputs = [f"/cache/{system}/{name}.fasl"]
+        sandbox = [f"{SANDBOX_MARK}out/src/{system}/{name}.fasl"]
+    return {
+        "id": i,
+        "operation": f"{op}-op",
+        "op_class": OPS[op],
+        "system": system,
+        "system_kind": kind,
+        "path": path,
+        "class": "X",
+        "is_system": path is None,
+        "is_source": source,
+        "in_image": not (op == "compile" and source),
+        "inputs": inputs,
+        "outputs": outputs,
+        "deps": deps,
+        "sandbox_outputs": sandbox,
+        "entry_point": None,
+    }
+
+
+def dump() -> Dump:
+    """lib: a, b (depends on a), c (independent), then app: m, which depends on lib."""
+    nodes = [
+        node(1, "load", "sb-posix", None, [], kind="require"),
+        node(2, "define", "lib", None, []),
+        node(3, "prepare", "lib", None, [2, 1]),
+        node(4, "prepare", "lib", ["a"], [3], source=True),
+        node(5, "compile", "lib", ["a"], [4], source=True),
+        node(6, "load", "lib", ["a"], [4, 5], source=True),
+        node(7, "prepare", "lib", ["b"], [3, 6], source=True),
+        node(8, "compile", "lib", ["b"], [7], source=True),
+        node(9, "load", "lib", ["b"], [7, 8], source=True),
+        node(10, "prepare", "lib", ["c"], [3], source=True),
+        node(11, "compile", "lib", ["c"], [10], source=True),
+        node(12, "load", "lib", ["c"], [10, 11], source=True),
+        node(13, "load", "lib", None, [6, 9, 12, 3]),
+        node(14, "define", "app", None, []),
+        node(15, "prepare", "app", None, [14, 13]),
+        node(16, "prepare", "app", ["m"], [15], source=True),
+        node(17, "compile", "app", ["m"], [16], source=True),
+        node(18, "load", "app", ["m"], [16, 17], source=True),
+        node(19, "load", "app", None, [18, 15]),
+    ]
+    data = {"nodes": nodes, "roots": [19], "asd_files": [], "asd_digests": {}}
+    return Dump(data, Path("/store/definitions.core"))
+
+
+def translate(deps: asdf_graph.Deps = "system", checkpoints: bool = True) -> Graph:
+    graph = Graph()
+    Translation(dump(), Policy(deps=deps, checkpoints=checkpoints), Path("/usr/bin/sbcl")).add_to(
+        graph
+    )
+    return graph
+
+
+def fasls(graph: Graph, name: str) -> list[str]:
+    return [i for i in graph.actions[name].inputs if i.endswith(".fasl")]
+
+
+def loads(graph: Graph, name: str) -> list[str]:
+    return [a for a in graph.actions[name].argv if a.startswith('("ASDF/LISP-ACTION::LOAD-OP"')]
+
+
+def test_every_compile_that_writes_a_fasl_is_a_builder() -> None:
+    g = translate()
+    assert sorted(g.actions) == ["compile:app:m", "compile:lib:a", "compile:lib:b", "compile:lib:c"]
+    a = g.actions["compile:lib:a"]
+    assert a.outputs == ("out/src/lib/a.fasl", "warnings/lib/a.json")
+    assert a.install == {"out/src/lib/a.fasl": "/cache/lib/a.fasl", "warnings/lib/a.json": ""}
+    assert "/src/lib/a.lisp" in a.inputs and "/store/definitions.core" in a.inputs
+
+
+def test_declared_mode_sees_only_declared_dependencies() -> None:
+    g = translate("declared")
+    assert fasls(g, "compile:lib:b") == ["out/src/lib/a.fasl"]
+    assert fasls(g, "compile:lib:c") == []
+    assert fasls(g, "compile:app:m") == [
+        "out/src/lib/a.fasl",
+        "out/src/lib/b.fasl",
+        "out/src/lib/c.fasl",
+    ]
+
+
+def test_system_mode_also_sees_earlier_files_of_the_same_system() -> None:
+    g = translate("system")
+    assert fasls(g, "compile:lib:c") == ["out/src/lib/a.fasl", "out/src/lib/b.fasl"]
+    assert loads(g, "compile:lib:c") == [token(dump().nodes[i]) for i in (0, 5, 8)]
+
+
+def test_loads_are_performed_in_asdf_plan_order_with_requires() -> None:
+    g = translate("declared")
+    argv = g.actions["compile:app:m"].argv
+    performed = [a for a in argv if a.startswith("(")][1:]  # after the target itself
+    assert performed == [token(dump().nodes[i - 1]) for i in (1, 6, 9, 12, 13)]
+
+
+def test_plan_mode_sees_everything_earlier_in_the_plan() -> None:
+    g = translate("plan")
+    assert fasls(g, "compile:lib:c") == ["out/src/lib/a.fasl", "out/src/lib/b.fasl"]
+    d = translate("declared")
+    assert set(fasls(g, "compile:app:m")) == set(fasls(d, "compile:app:m"))
+
+
+def test_a_system_name_is_a_group_of_its_builders() -> None:
+    g = translate()
+    assert set(g.groups["app"]) == {
+        "compile:app:m",
+        "compile:lib:a",
+        "compile:lib:b",
+        "compile:lib:c",
+    }
+
+
+def test_shared_loads_become_a_checkpoint_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    # app:m alone shares 5 loads from lib; lib's files share only the sb-posix require (3 x 1).
+    monkeypatch.setattr(asdf_graph, "CHECKPOINT_WORK", 4)
+    g = translate("declared")
+    checkpoints = [a for a in g.actions.values() if a.name.startswith("checkpoint:")]
+    assert len(checkpoints) == 1
+    cp = checkpoints[0]
+    core = cp.outputs[0]
+    assert cp.install == {core: ""}  # stays in the store
+    m = g.actions["compile:app:m"]
+    assert m.argv[1:3] == ("--core", core)
+    assert m.links == (core,) and core in m.inputs
+    assert loads(g, "compile:app:m") == []  # all of them are in the checkpoint
+    assert fasls(g, "compile:app:m") == []
+    assert set(fasls(g, cp.name)) == {
+        "out/src/lib/a.fasl",
+        "out/src/lib/b.fasl",
+        "out/src/lib/c.fasl",
+    }
+
+
+def test_few_users_make_no_checkpoint() -> None:
+    assert not [n for n in translate().actions if n.startswith("checkpoint:")]
+
+
+def test_a_bundle_requires_modules_then_loads_fasls_in_plan_order() -> None:
+    t = Translation(dump(), Policy(), Path("/usr/bin/sbcl"))
+    c = closure(t, 19)
+    assert c.requires == ["sb-posix"]
+    assert c.fasls == [
+        "out/src/lib/a.fasl",
+        "out/src/lib/b.fasl",
+        "out/src/lib/c.fasl",
+        "out/src/app/m.fasl",
+    ]
+
+
+def test_names_and_tokens() -> None:
+    n = dump().nodes[16]
+    assert node_name(n) == "compile:app:m"
+    assert token(n) == '("ASDF/LISP-ACTION::COMPILE-OP" "app" "m")'
+    assert token({**n, "system": 'we"ird'}) == '("ASDF/LISP-ACTION::COMPILE-OP" "we\\"ird" "m")'
+
+
+def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -> None:
+    summary = reconcile(
+        {
+            "a.lisp": {
+                "warnings": [{"kind": "style-warning", "text": "x"}],
+                "undefined": ["P::LATER", "P::NOWHERE"],
+                "defined": ["P::A"],
+            },
+            "b.lisp": {
+                "warnings": [{"kind": "warning", "text": "bad type\nmore"}],
+                "undefined": ["P::NOWHERE"],
+                "defined": ["P::LATER"],
+            },
+        }
+    )
+    assert summary.undefined == {"P::NOWHERE": ["a.lisp", "b.lisp"]}
+    out = list(lines(summary))
+    assert out[0] == "plait: 1 warning and 1 style-warning in 2 files"
+    assert "  b.lisp: warning: bad type" in out
+    assert out[-1] == "plait: undefined function P::NOWHERE, used in a.lisp, b.lisp"
