@@ -31,12 +31,15 @@ import gen
 HERE = Path(__file__).resolve().parent
 JOBS = os.cpu_count() or 1
 PLAIT = [sys.executable, "-m", "plait"]
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
 
 
 @dataclass
 class Table:
     title: str
     tools: list[str]
+    unit: str = "s"
     rows: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -49,7 +52,11 @@ class Table:
 
     def markdown(self) -> str:
         peers = [t for t in self.tools if t != "plait"]
-        head = ["scenario", *(f"{t} (s)" for t in self.tools), *(f"plait / {p}" for p in peers)]
+        head = [
+            "scenario",
+            *(f"{t} ({self.unit})" for t in self.tools),
+            *(f"plait / {p}" for p in peers),
+        ]
         out = [f"### {self.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows:
             cells = [row]
@@ -279,7 +286,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     c = Table("Synthetic C projects (bench/gen.py)", ["plait", "ninja", "make"])
-    memory = Table("plait's peak resident memory (MiB), clean build", ["plait"])
+    memory = Table("plait's peak resident memory, clean build", ["plait"], unit="MiB")
     sched = Table("Scheduler overhead", ["plait", "ninja"])
     lisp_table = Table("Common Lisp, ASDF's serial load-system vs plait", ["plait", "ASDF"])
     if args.quick:
@@ -311,8 +318,15 @@ def main() -> None:
         "",
     ]
     body = [t.markdown() for t in (c, sched, lisp_table, memory)]
-    args.out.write_text("\n".join([*facts, *body, *goals(c, sched, lisp_table)]) + "\n")
-    print(args.out.read_text())
+    results = "\n".join([*facts, *body, *goals(c, sched, lisp_table)]) + "\n"
+    args.out.write_text(results)
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start >= 0 and end > start:
+        block = results.split("\n", 2)[2]  # without the title line
+        readme.write_text(text[: start + len(README_START)] + "\n" + block + text[end:])
+    print(results)
 
 
 if __name__ == "__main__":
