@@ -96,6 +96,8 @@ class Build:
         self._t0 = 0.0
         self._started: dict[str, tuple[float, str]] = {}
         self._pending: dict[str, PreparedAction] = {}
+        # Invariant: PATH lookups do not change during one build.
+        self._programs: dict[tuple[str, str | None], Path | None] = {}
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -157,7 +159,12 @@ class Build:
         program = action.argv[0] if action.argv else ""
         if not program or (not program.startswith("/") and "/" in program):
             return None  # a relative program is a declared input, already in the key
-        path = Path(program) if program.startswith("/") else resolve_program(program, action.env)
+        where = (program, action.env.get("PATH"))
+        if where not in self._programs:
+            self._programs[where] = (
+                Path(program) if program.startswith("/") else resolve_program(program, action.env)
+            )
+        path = self._programs[where]
         return self.store.file_digest(path) if path else None
 
     # -- running -------------------------------------------------------------------------
