@@ -188,3 +188,21 @@ def test_shuffle_seed_fixes_the_order_of_ready_actions() -> None:
 
     assert order(1) == order(1)
     assert order(1) != order(2)
+
+
+def test_replay_starts_actions_in_the_recorded_order() -> None:
+    deps: dict[str, list[str]] = {"a": [], "b": [], "c": ["a"], "d": ["b"], "e": []}
+    recorded = ["e", "b", "a", "d", "c"]
+    for jobs in (1, 2, 3):
+        s: Scheduler[bool] = Scheduler(
+            list(deps), deps, jobs=jobs, replay=recorded, durations={"a": 9, "c": 9}
+        )
+        s.run(lambda n: Work(lambda: True), lambda n, ok: done(n, ok), skipped, lambda: None)
+        assert s.start_order == recorded
+
+
+def test_replay_puts_unrecorded_actions_last_and_survives_a_bad_recording() -> None:
+    deps: dict[str, list[str]] = {"a": [], "b": ["a"], "new": []}
+    s: Scheduler[bool] = Scheduler(list(deps), deps, jobs=1, replay=["b", "a", "gone"])
+    s.run(lambda n: done(n), lambda n, ok: done(n, ok), skipped, lambda: None)
+    assert s.start_order == ["a", "b", "new"]

@@ -3,11 +3,9 @@ result (store), and emit what happened (events), in the order the scheduler choo
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ class Options:
     jobs: int = 1
     keep_going: bool = False
     shuffle_seed: int | None = None
+    replay: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -37,6 +36,7 @@ class Report:
     results: dict[str, Finished]
     wall: float
     interrupted: int | None = None
+    start_order: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +96,8 @@ class Build:
         self._t0 = 0.0
         self._started: dict[str, tuple[float, str]] = {}
         self._pending: dict[str, PreparedAction] = {}
+        self._slots: dict[str, int] = {}
+        self._free_slots: set[int] = set(range(max(1, options.jobs)))
         # Invariant: PATH lookups do not change during one build.
         self._programs: dict[tuple[str, str | None], Path | None] = {}
 
@@ -189,6 +191,8 @@ class Build:
             )
         start = self.now()
         self._started[name] = (start, decision.reason)
+        self._slots[name] = min(self._free_slots)
+        self._free_slots.discard(self._slots[name])
         self.emit(Started(name, start, decision.reason))
         request = Request(
             name=name,
@@ -222,6 +226,8 @@ class Build:
         prepared = self._pending.pop(name)
         action, decision = prepared.action, prepared.decision
         start, reason = self._started[name]
+        slot = self._slots[name]
+        self._free_slots.add(slot)
         if not result.ok:
             return self._finished(
                 name,
@@ -230,6 +236,7 @@ class Build:
                 start=start,
                 key=decision.key,
                 failure=self._failure(action, result),
+                slot=slot,
             )
         outputs = tuple(
             Output(path, d, executable) for path, (d, executable) in sorted(result.outputs.items())
@@ -237,7 +244,7 @@ class Build:
         cached = CachedResult(outputs, result.duration)
         self._materialize(action, outputs)
         self._accept(action, decision, cached, ran=True)
-        return self._finished(name, "ran", reason, start=start, key=decision.key)
+        return self._finished(name, "ran", reason, start=start, key=decision.key, slot=slot)
 
     def _accept(self, action: Action, decision: Decision, result: CachedResult, ran: bool) -> None:
         last = self.last.get(action.name)
@@ -275,13 +282,14 @@ class Build:
         start: float | None = None,
         key: str = "",
         failure: Failure | None = None,
+        slot: int | None = None,
     ) -> Finished:
         end = self.now()
-        return Finished(name, status, reason, end if start is None else start, end, key, failure)
+        begun = end if start is None else start
+        return Finished(name, status, reason, begun, end, key, failure, slot)
 
     def log_path(self, name: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
-        return self.store.logs / f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.log"
+        return self.store.log_path(name)
 
     # -- the whole build -----------------------------------------------------------------
 
@@ -296,6 +304,7 @@ class Build:
             keep_going=self.options.keep_going,
             durations=self._durations(names),
             shuffle_seed=self.options.shuffle_seed,
+            replay=self.options.replay,
             pending_signal=self.pending_signal,
         )
         interrupted: int | None = None
@@ -307,7 +316,7 @@ class Build:
             self.store.flush()
         results = {n: scheduler.results[n] for n in names if n in scheduler.results}
         ok = interrupted is None and all(f.ok for f in results.values())
-        report = Report(ok, results, self.now(), interrupted)
+        report = Report(ok, results, self.now(), interrupted, scheduler.start_order)
         self.emit(BuildEnded(ok, report.wall, interrupted))
         return report
 

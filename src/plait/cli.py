@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from plait import digest, plaitfile
+from plait import digest, export, plaitfile, trace
 from plait.asdf import AsdfBuild, Policy, add_systems
 from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
 from plait.asdf.products import add_bundle, add_program
@@ -50,7 +50,61 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--report", metavar="FILE", type=Path, help="write a JSON report of every action"
     )
+    build.add_argument(
+        "--trace",
+        metavar="FILE",
+        type=Path,
+        help="write a Chrome trace-event file (Perfetto, chrome://tracing)",
+    )
+    build.add_argument(
+        "--record", metavar="FILE", type=Path, help="write the order in which actions started"
+    )
+    order = build.add_mutually_exclusive_group()
+    order.add_argument(
+        "--replay",
+        metavar="FILE",
+        type=Path,
+        help="start actions in exactly the order a --record file gives",
+    )
+    order.add_argument(
+        "--shuffle",
+        metavar="SEED",
+        type=int,
+        help="start ready actions in a random order fixed by SEED: a way to"
+        " flush out missing dependencies",
+    )
     _add_lisp_options(build)
+
+    explain = sub.add_parser("explain", help="say why each action would run now")
+    explain.add_argument("targets", nargs="*", metavar="TARGET")
+    explain.add_argument(
+        "--last", action="store_true", help="the reasons of the last build instead"
+    )
+    _add_directory(explain)
+    _add_lisp_options(explain)
+
+    graph = sub.add_parser("graph", help="print the action graph")
+    graph.add_argument("targets", nargs="*", metavar="TARGET")
+    graph.add_argument("--format", choices=("dot", "json"), default="dot")
+    _add_directory(graph)
+    _add_lisp_options(graph)
+
+    export = sub.add_parser("export", help="write a ninja or make file with plait's commands")
+    export.add_argument("targets", nargs="*", metavar="TARGET")
+    export.add_argument("--format", choices=("ninja", "make"), required=True)
+    export.add_argument(
+        "-o",
+        dest="output",
+        type=Path,
+        metavar="FILE",
+        help="where to write it (default: standard output)",
+    )
+    _add_directory(export)
+    _add_lisp_options(export)
+
+    log = sub.add_parser("log", help="print the full output of an action's last run")
+    log.add_argument("action", metavar="ACTION")
+    _add_directory(log)
 
     test = sub.add_parser("test", help="build an ASDF system's tests and run them (test-op)")
     test.add_argument("system", metavar="SYSTEM")
@@ -142,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _test(args)
         if args.command in ("bundle", "program"):
             return _product(args)
+        if args.command in ("explain", "graph", "export"):
+            return _inspect(args)
+        if args.command == "log":
+            return _log(args)
         return _clean(args)
     except PlaitError as e:
         _render(e)
@@ -213,12 +271,24 @@ def _run_build(
     args: argparse.Namespace, project: Path, store: Store, loaded: Loaded, targets: list[str]
 ) -> Report:
     bus = Bus([ConsoleReporter(sys.stdout, verbose=args.verbose)])
-    options = Options(jobs=args.jobs, keep_going=args.keep_going)
+    replay = getattr(args, "replay", None)
+    options = Options(
+        jobs=args.jobs,
+        keep_going=args.keep_going,
+        shuffle_seed=getattr(args, "shuffle", None),
+        replay=_read_recording(replay) if replay else None,
+    )
     with _signals() as pending:
         build = Build(project, loaded.graph, store, LocalExecutor(), bus, options, pending)
         started = time.time()
         report = build.run(targets)
     store.record_run(report.to_json(), started)
+    summary = trace.summarize(report.results, report.wall, loaded.graph.order, loaded.graph.deps)
+    print(summary.line())
+    if getattr(args, "trace", None) is not None:
+        _write_json(args.trace, trace.trace_events(report.results, options.jobs))
+    if getattr(args, "record", None) is not None:
+        _write_json(args.record, {"started": report.start_order})
     if loaded.asdf is not None:
         loaded.asdf.fix_stamps(store, build.produced)
         for line in summarize(loaded.asdf, store, build.produced, report):
@@ -300,6 +370,83 @@ def _product(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"plait: wrote {out}")
     return _exit_status(report)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """explain, graph and export: they read the graph (and the store) and run nothing."""
+    project = _project(args)
+    store = _open_store(project)
+    try:
+        plaitfile_here = (project / plaitfile.PLAITFILE).is_file()
+        roots = [] if plaitfile_here else [f"load:{t}" for t in args.targets]
+        if args.command == "explain" and args.last:
+            return _explain_last(store)
+        loaded = _load(project, store, args, roots)
+        graph = loaded.graph
+        names = graph.closure(graph.resolve(args.targets))
+        if args.command == "explain":
+            build = Build(project, graph, store, LocalExecutor(), lambda e: None, Options())
+            would = build.dry_run(args.targets)
+            for name, reason in would:
+                print(f"{name}: {reason}")
+            if not would:
+                print("plait: nothing would run")
+            return EXIT_OK
+    finally:
+        store.close()
+    if args.command == "graph":
+        text = (
+            export.dot(graph, names)
+            if args.format == "dot"
+            else json.dumps(export.as_json(graph, names), indent=2) + "\n"
+        )
+    else:
+        text = export.ninja(graph, names) if args.format == "ninja" else export.make(graph, names)
+    if getattr(args, "output", None) is not None:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _explain_last(store: Store) -> int:
+    report = store.last_run()
+    if report is None:
+        raise UsageError("no build has run here yet", hint="run 'plait build' first")
+    shown = [a for a in report["actions"] if a["status"] in ("ran", "failed")]
+    for a in shown:
+        print(f"{a['name']}: {a['reason']}" + (" (failed)" if a["status"] == "failed" else ""))
+    if not shown:
+        print("plait: the last build ran nothing")
+    return EXIT_OK
+
+
+def _log(args: argparse.Namespace) -> int:
+    project = _project(args)
+    store = Store.open(project)
+    try:
+        path = store.log_path(args.action)
+    finally:
+        store.close()
+    if not path.is_file():
+        raise UsageError(
+            f"no log for action '{args.action}'",
+            hint="an action has a log once it has run; 'plait explain --last' lists what ran",
+        )
+    sys.stdout.write(path.read_text(errors="replace"))
+    return EXIT_OK
+
+
+def _read_recording(path: Path) -> tuple[str, ...]:
+    hint = "give a file written by 'plait build --record'"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read '{path}': {e}", hint=hint) from None
+    started = data.get("started") if isinstance(data, dict) else None
+    if not isinstance(started, list) or not all(isinstance(n, str) for n in started):
+        raise UsageError(f"'{path}' is not a recording of a build", hint=hint)
+    return tuple(started)
 
 
 def _dry_run(build: Build, targets: list[str]) -> int:

@@ -44,6 +44,7 @@ class Finished:
     end: float
     key: str = ""
     failure: Failure | None = None
+    slot: int | None = None  # the job slot it ran in; None if it did not run
 
     @property
     def ok(self) -> bool:

@@ -67,6 +67,7 @@ class Scheduler(Generic[R]):
         keep_going: bool = False,
         durations: Mapping[str, float] | None = None,
         shuffle_seed: int | None = None,
+        replay: Sequence[str] | None = None,
         pending_signal: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.order = list(order)
@@ -80,6 +81,13 @@ class Scheduler(Generic[R]):
         self._priority = critical_path(self.order, self.deps, durations or {})
         self._rank = {n: i for i, n in enumerate(self.order)}
         self._random = random.Random(shuffle_seed) if shuffle_seed is not None else None
+        # Replay: start in this order, each only when the one before it has started. Actions
+        # the recording does not name come after it, by rank.
+        self._replay: list[str] | None = None
+        if replay is not None:
+            recorded = [n for n in dict.fromkeys(replay) if n in needed]
+            seen = set(recorded)
+            self._replay = recorded + [n for n in self.order if n not in seen]
 
     def run(
         self,
@@ -103,6 +111,30 @@ class Scheduler(Generic[R]):
         def push(name: str) -> None:
             tie = self._random.random() if self._random else self._rank[name]
             heapq.heappush(ready, (-self._priority[name], tie, name))  # type: ignore[misc]
+
+        replay = self._replay
+        replay_at = 0
+        started: set[str] = set()
+
+        def next_ready() -> str | None:
+            """The next action to start, or None to wait for running ones."""
+            nonlocal replay_at
+            if replay is None:
+                return heapq.heappop(ready)[2] if ready else None
+            names = {n for _, _, n in ready}
+            while replay_at < len(replay) and (
+                replay[replay_at] in started or replay[replay_at] in self.results
+            ):
+                replay_at += 1
+            if replay_at < len(replay) and replay[replay_at] in names:
+                choice = replay[replay_at]
+            elif not running and names:  # a recording that cannot be followed: go on anyway
+                choice = next(n for n in replay if n in names)
+            else:
+                return None
+            ready[:] = [entry for entry in ready if entry[2] != choice]
+            heapq.heapify(ready)
+            return choice
 
         def complete(name: str, result: Finished) -> None:
             nonlocal first_failure
@@ -134,7 +166,11 @@ class Scheduler(Generic[R]):
                     raise Interrupted(signum)
                 stopping = first_failure is not None and not self.keep_going
                 while ready and len(running) < self.jobs and not stopping:
-                    _, _, name = heapq.heappop(ready)
+                    picked = next_ready()
+                    if picked is None:
+                        break
+                    name = picked
+                    started.add(name)
                     self.start_order.append(name)
                     step = begin(name)
                     if isinstance(step, Work):

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -114,6 +115,11 @@ class Store:
         self.flush()
         self.db.close()
         self.unlock()
+
+    def log_path(self, name: str) -> Path:
+        """Where the output of an action's last run is kept."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+        return self.logs / f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.log"
 
     # -- the project lock ------------------------------------------------------------------
 
@@ -288,6 +294,12 @@ class Store:
                 "DELETE FROM materialized WHERE project = ? AND path = ?",
                 [(self.project, p) for p in paths],
             )
+
+    def last_run(self) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT report FROM runs WHERE project = ? ORDER BY id DESC LIMIT 1", (self.project,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
 
     def record_run(self, report: dict[str, Any], started: float) -> None:
         with self.db:
