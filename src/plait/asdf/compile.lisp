@@ -6,7 +6,9 @@
 ;;;; order. WARNINGS receives the compile's warnings, undefined and defined functions as JSON.
 ;;;; Exit: 0 compiled; 1 the compile failed; 4 loading a dependency failed.
 
-(defpackage :plait-compile (:use :cl))
+(load (merge-pathnames "common.lisp" *load-truename*))
+
+(defpackage :plait-compile (:use :cl :plait-lisp))
 (in-package :plait-compile)
 
 (defun qualified (name)
@@ -26,14 +28,6 @@
   (write-char #\[ stream)
   (loop :for (s . more) :on list :do (json-string s stream) (when more (write-char #\, stream)))
   (write-char #\] stream))
-
-(defun action-of (token)
-  (destructuring-bind (op-class system &rest path)
-      (let ((*read-eval* nil)) (read-from-string token))
-    (let* ((colon (search "::" op-class))
-           (op (find-symbol (subseq op-class (+ colon 2)) (subseq op-class 0 colon)))
-           (sys (asdf:find-system system)))
-      (values (asdf:make-operation op) (if path (asdf:find-component sys path) sys)))))
 
 (defun fbound-symbols ()
   "Symbols naming a function (T) or a setf function (:SETF), by identity: cheap to take twice."
@@ -66,11 +60,6 @@
               0
               (funcall f file)))))))
 
-(defun bookkeeping-p (w)
-  "ASDF's complaint that plait, not ASDF's plan, performed an action's dependencies."
-  (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
-    (and class (typep w class))))
-
 (defvar *clock* (get-internal-real-time))
 
 (defun phase-done (what)
@@ -85,9 +74,7 @@
 
 (defun main (args)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
-    (asdf:initialize-output-translations
-     `(:output-translations (t (,(merge-pathnames "out/" (uiop:getcwd)) :**/ :*.*.*))
-                            :ignore-inherited-configuration))
+    (use-sandbox-translations)
     (dolist (token loads)
       (multiple-value-bind (o c) (action-of token)
         (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))

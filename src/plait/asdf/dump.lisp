@@ -4,8 +4,9 @@
 ;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
 
 (require :asdf)
+(load (merge-pathnames "common.lisp" *load-truename*))
 
-(defpackage :plait-dump (:use :cl))
+(defpackage :plait-dump (:use :cl :plait-lisp))
 (in-package :plait-dump)
 
 (defun fail (kind fmt &rest args)
@@ -196,8 +197,7 @@
                   s)))))
     ;; Forget the sandbox's translation: an image started from the core computes the user's
     ;; translations afresh, from its own environment.
-    (setf asdf::*output-translations-parameter* nil)
-    (asdf:clear-output-translations)
+    (forget-translations)
     (when (string/= core "-")
       (sb-ext:save-lisp-and-die core :executable nil))))
 

@@ -73,7 +73,7 @@ def identity(store: Store, roots: list[str], project: Path) -> dict[str, Any]:
         "project": str(project),
         "sbcl": str(store.file_digest(program)),
         "core": str(store.file_digest(core)) if core else None,
-        "dumper": str(store.file_digest(lisp_file("dump.lisp"))),
+        "dumper": [str(store.file_digest(lisp_file(f))) for f in ("dump.lisp", "common.lisp")],
         "env": {k: os.environ[k] for k in ASDF_ENVIRONMENT if k in os.environ},
     }
 

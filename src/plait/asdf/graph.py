@@ -160,7 +160,7 @@ class Translation:
         tag = digest.of_canonical([token(self.nodes[i]) for i in shared])[:16]
         core = f"checkpoints/{tag}.core"
         script = str(lisp_file("checkpoint.lisp"))
-        inputs = [str(self.dump.core), script]
+        inputs = [str(self.dump.core), script, str(lisp_file("common.lisp"))]
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         return Action(
@@ -193,7 +193,12 @@ class Translation:
             loads -= set(shared)
             _, covered = self.reach(shared)
             builders -= covered
-        inputs = [*node["inputs"], core, str(lisp_file("compile.lisp"))]
+        inputs = [
+            *node["inputs"],
+            core,
+            str(lisp_file("compile.lisp")),
+            str(lisp_file("common.lisp")),
+        ]
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         outputs = self.fasls(node)

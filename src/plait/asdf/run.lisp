@@ -5,7 +5,9 @@
 ;;;; ASDF's test-op ignores what a framework returns, so the verdicts of known frameworks are
 ;;;; watched: a failed verdict or an error exits 1; all well, exit 0.
 
-(defpackage :plait-run (:use :cl))
+(load (merge-pathnames "common.lisp" *load-truename*))
+
+(defpackage :plait-run (:use :cl :plait-lisp))
 (in-package :plait-run)
 
 (defvar *failures* '())
@@ -32,18 +34,8 @@
                   (push framework *failures*))
                 result))))))))
 
-(defun action-of (token)
-  (destructuring-bind (op-class system &rest path)
-      (let ((*read-eval* nil)) (read-from-string token))
-    (let* ((colon (search "::" op-class))
-           (op (find-symbol (subseq op-class (+ colon 2)) (subseq op-class 0 colon)))
-           (sys (asdf:find-system system)))
-      (values (asdf:make-operation op) (if path (asdf:find-component sys path) sys)))))
-
 (defun main (tokens)
-  (handler-bind ((warning (lambda (w)
-                            (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
-                              (when (and class (typep w class)) (muffle-warning w)))))
+  (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
                  (error (lambda (e)
                           (format t "~&~%plait: the tests signalled an error: ~a~%" e)
                           (fresh-line)

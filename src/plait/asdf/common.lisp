@@ -1,0 +1,31 @@
+;;;; What plait's Lisp drivers share (compile, checkpoint, run). Each loads this file first.
+
+(defpackage :plait-lisp
+  (:use :cl)
+  (:export #:action-of #:bookkeeping-p #:use-sandbox-translations #:forget-translations))
+(in-package :plait-lisp)
+
+(defun action-of (token)
+  "The operation and component a printed list (operation-class system component-name...) names."
+  (destructuring-bind (op-class system &rest path)
+      (let ((*read-eval* nil)) (read-from-string token))
+    (let* ((colon (search "::" op-class))
+           (op (find-symbol (subseq op-class (+ colon 2)) (subseq op-class 0 colon)))
+           (sys (asdf:find-system system)))
+      (values (asdf:make-operation op) (if path (asdf:find-component sys path) sys)))))
+
+(defun bookkeeping-p (w)
+  "ASDF's complaint that plait, not ASDF's plan, performed an action's dependencies."
+  (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
+    (and class (typep w class))))
+
+(defun use-sandbox-translations ()
+  "Every output goes under ./out/, where the sandbox also holds the dependencies' fasls."
+  (asdf:initialize-output-translations
+   `(:output-translations (t (,(merge-pathnames "out/" (uiop:getcwd)) :**/ :*.*.*))
+                          :ignore-inherited-configuration)))
+
+(defun forget-translations ()
+  "Before saving a core: an image started from it computes the user's translations afresh."
+  (setf asdf::*output-translations-parameter* nil)
+  (asdf:clear-output-translations))
