@@ -211,29 +211,38 @@ def test_explain_trace_graph_record_and_log_on_an_asdf_system(
         "graph", "plait-demo", cwd=p, env=env
     )
     assert "plait: compiling took" in ok("log", "compile:plait-demo:main", cwd=p, env=env)
+    recorded = read(p / "r.json")["started"]
+    shutil.rmtree(p / ".plait")
+    fresh = {**env, "XDG_CACHE_HOME": str(p.parent / "cache2")}
+    ok(
+        "build",
+        "plait-demo",
+        "-j",
+        "2",
+        "--replay",
+        "r.json",
+        "--record",
+        "again.json",
+        cwd=p,
+        env=fresh,
+    )
+    assert read(p / "again.json")["started"] == recorded
 
 
-def test_an_exported_ninja_file_compiles_the_system_as_plait_does(
-    lisp: tuple[Path, dict[str, str]], tmp_path: Path
+@pytest.mark.parametrize("tool", ["ninja", "make"])
+def test_an_exported_build_file_compiles_the_system_as_plait_does(
+    tool: str, lisp: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    if shutil.which("ninja") is None:
-        pytest.skip("ninja is not installed")
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
     p, env = lisp
     ok("build", "plait-demo", cwd=p, env=env)
-    ok(
-        "export",
-        "plait-demo",
-        "--format",
-        "ninja",
-        "-o",
-        str(tmp_path / "build.ninja"),
-        cwd=p,
-        env=env,
-    )
-    elsewhere = tmp_path / "ninja-run"
+    elsewhere = tmp_path / f"{tool}-run"
     elsewhere.mkdir()
-    shutil.move(tmp_path / "build.ninja", elsewhere / "build.ninja")
-    subprocess.run(["ninja"], cwd=elsewhere, check=True, capture_output=True, timeout=600)
+    exported = str(elsewhere / "exported")
+    ok("export", "plait-demo", "--format", tool, "-o", exported, cwd=p, env=env)
+    argv = ["ninja", "-f", "exported"] if tool == "ninja" else ["make", "-f", "exported", "-j2"]
+    subprocess.run(argv, cwd=elsewhere, check=True, capture_output=True, timeout=600)
     mine = {f.name: f.read_bytes() for f in (tmp_path / "cache").rglob("demo/*.fasl")}
     theirs = {f.name: f.read_bytes() for f in elsewhere.rglob("demo/*.fasl")}
     assert set(mine) == {"package.fasl", "util.fasl", "main.fasl", "extra.fasl"}
