@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.asdf import dump as dumping
-from plait.asdf.dump import Dump, lisp_file, sbcl
-from plait.asdf.graph import Policy, Translation, token
+from plait.asdf.dump import Dump, sbcl
+from plait.asdf.graph import Policy, Translation, driver, token
 from plait.model import Graph
 from plait.store import Output, Store
 
@@ -72,8 +72,7 @@ class AsdfBuild:
             str(t.sbcl),
             "--core",
             str(self.dump.core),
-            "--script",
-            str(lisp_file("run.lisp")),
+            *driver("plait-run:main"),
             *tokens,
         ]
 

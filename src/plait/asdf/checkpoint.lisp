@@ -1,11 +1,10 @@
 ;;;; plait's checkpoint: load what many compiles share, once, and save a core they start from.
-;;;;   sbcl --core CORE --script checkpoint.lisp OUT LOAD...
+;;;;   sbcl --core CORE --script call.lisp plait-checkpoint:main OUT LOAD...
+;;;; (loaded into the definitions core by the dump).
 ;;;; Each LOAD is a printed list (operation-class system component-name...), performed in order
 ;;;; with ASDF's own perform, the fasls being under ./out/ as in a compile's sandbox.
 
-(load (merge-pathnames "common.lisp" *load-truename*))
-
-(defpackage :plait-checkpoint (:use :cl :plait-lisp))
+(defpackage :plait-checkpoint (:use :cl :plait-lisp) (:export #:main))
 (in-package :plait-checkpoint)
 
 (defun main (args)
@@ -18,4 +17,3 @@
     (forget-translations)
     (sb-ext:save-lisp-and-die out :executable nil)))
 
-(main (rest sb-ext:*posix-argv*))

@@ -1,14 +1,14 @@
-;;;; plait's compile driver, run by a fresh SBCL on the definitions core, in a sandbox:
-;;;;   sbcl --core CORE --script compile.lisp WARNINGS ON-WARNINGS ON-FAILURE MODE TARGET [LOAD...]
+;;;; plait's compile driver, loaded into the definitions core by the dump and run by a fresh SBCL
+;;;; on that core, in a sandbox:
+;;;;   sbcl --core CORE --script call.lisp plait-compile:main WARNINGS ON-WARNINGS ON-FAILURE MODE
+;;;;        TARGET [LOAD...]
 ;;;; TARGET and each LOAD are printed lists (operation-class system-name component-name...).
 ;;;; Outputs go under ./out/ (ASDF's output translations point there); dependency fasls are
 ;;;; already there. The compile goes through ASDF's own perform, after performing each LOAD in
 ;;;; order. WARNINGS receives the compile's warnings, undefined and defined functions as JSON.
 ;;;; Exit: 0 compiled; 1 the compile failed; 4 loading a dependency failed.
 
-(load (merge-pathnames "common.lisp" *load-truename*))
-
-(defpackage :plait-compile (:use :cl :plait-lisp))
+(defpackage :plait-compile (:use :cl :plait-lisp) (:export #:main))
 (in-package :plait-compile)
 
 (defun qualified (name)
@@ -73,6 +73,7 @@
   (intern (string-upcase name) :keyword))
 
 (defun main (args)
+  (setf *clock* (get-internal-real-time))
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
     (dolist (token loads)
@@ -134,4 +135,3 @@
     (json-strings defined s)
     (write-string "}" s)))
 
-(main (rest sb-ext:*posix-argv*))

@@ -4,7 +4,9 @@
 ;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
 
 (require :asdf)
-(load (merge-pathnames "common.lisp" *load-truename*))
+;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
+(dolist (driver '("common" "compile" "checkpoint" "run"))
+  (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
 
 (defpackage :plait-dump (:use :cl :plait-lisp))
 (in-package :plait-dump)

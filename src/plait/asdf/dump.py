@@ -21,6 +21,9 @@ from plait.store import CachedResult, Output, Store
 # Where the dump pretends the sandbox is, to learn the paths compiles write their outputs to.
 SANDBOX_MARK = "/PLAIT-SANDBOX/"
 
+# The Lisp files the dump loads into the definitions core (their digests are in its identity).
+DRIVERS = ("dump.lisp", "common.lisp", "compile.lisp", "checkpoint.lisp", "run.lisp")
+
 # The environment that decides what ASDF finds and where its fasls go.
 ASDF_ENVIRONMENT = (
     "HOME",
@@ -73,7 +76,7 @@ def identity(store: Store, roots: list[str], project: Path) -> dict[str, Any]:
         "project": str(project),
         "sbcl": str(store.file_digest(program)),
         "core": str(store.file_digest(core)) if core else None,
-        "dumper": [str(store.file_digest(lisp_file(f))) for f in ("dump.lisp", "common.lisp")],
+        "dumper": [str(store.file_digest(lisp_file(f))) for f in DRIVERS],
         "env": {k: os.environ[k] for k in ASDF_ENVIRONMENT if k in os.environ},
     }
 

@@ -70,6 +70,16 @@ def _compile_cost(inputs: Iterable[str]) -> float:
     return _START_SECONDS + size / _BYTES_PER_SECOND
 
 
+def driver(entry: str) -> list[str]:
+    """The arguments that run a driver the dump loaded into the definitions core. The drivers'
+    code is part of the core, so the core's digest in an action's key covers it."""
+    return ["--script", str(lisp_file("call.lisp")), entry]
+
+
+def driver_inputs() -> list[str]:
+    return [str(lisp_file("call.lisp"))]
+
+
 class Translation:
     """The builder actions of a dump, with the loads each compile performs first."""
 
@@ -159,8 +169,7 @@ class Translation:
         _, builders = self.reach(shared)
         tag = digest.of_canonical([token(self.nodes[i]) for i in shared])[:16]
         core = f"checkpoints/{tag}.core"
-        script = str(lisp_file("checkpoint.lisp"))
-        inputs = [str(self.dump.core), script, str(lisp_file("common.lisp"))]
+        inputs = [str(self.dump.core), *driver_inputs()]
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         return Action(
@@ -169,8 +178,7 @@ class Translation:
                 str(self.sbcl),
                 "--core",
                 str(self.dump.core),
-                "--script",
-                script,
+                *driver("plait-checkpoint:main"),
                 core,
                 *(token(self.nodes[i]) for i in shared),
             ),
@@ -193,12 +201,7 @@ class Translation:
             loads -= set(shared)
             _, covered = self.reach(shared)
             builders -= covered
-        inputs = [
-            *node["inputs"],
-            core,
-            str(lisp_file("compile.lisp")),
-            str(lisp_file("common.lisp")),
-        ]
+        inputs = [*node["inputs"], core, *driver_inputs()]
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         outputs = self.fasls(node)
@@ -209,8 +212,7 @@ class Translation:
             str(self.sbcl),
             "--core",
             core,
-            "--script",
-            str(lisp_file("compile.lisp")),
+            *driver("plait-compile:main"),
             warnings,
             self.policy.on_warnings,
             self.policy.on_failure,

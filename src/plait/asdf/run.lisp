@@ -1,13 +1,12 @@
 ;;;; plait's test runner, run by a fresh SBCL on the definitions core:
-;;;;   sbcl --core CORE --script run.lisp ACTION...
+;;;;   sbcl --core CORE --script call.lisp plait-run:main ACTION...
+;;;; (loaded into the definitions core by the dump).
 ;;;; Performs each ACTION (a printed list: operation-class system component-name...) in order, with
 ;;;; ASDF's own perform and the user's output translations (the fasls plait built are there).
 ;;;; ASDF's test-op ignores what a framework returns, so the verdicts of known frameworks are
 ;;;; watched: a failed verdict or an error exits 1; all well, exit 0.
 
-(load (merge-pathnames "common.lisp" *load-truename*))
-
-(defpackage :plait-run (:use :cl :plait-lisp))
+(defpackage :plait-run (:use :cl :plait-lisp) (:export #:main))
 (in-package :plait-run)
 
 (defvar *failures* '())
@@ -52,4 +51,3 @@
     (finish-output)
     (sb-ext:exit :code 1 :abort t)))
 
-(main (rest sb-ext:*posix-argv*))
