@@ -231,6 +231,11 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
                 env = {"XDG_CACHE_HOME": str(root / "cache"), "PLAIT_CACHE": str(root / "store")}
                 build = [*PLAIT, "build", system, "-j", str(JOBS)]
                 table.add(f"{system}, clean", "plait", run(build, project, env))
+                print(
+                    f"{system} run {r + 1}: ASDF {table.rows[f'{system}, clean']['ASDF'][-1]:.1f}s,"
+                    f" plait {table.rows[f'{system}, clean']['plait'][-1]:.1f}s",
+                    flush=True,
+                )
                 if ironclad_edits and system == "ironclad":
                     table.add(f"{system}, no-op", "plait", run(build, project, env))
                     with (project / "src" / "ciphers" / "aes.lisp").open("a") as f:
