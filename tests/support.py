@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plait.build import Build, Options, Report
-from plait.digest import Digest
 from plait.events import Event
 from plait.executor import Ingest, Request, Result
 from plait.model import Action, Graph
@@ -135,11 +134,6 @@ class Harness:
             return build.run(targets)
         finally:
             store.close()
-
-    def digest(self, rel: str) -> Digest:
-        from plait import digest
-
-        return digest.of_file(self.project / rel)
 
 
 def statuses(report: Report) -> dict[str, str]:

@@ -53,9 +53,6 @@ class Report:
             ],
         }
 
-    def count(self, status: Status) -> int:
-        return sum(1 for f in self.results.values() if f.status == status)
-
 
 class PreparedAction:
     """An action whose inputs are known: its key material and the planner's decision."""

@@ -81,7 +81,6 @@ class Graph:
         self.producer: dict[str, str] = {}
         self.groups: dict[str, tuple[str, ...]] = {}
         self.deps: dict[str, tuple[str, ...]] = {}
-        self.dependents: dict[str, list[str]] = {}
         self.order: list[str] = []
 
     def add(self, action: Action) -> Action:
@@ -152,10 +151,6 @@ class Graph:
                     )
                 deps.append(name)
             self.deps[action.name] = tuple(dict.fromkeys(deps))
-        self.dependents = {name: [] for name in self.actions}
-        for name, names in self.deps.items():
-            for dep in names:
-                self.dependents[dep].append(name)
         self.order = self._topological_order()
 
     def _check_output_directories(self) -> None:

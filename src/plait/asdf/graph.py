@@ -252,7 +252,3 @@ class Translation:
             name = node["system"] if node["operation"] == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
                 graph.add_group(name, [self.actions[b].name for b in sorted(builders)], None)
-
-    def closure_builders(self, root: int) -> list[Action]:
-        _, builders = self.reach([root])
-        return [self.actions[b] for b in sorted(builders)]
