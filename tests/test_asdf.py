@@ -319,6 +319,12 @@ def test_an_undefined_function_is_reported_once_unless_some_file_defines_it(
     assert "early.lisp" in lines[0] and "late.lisp" in lines[0]
     assert "DEFINED-LATER" not in result.stdout
     assert "loud.lisp: warning:" in result.stdout
+    # ASDF's *compile-file-warnings-behaviour*: with :error, a warning fails the compile too.
+    picky = plait(
+        "build", "plait-warn", "--on-failure", "warn", "--on-warnings", "error", cwd=p, env=env
+    )
+    assert picky.returncode == 1
+    assert "FAILED compile:plait-warn:loud" in picky.stdout
 
 
 def test_a_program_runs_its_entry_point(env: dict[str, str], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ restoring from the store, failures."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -186,8 +187,10 @@ def test_events_report_start_and_finish_with_times(h: Harness) -> None:
 
 def test_jobs_bound_the_parallelism(h: Harness) -> None:
     g = graph_of([act(f"gen{i}", ["a.c"], [f"out{i}"]) for i in range(8)], ["a.c"])
-    h.build(g, jobs=3)
-    assert 1 <= h.executor.most_running <= 3
+    h.executor.block = {f"gen{i}" for i in range(8)}  # each waits until released
+    threading.Timer(0.3, h.executor.release.set).start()
+    assert h.build(g, jobs=3).ok
+    assert h.executor.most_running == 3
 
 
 def test_a_shared_store_serves_a_second_project(tmp_path: Path) -> None:

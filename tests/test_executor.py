@@ -160,3 +160,22 @@ def test_what_a_command_leaves_running_is_killed_when_it_exits(tmp_path: Path) -
     result, _, _ = run(tmp_path, ["sh", "-c", f"sleep 60 & echo $! > {pidfile}"])
     assert result.exit_status == 0
     assert not alive(int(pidfile.read_text()))
+
+
+def test_a_linked_input_is_a_symlink_to_its_content_not_a_copy(tmp_path: Path) -> None:
+    big = tmp_path / "src" / "big.core"
+    big.parent.mkdir(parents=True)
+    big.write_text("a core")
+    request = Request(
+        "t",
+        ("sh", "-c", "test -L big.core && cat big.core > out"),
+        {},
+        {"big.core": (big, False)},
+        ("out",),
+        tmp_path / "log",
+        frozenset({"big.core"}),
+    )
+    blobs = Blobs()
+    result = LocalExecutor().execute(request, blobs)
+    assert result.ok, (tmp_path / "log").read_text()
+    assert output(result, blobs, "out") == "a core"

@@ -70,6 +70,15 @@ class PreparedAction:
         self.cached = cached
 
 
+@dataclass
+class Running:
+    """An action whose command is running: what was decided, when it began, its job slot."""
+
+    prepared: PreparedAction
+    start: float
+    slot: int
+
+
 class Build:
     def __init__(
         self,
@@ -91,9 +100,7 @@ class Build:
         self.last = store.last_builds()
         self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
         self._t0 = 0.0
-        self._started: dict[str, tuple[float, str]] = {}
-        self._pending: dict[str, PreparedAction] = {}
-        self._slots: dict[str, int] = {}
+        self._running: dict[str, Running] = {}
         self._free_slots: set[int] = set(range(max(1, options.jobs)))
         # Invariant: PATH lookups do not change during one build.
         self._programs: dict[tuple[str, str | None], Path | None] = {}
@@ -129,13 +136,14 @@ class Build:
         if cached is not None:
             for out in cached.outputs:
                 where = self.destination(action, out.path)
-                present = self.store.has_blob(out.digest)
-                if where is None:
-                    tree[out.path] = out.digest if present else None
+                if where is None:  # kept only in the store: the blob is the output
+                    now = out.digest if self.store.has_blob(out.digest) else None
                 else:
-                    tree[out.path] = self.store.file_digest(where)
-                if tree[out.path] != out.digest and not present:
+                    now = self.store.file_digest(where)
+                # The blob matters only when the output must be restored from it.
+                if now != out.digest and not self.store.has_blob(out.digest):
                     blobs = False
+                tree[out.path] = now
         decision = planner.decide(
             action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
         )
@@ -187,9 +195,9 @@ class Build:
                 name, "cached", f"{decision.reason}, restored from the store", key=decision.key
             )
         start = self.now()
-        self._started[name] = (start, decision.reason)
-        self._slots[name] = min(self._free_slots)
-        self._free_slots.discard(self._slots[name])
+        slot = min(self._free_slots)
+        self._free_slots.discard(slot)
+        self._running[name] = Running(prepared, start, slot)
         self.emit(Started(name, start, decision.reason))
         request = Request(
             name=name,
@@ -201,10 +209,9 @@ class Build:
                 if not p.startswith("/")
             },
             outputs=action.outputs,
-            log_path=self.log_path(name),
+            log_path=self.store.log_path(name),
             links=frozenset(action.links),
         )
-        self._pending[name] = prepared
         return Work(lambda: self.executor.execute(request, self._ingest))
 
     def _ingest(self, path: Path) -> Digest:
@@ -220,10 +227,9 @@ class Build:
         return path, bool(path.stat().st_mode & 0o100)
 
     def end(self, name: str, result: Result) -> Finished:
-        prepared = self._pending.pop(name)
-        action, decision = prepared.action, prepared.decision
-        start, reason = self._started[name]
-        slot = self._slots[name]
+        running = self._running.pop(name)
+        action, decision = running.prepared.action, running.prepared.decision
+        start, slot, reason = running.start, running.slot, decision.reason
         self._free_slots.add(slot)
         if not result.ok:
             return self._finished(
@@ -267,7 +273,7 @@ class Build:
                 + ", ".join(f"'{m}'" for m in result.missing)
                 + " not written by the command"
             )
-        log = self.log_path(action.name)
+        log = self.store.log_path(action.name)
         return Failure(action.argv, result.exit_status, message, _tail(log), str(log))
 
     def _finished(
@@ -284,9 +290,6 @@ class Build:
         end = self.now()
         begun = end if start is None else start
         return Finished(name, status, reason, begun, end, key, failure, slot)
-
-    def log_path(self, name: str) -> Path:
-        return self.store.log_path(name)
 
     # -- the whole build -----------------------------------------------------------------
 

@@ -140,7 +140,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_jobs,
         default=os.cpu_count() or 1,
         help="actions to run at once (default: the number of cores)",
     )
@@ -175,6 +175,17 @@ def _add_lisp_options(p: argparse.ArgumentParser) -> None:
         default="error",
         help="ASDF's *compile-file-failure-behaviour* (default on SBCL: error)",
     )
+
+
+def _jobs(text: str) -> int:
+    """-j's type: argparse reports a bad value with the usage, and exits 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_directory(p: argparse.ArgumentParser) -> None:
@@ -257,6 +268,13 @@ def _load(
     return Loaded(graph, asdf)
 
 
+def _system_roots(project: Path, targets: list[str]) -> list[str]:
+    """With no Plaitfile, the targets name ASDF systems to load; with one, they name actions."""
+    if (project / plaitfile.PLAITFILE).is_file():
+        return []
+    return [f"load:{t}" for t in targets]
+
+
 def _open_store(project: Path) -> Store:
     store = Store.open(project)
     store.lock(
@@ -297,14 +315,10 @@ def _run_build(
 
 
 def _build(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {args.jobs}")
     project = _project(args)
     store = _open_store(project)
     try:
-        plaitfile_here = (project / plaitfile.PLAITFILE).is_file()
-        roots = [] if plaitfile_here else [f"load:{t}" for t in args.targets]
-        loaded = _load(project, store, args, roots)
+        loaded = _load(project, store, args, _system_roots(project, args.targets))
         if args.dry_run:
             build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
             return _dry_run(build, args.targets)
@@ -324,8 +338,6 @@ def _exit_status(report: Report) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
-    if args.jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {args.jobs}")
     project = _project(args)
     store = _open_store(project)
     root = f"test:{args.system}"
@@ -347,8 +359,6 @@ def _test(args: argparse.Namespace) -> int:
 
 def _product(args: argparse.Namespace) -> int:
     """Build SYSTEM, then its bundle or program at -o FILE."""
-    if args.jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {args.jobs}")
     project = _project(args)
     out = args.output.resolve()
     root = f"load:{args.system}"
@@ -377,11 +387,9 @@ def _inspect(args: argparse.Namespace) -> int:
     project = _project(args)
     store = _open_store(project)
     try:
-        plaitfile_here = (project / plaitfile.PLAITFILE).is_file()
-        roots = [] if plaitfile_here else [f"load:{t}" for t in args.targets]
         if args.command == "explain" and args.last:
             return _explain_last(store)
-        loaded = _load(project, store, args, roots)
+        loaded = _load(project, store, args, _system_roots(project, args.targets))
         graph = loaded.graph
         names = graph.closure(graph.resolve(args.targets))
         if args.command == "explain":

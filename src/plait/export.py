@@ -58,6 +58,23 @@ def _target(action: Action) -> list[str]:
     return list(action.outputs) or [f"plait-action-{_safe(action.name)}"]
 
 
+def _edges(graph: Graph, names: list[str]) -> list[tuple[Action, list[str], list[str]]]:
+    """Per action: the action, what stands for it, and what must come before it otherwise."""
+    return [
+        (
+            graph.actions[n],
+            _target(graph.actions[n]),
+            [
+                t
+                for d in graph.actions[n].after
+                if d in graph.actions
+                for t in _target(graph.actions[d])
+            ],
+        )
+        for n in names
+    ]
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -73,15 +90,12 @@ def ninja(graph: Graph, names: Iterable[str]) -> str:
         "",
     ]
     defaults: list[str] = []
-    for n in chosen:
-        a = graph.actions[n]
-        targets = _target(a)
-        after = [t for d in a.after if d in graph.actions for t in _target(graph.actions[d])]
+    for a, targets, after in _edges(graph, chosen):
         ins = " ".join(_ninja_path(i) for i in a.inputs)
         order_only = (" || " + " ".join(_ninja_path(t) for t in after)) if after else ""
         out.append(f"build {' '.join(_ninja_path(t) for t in targets)}: run {ins}{order_only}")
         out.append(f"  cmd = {command(a).replace('$', '$$')}")
-        out.append(f"  desc = {n.replace('$', '$$')}")
+        out.append(f"  desc = {a.name.replace('$', '$$')}")
         defaults.extend(targets)
     out.append("")
     out.append("default " + " ".join(_ninja_path(t) for t in defaults))
@@ -107,12 +121,9 @@ def make(graph: Graph, names: Iterable[str]) -> str:
         out.append(".PHONY: " + " ".join(loaders))
     out.append("all: " + " ".join(_make_path(t) for t in defaults))
     out.append("")
-    for n in chosen:
-        a = graph.actions[n]
-        targets = [_make_path(t) for t in _target(a)]
-        after = [
-            _make_path(t) for d in a.after if d in graph.actions for t in _target(graph.actions[d])
-        ]
+    for a, names, before in _edges(graph, chosen):
+        targets = [_make_path(t) for t in names]
+        after = [_make_path(t) for t in before]
         group = " &:" if len(targets) > 1 else ":"
         prereqs = " ".join(_make_path(i) for i in a.inputs)
         order_only = (" | " + " ".join(after)) if after else ""
