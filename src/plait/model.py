@@ -157,7 +157,7 @@ class Graph:
         """No output may be a directory that another output goes in."""
         for out, name in self.producer.items():
             parent = posixpath.dirname(out)
-            while parent:
+            while parent not in ("", "/"):
                 if parent in self.producer:
                     other = self.actions[self.producer[parent]]
                     raise BuildDescriptionError(

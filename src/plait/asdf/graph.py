@@ -70,6 +70,11 @@ def _compile_cost(inputs: Iterable[str]) -> float:
     return _START_SECONDS + size / _BYTES_PER_SECOND
 
 
+def _checkpoint_cost(loads: int) -> float:
+    """Seconds to load that many fasls and save a core."""
+    return _START_SECONDS + 0.02 * loads + 1.0
+
+
 def driver(entry: str) -> list[str]:
     """The arguments that run a driver the dump loaded into the definitions core. The drivers'
     code is part of the core, so the core's digest in an action's key covers it."""
@@ -94,6 +99,8 @@ class Translation:
         # Invariant: ids are ASDF's plan order (the dump numbers actions in post-order).
         self._loads = sorted(i for i, n in self.nodes.items() if n["operation"] == "load-op")
         self._source_loads: dict[str, list[int]] = {}
+        # The compile of the newer ASDF that the dump loaded from source, if it did.
+        self.upgrade: int | None = dump.data.get("asdf_upgrade")
         for i in self._loads:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
@@ -161,8 +168,15 @@ class Translation:
                 )
                 users.setdefault(shared, []).append(i)
         for shared, builders in users.items():
-            if len(builders) * len(shared) >= CHECKPOINT_WORK:
-                for b in builders:
+            # A compile that takes longer than saving the checkpoint loads for itself: waiting
+            # for the core would delay the longest compiles by as much as the core saves them.
+            waiting = [
+                b
+                for b in builders
+                if _compile_cost(self.nodes[b]["inputs"] or ()) <= _checkpoint_cost(len(shared))
+            ]
+            if len(waiting) * len(shared) >= CHECKPOINT_WORK:
+                for b in waiting:
                     self._checkpoint_of[b] = shared
 
     def checkpoint_action(self, shared: tuple[int, ...]) -> Action:
@@ -186,7 +200,7 @@ class Translation:
             outputs=(core,),
             env=self._env(),
             install={core: ""},
-            cost=_START_SECONDS + 0.02 * len(shared) + 1.0,
+            cost=_checkpoint_cost(len(shared)),
         )
 
     def action(self, node: Node) -> Action:
@@ -246,9 +260,13 @@ class Translation:
                 action = self.action(node)
                 self.actions[node["id"]] = action
                 graph.add(action)
+        # ASDF upgrades itself before building anything, so every root needs that fasl.
+        upgrade = self.upgrade
         for root in self.dump.data["roots"]:
             node = self.nodes[root]
             _, builders = self.reach([root])
+            if upgrade is not None:
+                builders.add(upgrade)
             name = node["system"] if node["operation"] == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
                 graph.add_group(name, [self.actions[b].name for b in sorted(builders)], None)
