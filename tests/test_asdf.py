@@ -394,7 +394,10 @@ def test_asdf_upgrading_itself_is_a_compile_in_the_graph(tmp_path: Path) -> None
     graph = plait("graph", "split-sequence", "--format", "json", cwd=tmp_path, env=env)
     assert graph.returncode == 0, graph.stderr
     names = {a["name"] for a in json.loads(graph.stdout)["actions"]}
-    fasls = lambda: list((tmp_path / "cache").rglob("cl-asdf/build/asdf.fasl"))  # noqa: E731
+
+    def fasls() -> list[Path]:
+        return list((tmp_path / "cache").rglob("cl-asdf/build/asdf.fasl"))
+
     assert fasls() == []  # asking ASDF for the graph compiled nothing
     if not bundled_asdf_is_older_than_debians():
         assert "compile:asdf:build/asdf" not in names
