@@ -179,3 +179,18 @@ def test_a_linked_input_is_a_symlink_to_its_content_not_a_copy(tmp_path: Path) -
     result = LocalExecutor().execute(request, blobs)
     assert result.ok, (tmp_path / "log").read_text()
     assert output(result, blobs, "out") == "a core"
+
+
+def test_a_sandbox_is_removed_even_with_read_only_directories_left_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "boxes"))
+    (tmp_path / "boxes").mkdir()
+    tempfile.tempdir = None  # let tempfile see TMPDIR
+    try:
+        script = "mkdir -p d/e && echo x > d/e/f && echo y > out && chmod a-w d/e d"
+        result, _, _ = run(tmp_path, ["sh", "-c", script], outputs=("out",))
+    finally:
+        tempfile.tempdir = None
+    assert result.ok
+    assert list((tmp_path / "boxes").iterdir()) == []

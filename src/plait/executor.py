@@ -139,8 +139,12 @@ def _kill_group(pid: int) -> None:
 
 
 def _remove_tree(root: Path) -> None:
-    """Remove a sandbox even where the command left read-only directories behind."""
-    for path in root.rglob("*"):
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(0o700)
-    shutil.rmtree(root, ignore_errors=True)
+    """Remove a sandbox, even where the command left read-only directories behind (only then
+    is the tree walked twice)."""
+    try:
+        shutil.rmtree(root)
+    except OSError:
+        for path in root.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o700)
+        shutil.rmtree(root, ignore_errors=True)

@@ -42,11 +42,14 @@ class Sandbox:
         linked = set(links)
         for d in (self.work, self.home, self.tmp):
             d.mkdir(parents=True)
-        for rel in outputs:
-            (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+        made = {self.work}
+        for rel in (*outputs, *inputs):
+            parent = (self.work / rel).parent
+            if parent not in made:
+                parent.mkdir(parents=True, exist_ok=True)
+                made.add(parent)
         for rel, (src, executable) in inputs.items():
             dest = self.work / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
             if rel in linked:
                 dest.symlink_to(src)
                 continue
