@@ -194,7 +194,7 @@ def test_explain_trace_graph_record_and_log_on_an_asdf_system(
 ) -> None:
     p, env = lisp
     lines = ok("explain", "plait-demo", cwd=p, env=env).splitlines()
-    assert lines[0] == "compile:alexandria:alexandria-1/package: never built"
+    assert "compile:alexandria:alexandria-1/package: never built" in lines
     assert (
         "compile:plait-demo:main: dependency 'compile:alexandria:alexandria-1/package'"
         " will run" in lines
