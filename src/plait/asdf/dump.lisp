@@ -7,14 +7,21 @@
 (defpackage :plait-dump (:use :cl))
 (in-package :plait-dump)
 
+(defun fail (kind fmt &rest args)
+  (format *error-output* "~&plait-error: ~a: ~?~%" kind fmt args)
+  (finish-output *error-output*)
+  (sb-ext:exit :code 3 :abort t))
+
 ;;; Before it operates on anything, ASDF upgrades itself to a newer version that its source
 ;;; registry holds (Debian's cl-asdf is newer than the ASDF SBCL bundles), compiling that
 ;;; version when its fasl is not in the user's cache: 4-5 s before anything else can happen.
 ;;; The dump loads the newer ASDF's source instead (the same code, ASDF supports being loaded
 ;;; so, in a third of the time); the fasl ASDF's upgrade wants becomes a compile in the graph,
-;;; run beside the others. *UPGRADE* is then the source file loaded, else NIL.
+;;; run beside the others. *UPGRADE* is then the path of the component loaded, else NIL, and
+;;; *UPGRADE-ID* the id of its compile in the graph.
 
 (defvar *upgrade* nil)
+(defvar *upgrade-id* nil)
 
 (defun source-files (component)
   "COMPONENT's source files, depth first in definition order."
@@ -36,7 +43,11 @@
                  (= (length files) 1)
                  (probe-file (asdf:component-pathname (first files)))
                  (uiop:version< (asdf:asdf-version) (asdf:component-version system)))
-        (handler-bind ((warning #'muffle-warning))
+        (handler-bind ((warning #'muffle-warning)
+                       (error (lambda (e)
+                                (fail "internal" "loading ASDF ~a from ~a failed: ~a"
+                                      (asdf:component-version system)
+                                      (asdf:component-pathname (first files)) e))))
           (load (asdf:component-pathname (first files))))
         (setf *upgrade* (asdf:component-find-path (first files)))))))
 
@@ -46,11 +57,6 @@
 (dolist (driver '("common" "compile" "checkpoint" "run"))
   (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
 (use-package :plait-lisp)
-
-(defun fail (kind fmt &rest args)
-  (format *error-output* "~&plait-error: ~a: ~?~%" kind fmt args)
-  (finish-output *error-output*)
-  (sb-ext:exit :code 3 :abort t))
 
 ;;; A small JSON writer: strings, integers, lists (arrays), (:obj k v ...) objects, t, :false, nil.
 
@@ -211,7 +217,7 @@ as (operation system) lists."
           (fail "missing-system" "ASDF cannot find system '~a'" name))
         (push (list op system) roots)))
     (setf roots (nreverse roots))
-    (setf *upgrade* (upgrade-node))
+    (setf *upgrade-id* (upgrade-node))
     (dolist (r roots) (visit (asdf:make-operation (first r)) (second r)))
     roots))
 
@@ -224,9 +230,7 @@ as (operation system) lists."
                      (upgraded-session (walk targets))
                      (walk targets))))
       ;; Outputs once more under the sandbox's translation: where a compile writes them.
-      (let ((user-outputs (make-hash-table))
-            (nodes (reverse *nodes*)))
-        (dolist (n nodes) (setf (gethash (getf (rest n) :id) user-outputs) (getf (rest n) :outputs)))
+      (let ((nodes (reverse *nodes*)))
         (translated-outputs sandbox-root)
         (let ((sandbox-nodes '()))
           (maphash (lambda (key id)
@@ -241,7 +245,7 @@ as (operation system) lists."
             (json (list :obj
                         :asdf_version (asdf:asdf-version)
                         :lisp_version (lisp-implementation-version)
-                        :asdf_upgrade *upgrade*
+                        :asdf_upgrade *upgrade-id*
                         :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
                                                *features*))
                         :asd_files (arr (asd-files))
