@@ -171,6 +171,25 @@ def test_shared_loads_become_a_checkpoint_core(monkeypatch: pytest.MonkeyPatch) 
     }
 
 
+def test_a_compile_longer_than_the_checkpoint_loads_for_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # app:m is the only user; estimated longer than saving the core, it does not wait for one.
+    monkeypatch.setattr(asdf_graph, "CHECKPOINT_WORK", 4)
+    real = asdf_graph._compile_cost
+    monkeypatch.setattr(
+        asdf_graph,
+        "_compile_cost",
+        lambda inputs: 100.0 if "/src/app/m.lisp" in list(inputs) else real(inputs),
+    )
+    g = translate("declared")
+    assert not [n for n in g.actions if n.startswith("checkpoint:")]
+    m = g.actions["compile:app:m"]
+    assert m.argv[1:3] == ("--core", "/store/definitions.core")
+    assert len(loads(g, "compile:app:m")) == 5
+    assert m.cost == 100.0
+
+
 def test_few_users_make_no_checkpoint() -> None:
     assert not [n for n in translate().actions if n.startswith("checkpoint:")]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from plait.errors import BuildDescriptionError, CycleError, Location, UsageError
@@ -103,3 +105,18 @@ def test_paths_outside_the_project_are_refused(bad: str) -> None:
 
     with pytest.raises(BuildDescriptionError):
         check_path(bad, "input", None)
+
+
+def test_an_absolute_output_path_does_not_hang_the_output_directory_check() -> None:
+    graph = Graph()
+    graph.add(Action(name="a", argv=("true",), outputs=("/abs/x",)))
+    done = threading.Event()
+
+    def freeze() -> None:
+        graph.freeze()
+        done.set()
+
+    worker = threading.Thread(target=freeze, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done.is_set()

@@ -101,9 +101,16 @@ class Translation:
         self._source_loads: dict[str, list[int]] = {}
         # The compile of the newer ASDF that the dump loaded from source, if it did.
         self.upgrade: int | None = dump.data.get("asdf_upgrade")
+        self._costs: dict[int, float] = {}
         for i in self._loads:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
+
+    def cost(self, i: int) -> float:
+        """A compile's estimated seconds, from its sources' sizes (stat'ed once per build)."""
+        if i not in self._costs:
+            self._costs[i] = _compile_cost(self.nodes[i]["inputs"] or ())
+        return self._costs[i]
 
     def is_builder(self, node: Node) -> bool:
         return bool(node["outputs"]) and not node["in_image"] and node["system_kind"] == "source"
@@ -170,11 +177,8 @@ class Translation:
         for shared, builders in users.items():
             # A compile that takes longer than saving the checkpoint loads for itself: waiting
             # for the core would delay the longest compiles by as much as the core saves them.
-            waiting = [
-                b
-                for b in builders
-                if _compile_cost(self.nodes[b]["inputs"] or ()) <= _checkpoint_cost(len(shared))
-            ]
+            limit = _checkpoint_cost(len(shared))
+            waiting = [b for b in builders if self.cost(b) <= limit]
             if len(waiting) * len(shared) >= CHECKPOINT_WORK:
                 for b in waiting:
                     self._checkpoint_of[b] = shared
@@ -241,7 +245,7 @@ class Translation:
             outputs=(*outputs, warnings),
             env=self._env(),
             install=install,
-            cost=_compile_cost(node["inputs"] or ()),
+            cost=self.cost(node["id"]),
             links=links,
         )
 
@@ -260,13 +264,11 @@ class Translation:
                 action = self.action(node)
                 self.actions[node["id"]] = action
                 graph.add(action)
-        # ASDF upgrades itself before building anything, so every root needs that fasl.
-        upgrade = self.upgrade
         for root in self.dump.data["roots"]:
             node = self.nodes[root]
             _, builders = self.reach([root])
-            if upgrade is not None:
-                builders.add(upgrade)
+            if self.upgrade is not None:  # ASDF upgrades itself first: every root needs it
+                builders.add(self.upgrade)
             name = node["system"] if node["operation"] == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
                 graph.add_group(name, [self.actions[b].name for b in sorted(builders)], None)
