@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plait.build import Build, Options, Report
+from plait.build import Build, Early, Options, Report
 from plait.events import Event
 from plait.executor import Ingest, Request, Result
 from plait.model import Action, Graph
@@ -118,20 +118,27 @@ class Harness:
         jobs: int = 2,
         keep_going: bool = False,
         store_root: Path | None = None,
+        early: Sequence[str] = (),
     ) -> Report:
+        """Build `targets` of `graph`; the actions named in `early` are started before the
+        build, as if the graph were still being found."""
         self.executor.ran.clear()
         self.events.clear()
         store = Store.open(self.project, store_root)
         try:
-            build = Build(
-                self.project,
-                graph,
-                store,
-                self.executor,
-                self.events.append,
-                Options(jobs=jobs, keep_going=keep_going),
-            )
-            return build.run(targets)
+            with Early(self.project, store, self.executor, jobs) as started:
+                for name in early:
+                    started.start(graph.actions[name])
+                build = Build(
+                    self.project,
+                    graph,
+                    store,
+                    self.executor,
+                    self.events.append,
+                    Options(jobs=jobs, keep_going=keep_going),
+                    early=started,
+                )
+                return build.run(targets)
         finally:
             store.close()
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from plait.build import Early
 from plait.events import Finished, Started
 from plait.model import Action, Graph
+from plait.store import Store
 from tests.support import Harness, act, age, graph_of, ran, statuses
 
 
@@ -238,3 +240,51 @@ def test_a_cost_estimate_orders_actions_never_timed(h: Harness) -> None:
     )
     h.build(g, jobs=1)
     assert h.executor.ran == ["dear", "cheap"]
+
+
+def test_an_action_started_early_is_taken_over_by_the_build_and_runs_once(h: Harness) -> None:
+    h.executor.block.add("cc b")
+    timer = threading.Timer(0.2, h.executor.release.set)
+    timer.start()
+    report = h.build(chain(), early=["cc b"])
+    timer.join()
+    assert report.ok
+    assert h.executor.ran.count("cc b") == 1
+    assert statuses(report)["cc b"] == "ran"
+    b = report.results["cc b"]
+    assert b.start == 0.0  # the build's clock starts when its first action did
+    assert all(f.start > 0.0 for f in report.results.values() if f.name != "cc b")
+    assert h.executor.most_running <= 2  # it held one of the two job slots meanwhile
+    assert (h.project / "b.o").read_bytes().startswith(b"fake cat")
+
+
+def test_an_action_already_in_the_store_is_not_started_early(h: Harness) -> None:
+    h.build(chain())
+    (h.project / "b.o").unlink()
+    report = h.build(chain(), early=["cc b"])
+    assert h.executor.ran == []
+    assert statuses(report)["cc b"] == "cached"
+    assert (h.project / "b.o").is_file()
+
+
+def test_nothing_starts_early_with_one_job(h: Harness) -> None:
+    store = Store.open(h.project)
+    try:
+        with Early(h.project, store, h.executor, jobs=1) as early:
+            early.start(chain().actions["cc b"])
+            assert early.take("cc b") is None
+    finally:
+        store.close()
+    assert h.executor.ran == []
+
+
+def test_an_early_action_no_build_takes_is_stopped(h: Harness) -> None:
+    h.executor.block.add("cc b")
+    store = Store.open(h.project)
+    try:
+        with Early(h.project, store, h.executor, jobs=2) as early:
+            early.start(chain().actions["cc b"])
+    finally:
+        store.close()
+    assert h.executor.cancelled
+    assert h.executor.running == 0

@@ -3,6 +3,8 @@ result (store), and emit what happened (events), in the order the scheduler choo
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -89,6 +91,7 @@ class Build:
         emit: Subscriber,
         options: Options,
         pending_signal: Callable[[], int | None] = lambda: None,
+        early: Early | None = None,
     ) -> None:
         self.project = project
         self.graph = graph
@@ -97,6 +100,7 @@ class Build:
         self.emit = emit
         self.options = options
         self.pending_signal = pending_signal
+        self.early = early
         self.last = store.last_builds()
         self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
         self._t0 = 0.0
@@ -194,13 +198,21 @@ class Build:
             return self._finished(
                 name, "cached", f"{decision.reason}, restored from the store", key=decision.key
             )
-        start = self.now()
+        early = self.early.take(name) if self.early is not None else None
+        start = self.now() if early is None else early.start - self._t0
         slot = min(self._free_slots)
         self._free_slots.discard(slot)
         self._running[name] = Running(prepared, start, slot)
         self.emit(Started(name, start, decision.reason))
-        request = Request(
-            name=name,
+        if early is not None:  # already running: its job slot is taken now
+            return Work(early.wait)
+        request = self.request(prepared)
+        return Work(lambda: self.executor.execute(request, self.ingest))
+
+    def request(self, prepared: PreparedAction) -> Request:
+        action = prepared.action
+        return Request(
+            name=action.name,
             argv=action.argv,
             env=action.env,
             inputs={
@@ -209,12 +221,11 @@ class Build:
                 if not p.startswith("/")
             },
             outputs=action.outputs,
-            log_path=self.store.log_path(name),
+            log_path=self.store.log_path(action.name),
             links=frozenset(action.links),
         )
-        return Work(lambda: self.executor.execute(request, self._ingest))
 
-    def _ingest(self, path: Path) -> Digest:
+    def ingest(self, path: Path) -> Digest:
         return self.store.put_file(path, move=True)
 
     def _content_path(self, rel: str, d: Digest) -> tuple[Path, bool]:
@@ -295,6 +306,8 @@ class Build:
 
     def run(self, targets: Iterable[str]) -> Report:
         self._t0 = time.monotonic()
+        if self.early is not None:  # the build began when its first action did
+            self._t0 = min(self._t0, self.early.first_start(default=self._t0))
         names = self.graph.closure(self.graph.resolve(targets))
         self.emit(Planned(tuple(names), self.options.jobs))
         scheduler: Scheduler[Result] = Scheduler(
@@ -359,6 +372,78 @@ class Build:
                 if decision.outcome == "restore":
                     would[name] = f"{decision.reason}, would be restored from the store"
         return list(would.items())
+
+
+class EarlyRun:
+    """An action's command running in a thread of its own since `start` (time.monotonic())."""
+
+    def __init__(self, work: Callable[[], Result]) -> None:
+        self.start = time.monotonic()
+        self._result: Result | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], Result]) -> None:
+        try:
+            self._result = work()
+        except BaseException as e:  # handed to whoever waits
+            self._error = e
+
+    def wait(self) -> Result:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+class Early:
+    """Actions started while the graph is still being found (ASDF's upgrade of itself, while the
+    dump runs). Each runs on the build's executor in a thread of its own, and the build that
+    needs it takes it over as a running action, with its job slot. Only with more than one job:
+    the graph's discovery takes a core too."""
+
+    def __init__(self, project: Path, store: Store, executor: Executor, jobs: int) -> None:
+        self.project = project
+        self.store = store
+        self.executor = executor
+        self.jobs = jobs
+        self._runs: dict[str, EarlyRun] = {}
+
+    def start(self, action: Action) -> None:
+        """Run `action` now if a build would run it; when it is cached, the build restores it."""
+        if self.jobs < 2 or action.name in self._runs:
+            return
+        graph = Graph()
+        graph.add(action)
+        alone = Build(self.project, graph, self.store, self.executor, lambda e: None, Options())
+        prepared = alone.prepare(action.name)
+        if isinstance(prepared, Finished) or prepared.decision.outcome != "run":
+            return
+        request = alone.request(prepared)
+        self._runs[action.name] = EarlyRun(lambda: self.executor.execute(request, alone.ingest))
+
+    def take(self, name: str) -> EarlyRun | None:
+        return self._runs.pop(name, None)
+
+    def first_start(self, default: float) -> float:
+        return min((r.start for r in self._runs.values()), default=default)
+
+    def close(self) -> None:
+        """Stop and wait for what no build took (the graph failed to load, or did not need it)."""
+        if self._runs:
+            self.executor.cancel()
+        for run in self._runs.values():
+            with contextlib.suppress(Exception):
+                run.wait()
+        self._runs.clear()
+
+    def __enter__(self) -> Early:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _tail(log: Path) -> str:

@@ -21,7 +21,7 @@ from plait.asdf import AsdfBuild, Policy, add_systems
 from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
 from plait.asdf.products import add_bundle, add_program
 from plait.asdf.warnings import summarize
-from plait.build import Build, Options, Report
+from plait.build import Build, Early, Options, Report
 from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, PlaitError, UsageError
 from plait.events import Bus
 from plait.executor import LocalExecutor
@@ -245,6 +245,7 @@ def _load(
     args: argparse.Namespace,
     roots: list[str],
     extra: Callable[[Graph, AsdfBuild], None] | None = None,
+    early: Early | None = None,
 ) -> Loaded:
     """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
     the ASDF systems `roots` name (OPERATION:SYSTEM). `extra` adds actions before freezing."""
@@ -261,7 +262,8 @@ def _load(
                 f" a {plaitfile.PLAITFILE}",
             )
         graph = Graph()
-    asdf = add_systems(graph, store, project, roots, policy) if roots else None
+    start = early.start if early is not None else None
+    asdf = add_systems(graph, store, project, roots, policy, start) if roots else None
     if extra is not None and asdf is not None:
         extra(graph, asdf)
     plaitfile.freeze(graph, project)
@@ -285,8 +287,18 @@ def _open_store(project: Path) -> Store:
     return store
 
 
+def _early(args: argparse.Namespace, project: Path, store: Store) -> Early:
+    """The build's executor, which may start actions while the graph is still being found."""
+    return Early(project, store, LocalExecutor(), args.jobs)
+
+
 def _run_build(
-    args: argparse.Namespace, project: Path, store: Store, loaded: Loaded, targets: list[str]
+    args: argparse.Namespace,
+    project: Path,
+    store: Store,
+    loaded: Loaded,
+    targets: list[str],
+    early: Early,
 ) -> Report:
     bus = Bus([ConsoleReporter(sys.stdout, verbose=args.verbose)])
     replay = getattr(args, "replay", None)
@@ -297,7 +309,7 @@ def _run_build(
         replay=_read_recording(replay) if replay else None,
     )
     with _signals() as pending:
-        build = Build(project, loaded.graph, store, LocalExecutor(), bus, options, pending)
+        build = Build(project, loaded.graph, store, early.executor, bus, options, pending, early)
         started = time.time()
         report = build.run(targets)
     store.record_run(report.to_json(), started)
@@ -318,11 +330,13 @@ def _build(args: argparse.Namespace) -> int:
     project = _project(args)
     store = _open_store(project)
     try:
-        loaded = _load(project, store, args, _system_roots(project, args.targets))
         if args.dry_run:
+            loaded = _load(project, store, args, _system_roots(project, args.targets))
             build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
             return _dry_run(build, args.targets)
-        report = _run_build(args, project, store, loaded, args.targets)
+        with _early(args, project, store) as early:
+            loaded = _load(project, store, args, _system_roots(project, args.targets), None, early)
+            report = _run_build(args, project, store, loaded, args.targets, early)
     finally:
         store.close()
     if args.report is not None:
@@ -342,9 +356,10 @@ def _test(args: argparse.Namespace) -> int:
     store = _open_store(project)
     root = f"test:{args.system}"
     try:
-        loaded = _load(project, store, args, [root])
-        assert loaded.asdf is not None
-        report = _run_build(args, project, store, loaded, [root])
+        with _early(args, project, store) as early:
+            loaded = _load(project, store, args, [root], None, early)
+            assert loaded.asdf is not None
+            report = _run_build(args, project, store, loaded, [root], early)
         if not report.ok:
             return _exit_status(report)
         argv = loaded.asdf.test_argv(root)
@@ -373,8 +388,9 @@ def _product(args: argparse.Namespace) -> int:
 
     store = _open_store(project)
     try:
-        loaded = _load(project, store, args, [root], add)
-        report = _run_build(args, project, store, loaded, names)
+        with _early(args, project, store) as early:
+            loaded = _load(project, store, args, [root], add, early)
+            report = _run_build(args, project, store, loaded, names, early)
     finally:
         store.close()
     if report.ok:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from plait.asdf import dump as dumping
 from plait.asdf.dump import Dump, sbcl
-from plait.asdf.graph import Policy, Translation, driver, token
-from plait.model import Graph
+from plait.asdf.graph import Policy, Translation, driver, token, upgrade_action
+from plait.model import Action, Graph
 from plait.store import Output, Store
 
 __all__ = ["AsdfBuild", "Policy", "add_systems"]
@@ -31,7 +32,8 @@ class AsdfBuild:
     def installed(self, produced: dict[str, Output]) -> list[tuple[Path, Output]]:
         """Each fasl that was materialized where ASDF looks, with what plait knows of it."""
         found = []
-        for action in self.translation.actions.values():
+        upgrade = [self.translation.upgrade] if self.translation.upgrade else []
+        for action in [*upgrade, *self.translation.actions.values()]:
             for rel, where in action.install.items():
                 if where and rel in produced:
                     found.append((Path(where), produced[rel]))
@@ -44,6 +46,8 @@ class AsdfBuild:
         fasls = self.installed(produced)
         sources = [Path(p) for p in self.dump.data["asd_files"]]
         sources += [Path(p) for n in self.dump.nodes for p in n["inputs"] or ()]
+        if self.translation.upgrade is not None:
+            sources += [Path(p) for p in self.translation.upgrade.inputs]
         stamps = [p.stat().st_mtime_ns for p in sources if p.is_file()]
         stamps += [p.stat().st_mtime_ns for p, _ in fasls if p.is_file()]
         if not stamps:
@@ -78,13 +82,25 @@ class AsdfBuild:
 
 
 def add_systems(
-    graph: Graph, store: Store, project: Path, roots: Iterable[str], policy: Policy
+    graph: Graph,
+    store: Store,
+    project: Path,
+    roots: Iterable[str],
+    policy: Policy,
+    early: Callable[[Action], None] | None = None,
 ) -> AsdfBuild:
     """Ask ASDF (or the cache) for the roots' graph, and add its builders to `graph`.
-    A root is OPERATION:SYSTEM, e.g. 'load:ironclad' or 'test:cl-ppcre'."""
+    A root is OPERATION:SYSTEM, e.g. 'load:ironclad' or 'test:cl-ppcre'. `early` may start
+    actions that need nothing from the dump (ASDF's compile of itself) while the dump runs."""
     roots = list(roots)
-    d = dumping.load(store, roots, project)
-    translation = Translation(d, policy, sbcl())
+    program = sbcl()
+
+    def on_upgrade(upgrade: dict[str, Any]) -> None:
+        if early is not None:
+            early(upgrade_action(upgrade, program))
+
+    d = dumping.load(store, roots, project, on_upgrade)
+    translation = Translation(d, policy, program)
     translation.add_to(graph)
     return AsdfBuild(d, translation, roots)
 

@@ -12,52 +12,6 @@
   (finish-output *error-output*)
   (sb-ext:exit :code 3 :abort t))
 
-;;; Before it operates on anything, ASDF upgrades itself to a newer version that its source
-;;; registry holds (Debian's cl-asdf is newer than the ASDF SBCL bundles), compiling that
-;;; version when its fasl is not in the user's cache: 4-5 s before anything else can happen.
-;;; The dump loads the newer ASDF's source instead (the same code, ASDF supports being loaded
-;;; so, in a third of the time); the fasl ASDF's upgrade wants becomes a compile in the graph,
-;;; run beside the others. *UPGRADE* is then the path of the component loaded, else NIL, and
-;;; *UPGRADE-ID* the id of its compile in the graph.
-
-(defvar *upgrade* nil)
-(defvar *upgrade-id* nil)
-
-(defun source-files (component)
-  "COMPONENT's source files, depth first in definition order."
-  (if (typep component 'asdf:parent-component)
-      (mapcan #'source-files (asdf:component-children component))
-      (and (typep component 'asdf:cl-source-file) (list component))))
-
-(defmacro upgraded-session (&body body)
-  "BODY in an ASDF session that counts ASDF as upgraded already."
-  `(asdf::with-asdf-session ()
-     (setf (asdf::asdf-upgraded-p (asdf::toplevel-asdf-session)) t)
-     ,@body))
-
-(defun upgrade-from-source ()
-  (upgraded-session
-    (let* ((system (ignore-errors (asdf:find-system "asdf" nil)))
-           (files (and system (source-files system))))
-      (when (and system
-                 (= (length files) 1)
-                 (probe-file (asdf:component-pathname (first files)))
-                 (uiop:version< (asdf:asdf-version) (asdf:component-version system)))
-        (handler-bind ((warning #'muffle-warning)
-                       (error (lambda (e)
-                                (fail "internal" "loading ASDF ~a from ~a failed: ~a"
-                                      (asdf:component-version system)
-                                      (asdf:component-pathname (first files)) e))))
-          (load (asdf:component-pathname (first files))))
-        (setf *upgrade* (asdf:component-find-path (first files)))))))
-
-(upgrade-from-source)
-
-;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
-(dolist (driver '("common" "compile" "checkpoint" "run"))
-  (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
-(use-package :plait-lisp)
-
 ;;; A small JSON writer: strings, integers, lists (arrays), (:obj k v ...) objects, t, :false, nil.
 
 (defun json-string (s stream)
@@ -98,6 +52,52 @@
 
 (defun arr (list) (or list (list)))
 
+(defun safe-files (fn o c)
+  (handler-case (mapcar #'namestring (remove nil (funcall fn o c)))
+    (error () nil)))
+
+;;; ASDF's upgrade of itself (upgrade.lisp) would compile the newer ASDF first: 4-5 s before
+;;; anything else could happen. The dump loads its source instead (the same code: ASDF supports
+;;; being loaded so, in a third of the time), and first says on stdout where it is and where the
+;;; user's images look for its fasl, so that plait compiles it on SBCL's own core meanwhile.
+;;; *UPGRADE* is then that (:obj ...) description, else NIL.
+
+(load (merge-pathnames "upgrade.lisp" *load-truename*))
+(use-package :plait-upgrade)
+
+(defvar *upgrade* nil)
+
+(defun upgrade-from-source ()
+  (upgraded-session
+    (let* ((system (ignore-errors (asdf:find-system "asdf" nil)))
+           (file (newer-asdf system)))
+      (when file
+        (setf *upgrade*
+              (list :obj
+                    :asd (namestring (truename (asdf:system-source-file system)))
+                    :source (namestring (truename (asdf:component-pathname file)))
+                    :path (asdf:component-find-path file)
+                    :outputs (arr (safe-files #'asdf:output-files
+                                              (asdf:make-operation 'asdf:compile-op) file))
+                    :version (asdf:component-version system)))
+        (format t "~&plait-upgrade: ")
+        (json *upgrade* *standard-output*)
+        (terpri)
+        (finish-output)
+        (handler-bind ((warning #'muffle-warning)
+                       (error (lambda (e)
+                                (fail "internal" "loading ASDF ~a from ~a failed: ~a"
+                                      (asdf:component-version system)
+                                      (asdf:component-pathname file) e))))
+          (load (asdf:component-pathname file)))))))
+
+(upgrade-from-source)
+
+;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
+(dolist (driver '("common" "compile" "checkpoint" "run"))
+  (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
+(use-package :plait-lisp)
+
 ;;; The walk.
 
 (defvar *ids* (make-hash-table :test 'equal))
@@ -111,10 +111,6 @@
 (defun component-key (c)
   (list (asdf:component-name (asdf:component-system c))
         (asdf:component-find-path c)))
-
-(defun safe-files (fn o c)
-  (handler-case (mapcar #'namestring (remove nil (funcall fn o c)))
-    (error () nil)))
 
 (defun system-kind (system)
   (cond ((typep system 'asdf::require-system) "require")
@@ -163,15 +159,6 @@
       (asdf::map-direct-dependencies o c (lambda (do dc) (push (visit do dc) deps)))
       (add-node o c (reverse deps)))))
 
-(defun upgrade-node ()
-  "The compile ASDF's own upgrade would perform, as a builder of its own: nothing it depends on
-is built (the file is ASDF's whole source), and the user's images load its fasl."
-  (when *upgrade*
-    (add-node (asdf:make-operation 'asdf:compile-op)
-              (asdf:find-component (asdf:find-system (first *upgrade*)) (rest *upgrade*))
-              '()
-              :kind "source")))
-
 (defun translated-outputs (root)
   "The outputs of each node again, with every output translated under ROOT (the sandbox)."
   (asdf:initialize-output-translations
@@ -217,7 +204,6 @@ as (operation system) lists."
           (fail "missing-system" "ASDF cannot find system '~a'" name))
         (push (list op system) roots)))
     (setf roots (nreverse roots))
-    (setf *upgrade-id* (upgrade-node))
     (dolist (r roots) (visit (asdf:make-operation (first r)) (second r)))
     roots))
 
@@ -245,7 +231,7 @@ as (operation system) lists."
             (json (list :obj
                         :asdf_version (asdf:asdf-version)
                         :lisp_version (lisp-implementation-version)
-                        :asdf_upgrade *upgrade-id*
+                        :asdf_upgrade *upgrade*
                         :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
                                                *features*))
                         :asd_files (arr (asd-files))

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,14 @@ from plait.store import CachedResult, Output, Store
 SANDBOX_MARK = "/PLAIT-SANDBOX/"
 
 # The Lisp files the dump loads into the definitions core (their digests are in its identity).
-DRIVERS = ("dump.lisp", "common.lisp", "compile.lisp", "checkpoint.lisp", "run.lisp")
+DRIVERS = (
+    "dump.lisp",
+    "upgrade.lisp",
+    "common.lisp",
+    "compile.lisp",
+    "checkpoint.lisp",
+    "run.lisp",
+)
 
 # The environment that decides what ASDF finds and where its fasls go.
 ASDF_ENVIRONMENT = (
@@ -36,6 +44,19 @@ ASDF_ENVIRONMENT = (
     "XDG_CACHE_HOME",
     "SBCL_HOME",
 )
+
+
+# The line on which the dump names the newer ASDF that ASDF would upgrade itself to.
+UPGRADE_LINE = "plait-upgrade: "
+
+# Called with the dump's description of that ASDF: asd, source, outputs, version.
+OnUpgrade = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stderr: str
 
 
 class LispError(PlaitError):
@@ -70,7 +91,7 @@ class Dump:
 
 def identity(store: Store, roots: list[str], project: Path) -> dict[str, Any]:
     program = sbcl()
-    core = _default_core(program)
+    core = default_core(program)
     return {
         "roots": roots,
         "project": str(project),
@@ -81,7 +102,7 @@ def identity(store: Store, roots: list[str], project: Path) -> dict[str, Any]:
     }
 
 
-def _default_core(program: Path) -> Path | None:
+def default_core(program: Path) -> Path | None:
     for candidate in (
         Path(os.environ.get("SBCL_HOME", "/nonexistent")) / "sbcl.core",
         program.parent.parent / "lib" / "sbcl" / "sbcl.core",
@@ -91,8 +112,11 @@ def _default_core(program: Path) -> Path | None:
     return None
 
 
-def load(store: Store, roots: list[str], project: Path) -> Dump:
-    """The cached dump if none of the .asd files it read changed, else a fresh one."""
+def load(
+    store: Store, roots: list[str], project: Path, on_upgrade: OnUpgrade | None = None
+) -> Dump:
+    """The cached dump if none of the .asd files it read changed, else a fresh one, during
+    which `on_upgrade` may start compiling the ASDF it loads."""
     ident = identity(store, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
     cached = store.lookup(key)
@@ -100,7 +124,7 @@ def load(store: Store, roots: list[str], project: Path) -> Dump:
         dump = _from_cache(store, cached)
         if dump is not None:
             return dump
-    return _run(store, roots, key, ident, project)
+    return _run(store, roots, key, ident, project, on_upgrade)
 
 
 def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
@@ -118,7 +142,14 @@ def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
     return Dump(data, store.blob_path(core.digest))
 
 
-def _run(store: Store, roots: list[str], key: str, ident: dict[str, Any], project: Path) -> Dump:
+def _run(
+    store: Store,
+    roots: list[str],
+    key: str,
+    ident: dict[str, Any],
+    project: Path,
+    on_upgrade: OnUpgrade | None,
+) -> Dump:
     with tempfile.TemporaryDirectory(prefix="plait-dump-", dir=store.tmp) as tmp:
         out, core = Path(tmp) / "graph.json", Path(tmp) / "definitions.core"
         argv = [
@@ -131,9 +162,7 @@ def _run(store: Store, roots: list[str], key: str, ident: dict[str, Any], projec
             str(project),
             *roots,
         ]
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, cwd=tmp
-        )
+        proc = _dump(argv, Path(tmp), on_upgrade)
         if proc.returncode != 0 or not out.is_file():
             raise _dump_error(proc, roots)
         data = json.loads(out.read_text())
@@ -151,7 +180,28 @@ def _run(store: Store, roots: list[str], key: str, ident: dict[str, Any], projec
     return Dump(data, store.blob_path(outputs[1].digest))
 
 
-def _dump_error(proc: subprocess.CompletedProcess[str], roots: list[str]) -> PlaitError:
+def _dump(argv: list[str], tmp: Path, on_upgrade: OnUpgrade | None) -> Completed:
+    """Run the dump; hand ASDF's upgrade to `on_upgrade` as soon as the dump names it, while the
+    dump goes on. Its stderr goes to a file, so that nothing it writes can block it."""
+    with (tmp / "stderr").open("w+") as err:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL, cwd=tmp
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(UPGRADE_LINE) and on_upgrade is not None:
+                    on_upgrade(json.loads(line[len(UPGRADE_LINE) :]))
+            status = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        return Completed(status, err.read())
+
+
+def _dump_error(proc: Completed, roots: list[str]) -> PlaitError:
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("plait-error: ")]
     if not lines:
         tail = "\n".join(proc.stderr.splitlines()[-15:])

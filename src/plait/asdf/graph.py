@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plait import digest
-from plait.asdf.dump import SANDBOX_MARK, Dump, lisp_file
+from plait.asdf.dump import SANDBOX_MARK, Dump, default_core, lisp_file
 from plait.model import Action, Graph
 
 Deps = Literal["declared", "system", "plan"]
@@ -85,6 +85,44 @@ def driver_inputs() -> list[str]:
     return [str(lisp_file("call.lisp"))]
 
 
+def upgrade_action(upgrade: dict[str, Any], sbcl: Path) -> Action:
+    """The compile of the newer ASDF that ASDF upgrades itself to, as the dump described it:
+    on SBCL's own core, as ASDF's upgrade does it, so that it depends on nothing the dump makes
+    and can run while the dump does. Its fasl goes where the user's images look for it."""
+    source = Path(upgrade["source"])
+    outputs = [f"out{source.parent}/{Path(o).name}" for o in upgrade["outputs"]]
+    core = default_core(sbcl)
+    core_input = (str(core),) if core else ()
+    system, *path = upgrade["path"]
+    return Action(
+        name=f"compile:{system}:{'/'.join(path)}",
+        argv=(
+            str(sbcl),
+            *(("--core", str(core)) if core else ()),
+            "--noinform",
+            "--non-interactive",
+            "--no-sysinit",
+            "--no-userinit",
+            "--load",
+            str(lisp_file("upgrade.lisp")),
+            "--eval",
+            "(plait-upgrade:main)",
+            "--end-toplevel-options",
+            upgrade["asd"],
+            str(source),
+        ),
+        inputs=(upgrade["asd"], str(source), str(lisp_file("upgrade.lisp")), *core_input),
+        outputs=tuple(outputs),
+        env=sbcl_environment(sbcl),
+        install=dict(zip(outputs, upgrade["outputs"], strict=True)),
+        cost=_compile_cost([str(source)]),
+    )
+
+
+def sbcl_environment(sbcl: Path) -> dict[str, str]:
+    return {"SBCL_HOME": str(sbcl.parent.parent / "lib" / "sbcl")}
+
+
 class Translation:
     """The builder actions of a dump, with the loads each compile performs first."""
 
@@ -100,7 +138,8 @@ class Translation:
         self._loads = sorted(i for i, n in self.nodes.items() if n["operation"] == "load-op")
         self._source_loads: dict[str, list[int]] = {}
         # The compile of the newer ASDF that the dump loaded from source, if it did.
-        self.upgrade: int | None = dump.data.get("asdf_upgrade")
+        upgrade = dump.data.get("asdf_upgrade")
+        self.upgrade = upgrade_action(upgrade, sbcl) if upgrade else None
         self._costs: dict[int, float] = {}
         for i in self._loads:
             if self.nodes[i]["is_source"]:
@@ -250,7 +289,7 @@ class Translation:
         )
 
     def _env(self) -> dict[str, str]:
-        return {"SBCL_HOME": str(self.sbcl.parent.parent / "lib" / "sbcl")}
+        return sbcl_environment(self.sbcl)
 
     def add_to(self, graph: Graph) -> None:
         if self.policy.checkpoints:
@@ -259,6 +298,8 @@ class Translation:
             action = self.checkpoint_action(shared)
             self._checkpoint_actions[shared] = action
             graph.add(action)
+        if self.upgrade is not None:
+            graph.add(self.upgrade)
         for node in self.nodes.values():
             if self.is_builder(node):
                 action = self.action(node)
@@ -267,8 +308,9 @@ class Translation:
         for root in self.dump.data["roots"]:
             node = self.nodes[root]
             _, builders = self.reach([root])
+            members = [self.actions[b].name for b in sorted(builders)]
             if self.upgrade is not None:  # ASDF upgrades itself first: every root needs it
-                builders.add(self.upgrade)
+                members.insert(0, self.upgrade.name)
             name = node["system"] if node["operation"] == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
-                graph.add_group(name, [self.actions[b].name for b in sorted(builders)], None)
+                graph.add_group(name, members, None)

@@ -57,8 +57,6 @@ def collect(
             continue
         source = (t.nodes[node_id]["inputs"] or [action.name])[0]
         record = json.loads(store.blob_path(out.digest).read_text())
-        if node_id == t.upgrade:  # ASDF's own upgrade muffles its style-warnings
-            record["warnings"] = [w for w in record["warnings"] if w["kind"] != "style-warning"]
         records[source] = record
     return records
 
