@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.build import Early
+from plait.build import Build, Early, Options
 from plait.events import Finished, Started
 from plait.model import Action, Graph
 from plait.store import Store
@@ -272,7 +272,7 @@ def test_nothing_starts_early_with_one_job(h: Harness) -> None:
     try:
         with Early(h.project, store, h.executor, jobs=1) as early:
             early.start(chain().actions["cc b"])
-            assert early.take("cc b") is None
+            assert early.first_start(default=-1.0) == -1.0  # nothing started
     finally:
         store.close()
     assert h.executor.ran == []
@@ -288,3 +288,18 @@ def test_an_early_action_no_build_takes_is_stopped(h: Harness) -> None:
         store.close()
     assert h.executor.cancelled
     assert h.executor.running == 0
+
+
+def test_an_early_run_of_another_command_under_the_same_name_is_not_taken(h: Harness) -> None:
+    store = Store.open(h.project)
+    try:
+        with Early(h.project, store, h.executor, jobs=2) as early:
+            early.start(act("cc b", ["b.c"], ["b.o"], argv=("fake", "other")))
+            report = Build(
+                h.project, chain(), store, h.executor, h.events.append, Options(jobs=2), early=early
+            ).run(())
+    finally:
+        store.close()
+    assert report.ok
+    assert h.executor.ran.count("cc b") == 2  # the early one, and the build's own
+    assert (h.project / "b.o").read_bytes().startswith(b"fake cat")

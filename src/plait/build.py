@@ -198,7 +198,7 @@ class Build:
             return self._finished(
                 name, "cached", f"{decision.reason}, restored from the store", key=decision.key
             )
-        early = self.early.take(name) if self.early is not None else None
+        early = self.early.take(name, decision.key) if self.early is not None else None
         start = self.now() if early is None else early.start - self._t0
         slot = min(self._free_slots)
         self._free_slots.discard(slot)
@@ -375,9 +375,11 @@ class Build:
 
 
 class EarlyRun:
-    """An action's command running in a thread of its own since `start` (time.monotonic())."""
+    """An action's command, whose key is `key`, running in a thread of its own since `start`
+    (time.monotonic())."""
 
-    def __init__(self, work: Callable[[], Result]) -> None:
+    def __init__(self, key: str, work: Callable[[], Result]) -> None:
+        self.key = key
         self.start = time.monotonic()
         self._result: Result | None = None
         self._error: BaseException | None = None
@@ -422,10 +424,16 @@ class Early:
         if isinstance(prepared, Finished) or prepared.decision.outcome != "run":
             return
         request = alone.request(prepared)
-        self._runs[action.name] = EarlyRun(lambda: self.executor.execute(request, alone.ingest))
+        self._runs[action.name] = EarlyRun(
+            prepared.decision.key, lambda: self.executor.execute(request, alone.ingest)
+        )
 
-    def take(self, name: str) -> EarlyRun | None:
-        return self._runs.pop(name, None)
+    def take(self, name: str, key: str) -> EarlyRun | None:
+        """The run of `name` if it is the action whose key is `key`."""
+        run = self._runs.get(name)
+        if run is None or run.key != key:
+            return None
+        return self._runs.pop(name)
 
     def first_start(self, default: float) -> float:
         return min((r.start for r in self._runs.values()), default=default)
