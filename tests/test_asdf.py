@@ -287,6 +287,23 @@ def test_a_missing_system_is_named_with_where_asdf_looked(
     assert "ASDF looked in" in result.stderr and str(tmp_path) in result.stderr
 
 
+def test_a_definition_that_writes_much_does_not_block_the_dump(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The dump's output is read while it runs (stdout) or goes to a file (stderr): megabytes
+    written while loading a .asd cannot fill a pipe and stop it."""
+    p = tmp_path / "loud"
+    p.mkdir()
+    (p / "loud.lisp").write_text("(defun loud () :loud)\n")
+    (p / "plait-loud.asd").write_text(
+        '(dotimes (i 20000) (format t "~80,,,\'xa~%" i) (format *error-output* "~80,,,\'ya~%" i))\n'
+        '(defsystem "plait-loud" :components ((:file "loud")))\n'
+    )
+    result = plait("build", "plait-loud", cwd=p, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran compile:plait-loud:loud" in result.stdout
+
+
 def test_a_broken_asd_file_is_an_error_not_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
     p = project("badasd", tmp_path)
     result = plait("build", "plait-badasd", cwd=p, env=env)

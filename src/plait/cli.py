@@ -287,9 +287,19 @@ def _open_store(project: Path) -> Store:
     return store
 
 
-def _early(args: argparse.Namespace, project: Path, store: Store) -> Early:
-    """The build's executor, which may start actions while the graph is still being found."""
-    return Early(project, store, LocalExecutor(), args.jobs)
+def _load_and_build(
+    args: argparse.Namespace,
+    project: Path,
+    store: Store,
+    roots: list[str],
+    targets: list[str],
+    extra: Callable[[Graph, AsdfBuild], None] | None = None,
+) -> tuple[Loaded, Report]:
+    """Load the graph and build `targets` (read after loading: `extra` may add to them). The
+    build's executor may start actions while the graph is still being found."""
+    with Early(project, store, LocalExecutor(), args.jobs) as early:
+        loaded = _load(project, store, args, roots, extra, early)
+        return loaded, _run_build(args, project, store, loaded, targets, early)
 
 
 def _run_build(
@@ -334,9 +344,8 @@ def _build(args: argparse.Namespace) -> int:
             loaded = _load(project, store, args, _system_roots(project, args.targets))
             build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
             return _dry_run(build, args.targets)
-        with _early(args, project, store) as early:
-            loaded = _load(project, store, args, _system_roots(project, args.targets), None, early)
-            report = _run_build(args, project, store, loaded, args.targets, early)
+        roots = _system_roots(project, args.targets)
+        _, report = _load_and_build(args, project, store, roots, args.targets)
     finally:
         store.close()
     if args.report is not None:
@@ -356,10 +365,8 @@ def _test(args: argparse.Namespace) -> int:
     store = _open_store(project)
     root = f"test:{args.system}"
     try:
-        with _early(args, project, store) as early:
-            loaded = _load(project, store, args, [root], None, early)
-            assert loaded.asdf is not None
-            report = _run_build(args, project, store, loaded, [root], early)
+        loaded, report = _load_and_build(args, project, store, [root], [root])
+        assert loaded.asdf is not None
         if not report.ok:
             return _exit_status(report)
         argv = loaded.asdf.test_argv(root)
@@ -388,9 +395,7 @@ def _product(args: argparse.Namespace) -> int:
 
     store = _open_store(project)
     try:
-        with _early(args, project, store) as early:
-            loaded = _load(project, store, args, [root], add, early)
-            report = _run_build(args, project, store, loaded, names, early)
+        _, report = _load_and_build(args, project, store, [root], names, add)
     finally:
         store.close()
     if report.ok:

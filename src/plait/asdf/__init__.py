@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +45,8 @@ class AsdfBuild:
         fasls = self.installed(produced)
         sources = [Path(p) for p in self.dump.data["asd_files"]]
         sources += [Path(p) for n in self.dump.nodes for p in n["inputs"] or ()]
-        if self.translation.upgrade is not None:
-            sources += [Path(p) for p in self.translation.upgrade.inputs]
+        if self.dump.data.get("asdf_upgrade"):  # its .asd is among the asd_files
+            sources.append(Path(self.dump.data["asdf_upgrade"]["source"]))
         stamps = [p.stat().st_mtime_ns for p in sources if p.is_file()]
         stamps += [p.stat().st_mtime_ns for p, _ in fasls if p.is_file()]
         if not stamps:
@@ -64,14 +63,7 @@ class AsdfBuild:
     def test_argv(self, root: str) -> list[str]:
         """The SBCL command that performs, in plan order, every load and test-op of `root`."""
         t = self.translation
-        needed: set[int] = set()
-        stack = [self.root_id(root)]
-        while stack:
-            i = stack.pop()
-            if i not in needed:
-                needed.add(i)
-                stack.extend(t.nodes[i]["deps"] or ())
-        tokens = [token(t.nodes[i]) for i in sorted(needed) if t.performs(t.nodes[i])]
+        tokens = [token(t.nodes[i]) for i in t.needed(self.root_id(root)) if t.performs(t.nodes[i])]
         return [
             str(t.sbcl),
             "--core",
@@ -99,12 +91,7 @@ def add_systems(
         if early is not None:
             early(upgrade_action(upgrade, program))
 
-    d = dumping.load(store, roots, project, on_upgrade)
+    d = dumping.load(store, program, roots, project, on_upgrade)
     translation = Translation(d, policy, program)
     translation.add_to(graph)
     return AsdfBuild(d, translation, roots)
-
-
-def run_test(build: AsdfBuild, root: str) -> int:
-    """Run the tests in a fresh SBCL, its output on ours; the framework's verdict is the status."""
-    return subprocess.run(build.test_argv(root), check=False, stdin=subprocess.DEVNULL).returncode

@@ -2,7 +2,8 @@
 
 (defpackage :plait-lisp
   (:use :cl)
-  (:export #:action-of #:bookkeeping-p #:use-sandbox-translations #:forget-translations))
+  (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
+           #:forget-translations))
 (in-package :plait-lisp)
 
 (defun action-of (token)
@@ -19,11 +20,14 @@
   (let ((class (find-symbol "DEPENDENCY-NOT-DONE" :asdf/plan)))
     (and class (typep w class))))
 
+(defun translate-outputs-under (root)
+  "Every output goes under ROOT, at its source's absolute path."
+  (asdf:initialize-output-translations
+   `(:output-translations (t (,root :**/ :*.*.*)) :ignore-inherited-configuration)))
+
 (defun use-sandbox-translations ()
   "Every output goes under ./out/, where the sandbox also holds the dependencies' fasls."
-  (asdf:initialize-output-translations
-   `(:output-translations (t (,(merge-pathnames "out/" (uiop:getcwd)) :**/ :*.*.*))
-                          :ignore-inherited-configuration)))
+  (translate-outputs-under (merge-pathnames "out/" (uiop:getcwd))))
 
 (defun forget-translations ()
   "Before saving a core: an image started from it computes the user's translations afresh."

@@ -159,11 +159,6 @@
       (asdf::map-direct-dependencies o c (lambda (do dc) (push (visit do dc) deps)))
       (add-node o c (reverse deps)))))
 
-(defun translated-outputs (root)
-  "The outputs of each node again, with every output translated under ROOT (the sandbox)."
-  (asdf:initialize-output-translations
-   `(:output-translations (t (,root :**/ :*.*.*)) :ignore-inherited-configuration)))
-
 (defun asd-files ()
   (let ((files '()))
     (dolist (name (asdf:registered-systems))
@@ -217,7 +212,7 @@ as (operation system) lists."
                      (walk targets))))
       ;; Outputs once more under the sandbox's translation: where a compile writes them.
       (let ((nodes (reverse *nodes*)))
-        (translated-outputs sandbox-root)
+        (translate-outputs-under sandbox-root)
         (let ((sandbox-nodes '()))
           (maphash (lambda (key id)
                      (destructuring-bind (op-type (sys path)) key

@@ -53,12 +53,6 @@ UPGRADE_LINE = "plait-upgrade: "
 OnUpgrade = Callable[[dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stderr: str
-
-
 class LispError(PlaitError):
     """SBCL is missing, a system cannot be found, or a definition does not load."""
 
@@ -89,8 +83,7 @@ class Dump:
         return list(self.data["nodes"])
 
 
-def identity(store: Store, roots: list[str], project: Path) -> dict[str, Any]:
-    program = sbcl()
+def identity(store: Store, program: Path, roots: list[str], project: Path) -> dict[str, Any]:
     core = default_core(program)
     return {
         "roots": roots,
@@ -113,18 +106,22 @@ def default_core(program: Path) -> Path | None:
 
 
 def load(
-    store: Store, roots: list[str], project: Path, on_upgrade: OnUpgrade | None = None
+    store: Store,
+    program: Path,
+    roots: list[str],
+    project: Path,
+    on_upgrade: OnUpgrade | None = None,
 ) -> Dump:
     """The cached dump if none of the .asd files it read changed, else a fresh one, during
     which `on_upgrade` may start compiling the ASDF it loads."""
-    ident = identity(store, roots, project)
+    ident = identity(store, program, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
     cached = store.lookup(key)
     if cached is not None:
         dump = _from_cache(store, cached)
         if dump is not None:
             return dump
-    return _run(store, roots, key, ident, project, on_upgrade)
+    return _run(store, program, roots, key, ident, project, on_upgrade)
 
 
 def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
@@ -144,6 +141,7 @@ def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
 
 def _run(
     store: Store,
+    program: Path,
     roots: list[str],
     key: str,
     ident: dict[str, Any],
@@ -153,7 +151,7 @@ def _run(
     with tempfile.TemporaryDirectory(prefix="plait-dump-", dir=store.tmp) as tmp:
         out, core = Path(tmp) / "graph.json", Path(tmp) / "definitions.core"
         argv = [
-            str(sbcl()),
+            str(program),
             "--script",
             str(lisp_file("dump.lisp")),
             str(out),
@@ -180,7 +178,9 @@ def _run(
     return Dump(data, store.blob_path(outputs[1].digest))
 
 
-def _dump(argv: list[str], tmp: Path, on_upgrade: OnUpgrade | None) -> Completed:
+def _dump(
+    argv: list[str], tmp: Path, on_upgrade: OnUpgrade | None
+) -> subprocess.CompletedProcess[str]:
     """Run the dump; hand ASDF's upgrade to `on_upgrade` as soon as the dump names it, while the
     dump goes on. Its stderr goes to a file, so that nothing it writes can block it."""
     with (tmp / "stderr").open("w+") as err:
@@ -198,10 +198,10 @@ def _dump(argv: list[str], tmp: Path, on_upgrade: OnUpgrade | None) -> Completed
                 proc.kill()
                 proc.wait()
         err.seek(0)
-        return Completed(status, err.read())
+        return subprocess.CompletedProcess(argv, status, None, err.read())
 
 
-def _dump_error(proc: Completed, roots: list[str]) -> PlaitError:
+def _dump_error(proc: subprocess.CompletedProcess[str], roots: list[str]) -> PlaitError:
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("plait-error: ")]
     if not lines:
         tail = "\n".join(proc.stderr.splitlines()[-15:])

@@ -95,7 +95,7 @@ def upgrade_action(upgrade: dict[str, Any], sbcl: Path) -> Action:
     core_input = (str(core),) if core else ()
     system, *path = upgrade["path"]
     return Action(
-        name=f"compile:{system}:{'/'.join(path)}",
+        name=node_name({"operation": "compile-op", "system": system, "path": path}),
         argv=(
             str(sbcl),
             *(("--core", str(core)) if core else ()),
@@ -160,6 +160,17 @@ class Translation:
             and node["operation"] not in _NOTHING_TO_PERFORM
             and node["system_kind"] != "preloaded"
         )
+
+    def needed(self, root: int) -> list[int]:
+        """Every node `root` depends on, itself included, in plan order."""
+        seen: set[int] = set()
+        stack = [root]
+        while stack:
+            i = stack.pop()
+            if i not in seen:
+                seen.add(i)
+                stack.extend(self.nodes[i]["deps"] or ())
+        return sorted(seen)
 
     def reach(self, starts: Iterable[int]) -> tuple[set[int], set[int]]:
         """The loads to perform and the builders whose outputs they need, walking dependencies
@@ -241,7 +252,7 @@ class Translation:
             ),
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(core,),
-            env=self._env(),
+            env=sbcl_environment(self.sbcl),
             install={core: ""},
             cost=_checkpoint_cost(len(shared)),
         )
@@ -282,14 +293,11 @@ class Translation:
             argv=tuple(argv),
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(*outputs, warnings),
-            env=self._env(),
+            env=sbcl_environment(self.sbcl),
             install=install,
             cost=self.cost(node["id"]),
             links=links,
         )
-
-    def _env(self) -> dict[str, str]:
-        return sbcl_environment(self.sbcl)
 
     def add_to(self, graph: Graph) -> None:
         if self.policy.checkpoints:

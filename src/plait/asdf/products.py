@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.asdf.dump import lisp_file
-from plait.asdf.graph import Translation
+from plait.asdf.graph import Translation, sbcl_environment
 from plait.errors import UsageError
 from plait.model import Action, Graph
 
@@ -21,16 +21,9 @@ class Closure:
 
 
 def closure(t: Translation, root: int) -> Closure:
-    needed: set[int] = set()
-    stack = [root]
-    while stack:
-        i = stack.pop()
-        if i not in needed:
-            needed.add(i)
-            stack.extend(t.nodes[i]["deps"] or ())
     requires: list[str] = []
     fasls: list[str] = []
-    for i in sorted(needed):
+    for i in t.needed(root):
         node = t.nodes[i]
         if node["operation"] == "load-op" and node["is_system"]:
             if node["system_kind"] == "require":
@@ -62,7 +55,7 @@ def _product(
         ),
         inputs=(str(lisp_file("product.lisp")), *c.fasls),
         outputs=(rel,),
-        env={"SBCL_HOME": str(t.sbcl.parent.parent / "lib" / "sbcl")},
+        env=sbcl_environment(t.sbcl),
         install={rel: str(out)},
     )
 
