@@ -239,6 +239,40 @@ def test_fasls_are_the_same_bytes_when_built_again_from_nothing(
     assert first == second
 
 
+def compile_logs(store: Path) -> dict[str, str]:
+    """The last log of each compile, by the compiled file's name."""
+    logs = {}
+    for log in store.rglob("logs/*/compile_*.log"):
+        logs[log.name.rsplit("-", 1)[0].rsplit("_", 1)[-1]] = log.read_text()
+    return logs
+
+
+def test_forked_compiles_make_the_same_fasls_as_fresh_ones(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("demo", tmp_path)
+    fasls: dict[str, dict[str, bytes]] = {}
+    logs: dict[str, dict[str, str]] = {}
+    for mode in ("warm", "cold"):
+        private = {
+            **env,
+            "PLAIT_CACHE": str(tmp_path / f"store-{mode}"),
+            "XDG_CACHE_HOME": str(tmp_path / f"cache-{mode}"),
+        }
+        flags = ["--cold"] if mode == "cold" else []
+        assert plait("build", "plait-demo", *flags, cwd=p, env=private).returncode == 0
+        fasls[mode] = {
+            f.name: f.read_bytes() for f in (tmp_path / f"cache-{mode}").rglob("demo/*.fasl")
+        }
+        logs[mode] = compile_logs(tmp_path / f"store-{mode}")
+    assert set(fasls["warm"]) == {"package.fasl", "util.fasl", "main.fasl", "extra.fasl"}
+    assert fasls["warm"] == fasls["cold"]
+    # Forked from a server that has loaded alexandria, package and util, main loads nothing
+    # itself; a fresh SBCL loads them all.
+    assert "loading 0 dependencies" in logs["warm"]["main"]
+    assert "loading 29 dependencies" in logs["cold"]["main"]
+
+
 def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:
     p = project("demo", tmp_path)
     shim = tmp_path / "bin" / "sbcl"

@@ -84,11 +84,9 @@ def dump() -> Dump:
     return Dump(data, Path("/store/definitions.core"))
 
 
-def translate(deps: asdf_graph.Deps = "system", checkpoints: bool = True) -> Graph:
+def translate(deps: asdf_graph.Deps = "system", warm: bool = False) -> Graph:
     graph = Graph()
-    Translation(dump(), Policy(deps=deps, checkpoints=checkpoints), Path("/usr/bin/sbcl")).add_to(
-        graph
-    )
+    Translation(dump(), Policy(deps=deps, warm=warm), Path("/usr/bin/sbcl")).add_to(graph)
     return graph
 
 

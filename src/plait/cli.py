@@ -175,6 +175,12 @@ def _add_lisp_options(p: argparse.ArgumentParser) -> None:
         default="error",
         help="ASDF's *compile-file-failure-behaviour* (default on SBCL: error)",
     )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="start each Lisp compile in a fresh SBCL, sharing loads through saved cores,"
+        " instead of forking it from a warm SBCL that has loaded them",
+    )
 
 
 def _jobs(text: str) -> int:
@@ -249,7 +255,7 @@ def _load(
 ) -> Loaded:
     """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
     the ASDF systems `roots` name (OPERATION:SYSTEM). `extra` adds actions before freezing."""
-    policy = Policy(args.deps, args.on_warnings, args.on_failure)
+    policy = Policy(args.deps, args.on_warnings, args.on_failure, warm=not args.cold)
     if (project / plaitfile.PLAITFILE).is_file():
         desc = plaitfile.describe(project)
         graph = desc.graph
@@ -297,7 +303,7 @@ def _load_and_build(
 ) -> tuple[Loaded, Report]:
     """Load the graph and build `targets` (read after loading: `extra` may add to them). The
     build's executor may start actions while the graph is still being found."""
-    with Early(project, store, LocalExecutor(), args.jobs) as early:
+    with LocalExecutor() as executor, Early(project, store, executor, args.jobs) as early:
         loaded = _load(project, store, args, roots, extra, early)
         return loaded, _run_build(args, project, store, loaded, targets, early)
 

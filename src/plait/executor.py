@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Protocol
 
 from plait.digest import Digest
+from plait.model import Warm
 from plait.sandbox import Sandbox
+from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
 
@@ -34,6 +36,7 @@ class Request:
     outputs: tuple[str, ...]
     log_path: Path
     links: frozenset[str] = frozenset()
+    warm: Warm | None = None
 
 
 @dataclass
@@ -63,12 +66,28 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs each command in a fresh sandbox directory, in a process group of its own."""
+    """Runs each command in a fresh sandbox directory, in a process group of its own: started
+    afresh, or forked from a warm process when the request says how (plait.warm) and `warm`."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: bool = True) -> None:
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
+        self._warm = warm
+        self._pool: WarmPool | None = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the warm processes."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
@@ -89,6 +108,15 @@ class LocalExecutor:
 
     def _run(self, request: Request, box: Sandbox) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if request.warm is not None and self._warm:
+            with self._lock:
+                if self._pool is None and not self._cancelled:
+                    self._pool = WarmPool()
+                pool = self._pool
+            if pool is not None:
+                with contextlib.suppress(Unavailable):
+                    status = pool.run(request.warm, request.env, box.work, request.log_path)
+                    return status, "" if status is not None else "its warm process stopped"
         with request.log_path.open("wb") as log:
             with self._lock:
                 if self._cancelled:
@@ -121,6 +149,8 @@ class LocalExecutor:
             self._cancelled = True
             for proc in self._running:
                 _kill_group(proc.pid)
+            if self._pool is not None:
+                self._pool.cancel()
 
 
 def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> None:

@@ -14,6 +14,19 @@ from plait.errors import BuildDescriptionError, CycleError, Location, UsageError
 
 
 @dataclass(frozen=True)
+class Warm:
+    """How a builder's command may instead run as a process forked from a warm one (plait.warm):
+    `server` starts a server that, for `entry` and `args`, does in a forked worker what the argv
+    does, and may first `loads`, the steps the command begins with, for workers to share.
+    Running the argv or forking a worker must make the same outputs."""
+
+    server: tuple[str, ...]
+    entry: str
+    args: tuple[str, ...]
+    loads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Action:
     """A node of the graph. With outputs it is a builder (cached, sandboxed); without, a loader
     that runs every time it is asked for, after its dependencies."""
@@ -33,6 +46,8 @@ class Action:
     # Inputs placed in the sandbox as read-only links, not copies: large files the command
     # only reads (a Lisp core).
     links: tuple[str, ...] = ()
+    # Not part of its key: another way to run the same command, faster (see Warm).
+    warm: Warm | None = None
 
     @property
     def is_builder(self) -> bool:

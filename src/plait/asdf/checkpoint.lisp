@@ -10,10 +10,7 @@
 (defun main (args)
   (destructuring-bind (out &rest loads) args
     (use-sandbox-translations)
-    (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w)))))
-      (dolist (token loads)
-        (multiple-value-bind (o c) (action-of token)
-          (asdf:perform o c))))
+    (perform-loads loads)
     (forget-translations)
     (sb-ext:save-lisp-and-die out :executable nil)))
 

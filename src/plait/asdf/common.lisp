@@ -3,7 +3,7 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations))
+           #:forget-translations #:perform-loads))
 (in-package :plait-lisp)
 
 (defun action-of (token)
@@ -33,3 +33,14 @@
   "Before saving a core: an image started from it computes the user's translations afresh."
   (setf asdf::*output-translations-parameter* nil)
   (asdf:clear-output-translations))
+
+(defun perform-loads (tokens)
+  "Perform each action TOKENS name, in order, with ASDF's own perform; exit 4 when one fails."
+  (dolist (token tokens)
+    (multiple-value-bind (o c) (action-of token)
+      (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
+                     (error (lambda (e)
+                              (format *error-output* "~&plait-error: load: loading ~a failed: ~a~%"
+                                      (asdf:component-find-path c) e)
+                              (sb-ext:exit :code 4 :abort t))))
+        (asdf:perform o c)))))

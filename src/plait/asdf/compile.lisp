@@ -76,14 +76,7 @@
   (setf *clock* (get-internal-real-time))
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
-    (dolist (token loads)
-      (multiple-value-bind (o c) (action-of token)
-        (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
-                       (error (lambda (e)
-                                (format *error-output* "~&plait-error: load: loading ~a failed: ~a~%"
-                                        (asdf:component-find-path c) e)
-                                (sb-ext:exit :code 4 :abort t))))
-          (asdf:perform o c))))
+    (perform-loads loads)
     (phase-done (format nil "loading ~d dependencies" (length loads)))
     (multiple-value-bind (o c) (action-of target)
       (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c)))

@@ -94,7 +94,7 @@
 (upgrade-from-source)
 
 ;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
-(dolist (driver '("common" "compile" "checkpoint" "run"))
+(dolist (driver '("common" "compile" "checkpoint" "run" "serve"))
   (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
 (use-package :plait-lisp)
 

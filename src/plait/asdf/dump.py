@@ -30,6 +30,7 @@ DRIVERS = (
     "compile.lisp",
     "checkpoint.lisp",
     "run.lisp",
+    "serve.lisp",
 )
 
 # The environment that decides what ASDF finds and where its fasls go.

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from plait import digest
 from plait.asdf.dump import SANDBOX_MARK, Dump, default_core, lisp_file
-from plait.model import Action, Graph
+from plait.model import Action, Graph, Warm
 
 Deps = Literal["declared", "system", "plan"]
 DEPS_MODES: tuple[Deps, ...] = ("declared", "system", "plan")
@@ -31,7 +31,9 @@ class Policy:
     deps: Deps = "system"
     on_warnings: str = "warn"
     on_failure: str = "error"
-    checkpoints: bool = True
+    # Compiles fork from warm images (plait.warm); else each starts SBCL afresh, and the loads
+    # many share are done once in checkpoint cores.
+    warm: bool = True
 
 
 Node = dict[str, Any]
@@ -270,37 +272,37 @@ class Translation:
             _, covered = self.reach(shared)
             builders -= covered
         inputs = [*node["inputs"], core, *driver_inputs()]
-        for b in sorted(builders):
-            inputs.extend(self.fasls(self.nodes[b]))
+        fasls = [f for b in sorted(builders) for f in self.fasls(self.nodes[b])]
+        inputs.extend(fasls)
+        links += tuple(fasls)  # only loaded: read-only links, not copies
         outputs = self.fasls(node)
         install = dict(zip(outputs, node["outputs"], strict=True))
         warnings = self.warnings_output(node)
         install[warnings] = ""
-        argv = [
-            str(self.sbcl),
-            "--core",
-            core,
-            *driver("plait-compile:main"),
-            warnings,
-            self.policy.on_warnings,
-            self.policy.on_failure,
-            self.policy.deps,
-            token(node),
-            *(token(self.nodes[i]) for i in sorted(loads)),
-        ]
+        args = (warnings, self.policy.on_warnings, self.policy.on_failure, self.policy.deps)
+        load_tokens = tuple(token(self.nodes[i]) for i in sorted(loads))
+        head = (str(self.sbcl), "--core", core)
+        argv = (*head, *driver("plait-compile:main"), *args, token(node), *load_tokens)
+        warm = Warm(
+            server=(*head, *driver("plait-serve:main")),
+            entry="plait-compile:main",
+            args=(*args, token(node)),
+            loads=load_tokens,
+        )
         return Action(
             name=node_name(node),
-            argv=tuple(argv),
+            argv=argv,
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(*outputs, warnings),
             env=sbcl_environment(self.sbcl),
             install=install,
             cost=self.cost(node["id"]),
             links=links,
+            warm=warm if self.policy.warm else None,
         )
 
     def add_to(self, graph: Graph) -> None:
-        if self.policy.checkpoints:
+        if not self.policy.warm:
             self.checkpoints()
         for shared in dict.fromkeys(self._checkpoint_of.values()):
             action = self.checkpoint_action(shared)

@@ -1,0 +1,131 @@
+;;;; plait's warm images: an SBCL on the definitions core that forks a process for each request,
+;;;; so that a compile starts with SBCL up and its dependencies loaded instead of doing both
+;;;; again (loaded into the definitions core by the dump):
+;;;;   sbcl --core CORE --script call.lisp plait-serve:main IN OUT
+;;;; Requests, one Lisp form per line on the fifo IN:
+;;;;   (:run ID CWD LOG FUNCTION ARGS)   fork a worker that, in a session of its own, in CWD, with
+;;;;                                      stdout and stderr to LOG, calls FUNCTION on ARGS: what
+;;;;                                      `sbcl --core CORE --script call.lisp FUNCTION ARGS...`
+;;;;                                      started in CWD does
+;;;;   (:status ID)                      wait for the worker ID, which has ended, and say how
+;;;;   (:serve ID CWD LOG IN OUT LOADS)  fork a server that performs LOADS as a compile does
+;;;;                                      (their fasls under CWD/out/), then serves IN and OUT;
+;;;;                                      forked twice, in a session of its own, it lives on
+;;;;                                      when this one is stopped
+;;;; Replies, one line each on OUT: "pid PID" first, "ready" once serving, "started ID PID" for
+;;;; :run, "exited ID STATUS" for :status (STATUS the exit code, or minus the signal that killed
+;;;; it). The server only ever blocks reading IN: plait learns that a worker ended from its pid.
+;;;; EOF on IN stops the server; its workers run on.
+
+(defpackage :plait-serve (:use :cl :plait-lisp) (:export #:main))
+(in-package :plait-serve)
+
+(defmacro c-call (name result &rest args)
+  "Call the C library's NAME: ARGS alternate alien types and values."
+  (let ((types (loop :for (type) :on args :by #'cddr :collect type))
+        (values (loop :for (nil value) :on args :by #'cddr :collect value)))
+    `(sb-alien:alien-funcall
+      (sb-alien:extern-alien ,name (function ,result ,@types)) ,@values)))
+
+(defun open-fd (path flags)
+  (let ((fd (sb-unix:unix-open path flags #o644)))
+    (unless fd (error "cannot open ~a" path))
+    fd))
+
+(defun redirect (log)
+  "Standard input from /dev/null; standard output and error to LOG."
+  (let ((null (open-fd "/dev/null" sb-unix:o_rdonly))
+        (out (open-fd log (logior sb-unix:o_wronly sb-unix:o_creat sb-unix:o_trunc))))
+    (c-call "dup2" sb-alien:int sb-alien:int null sb-alien:int 0)
+    (c-call "dup2" sb-alien:int sb-alien:int out sb-alien:int 1)
+    (c-call "dup2" sb-alien:int sb-alien:int out sb-alien:int 2)
+    (sb-unix:unix-close null)
+    (sb-unix:unix-close out)))
+
+(defun enter (cwd)
+  "Work in CWD, as a process started there would."
+  (unless (zerop (c-call "chdir" sb-alien:int sb-alien:c-string cwd))
+    (error "cannot enter ~a" cwd))
+  (setf *default-pathname-defaults* (uiop:ensure-directory-pathname cwd)))
+
+(defun fork (streams cwd log)
+  "Fork; in the child, leave the server behind: a session of its own, none of the server's
+STREAMS, LOG for output, CWD to work in. Returns the child's pid in the server, 0 in the child."
+  (when (typep sb-impl::*finalizer-thread* 'sb-thread:thread)
+    (sb-impl::finalizer-thread-stop))   ; fork copies only the calling thread
+  (finish-output *standard-output*)
+  (finish-output *error-output*)
+  (let ((pid (c-call "fork" sb-alien:int)))
+    (when (zerop pid)
+      (c-call "setsid" sb-alien:int)
+      (dolist (s streams) (sb-unix:unix-close (sb-sys:fd-stream-fd s)))
+      (redirect log)
+      (enter cwd))
+    pid))
+
+(defun finish (code)
+  (finish-output *standard-output*)
+  (finish-output *error-output*)
+  (sb-ext:exit :code code :abort t))
+
+(defun work (function args)
+  "A worker's life: call FUNCTION on ARGS, as call.lisp does, then exit; an unhandled error
+exits 1 through the disabled debugger, as under --script."
+  (let ((code 1))
+    (unwind-protect
+         (progn (funcall (let ((*read-eval* nil)) (read-from-string function)) args)
+                (setf code 0))
+      (finish code))))
+
+(defun wait-for (pid)
+  "How the child PID ended: its exit code, or minus the signal that killed it."
+  (sb-alien:with-alien ((status sb-alien:int))
+    (c-call "waitpid" sb-alien:int sb-alien:int pid (* sb-alien:int) (sb-alien:addr status)
+            sb-alien:int 0)
+    (let ((signal (logand status #x7f)))
+      (if (zerop signal) (ldb (byte 8 8) status) (- signal)))))
+
+(defun become-server (in out loads)
+  "In a child of the server: fork the server that performs LOADS and serves IN and OUT."
+  (unless (zerop (c-call "fork" sb-alien:int))
+    (finish 0))
+  (c-call "setsid" sb-alien:int)
+  (serve in out loads)
+  (finish 0))
+
+(defun reply (out control &rest args)
+  (apply #'format out control args)
+  (terpri out)
+  (finish-output out))
+
+(defun serve (in-path out-path &optional loads)
+  (with-open-file (in in-path)
+    (with-open-file (out out-path :direction :output :if-exists :append)
+      (let ((pids (make-hash-table)))
+        (reply out "pid ~d" (c-call "getpid" sb-alien:int))
+        (when loads
+          (use-sandbox-translations)
+          (perform-loads loads))
+        (reply out "ready")
+        (loop
+          (let ((request (let ((*read-eval* nil)) (read in nil :eof))))
+            (when (eq request :eof)
+              (return))
+            (destructuring-bind (kind id &rest more) request
+              (if (eq kind :status)
+                  (reply out "exited ~d ~d" id (wait-for (gethash id pids)))
+                  (destructuring-bind (cwd log &rest more) more
+                    (let ((pid (fork (list in out) cwd log)))
+                      (when (zerop pid)
+                        (ecase kind
+                          (:run (destructuring-bind (function args) more
+                                  (work function args)))
+                          (:serve (destructuring-bind (in out loads) more
+                                    (become-server in out loads)))))
+                      (cond ((eq kind :serve) (wait-for pid))
+                            (t (setf (gethash id pids) pid)
+                               (reply out "started ~d ~d" id pid)))))))))))))
+
+(defun main (args)
+  (destructuring-bind (in out) args
+    (serve in out)))

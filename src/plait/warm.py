@@ -1,0 +1,326 @@
+"""Warm processes: servers that fork a worker per command, so that a command whose start is costly
+(an SBCL that must load a compile's dependencies first) starts from an image that has done it.
+
+A family of servers shares one server argv and environment. Its root runs the argv; each other
+server was forked from a server of the family after performing more of the `loads` a command
+begins with, so that commands sharing those first steps fork from the server that has done them
+all. Each worker is a process of its own, in a session of its own, that sees nothing but what
+the server it forked from had loaded, which is what its command would have loaded first.
+
+The protocol is the one plait/asdf/serve.lisp speaks: Lisp forms on a fifo to each server,
+lines back on another."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from plait.model import Warm
+from plait.sandbox import DEFAULT_PATH
+
+# Servers kept per family besides its root; the least recently used idle one goes first.
+KEPT = 8
+
+# Seconds a server may take to start, or to perform its loads, before plait stops waiting.
+READY_SECONDS = 120.0
+
+
+class Unavailable(Exception):
+    """No server could run the command; the caller runs its argv instead."""
+
+
+def lisp_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def lisp_list(items: Sequence[str]) -> str:
+    return "(" + " ".join(lisp_string(i) for i in items) + ")"
+
+
+class _Waiter:
+    """One request to a server: the pid it started and how that process ended."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self.pid: int | None = None
+        self.status: int | None = None
+
+
+class _Server:
+    """One server: its fifos, the loads it has performed, and the requests waiting on it."""
+
+    def __init__(self, directory: Path, loads: tuple[str, ...]) -> None:
+        self.dir = directory
+        self.loads = loads
+        directory.mkdir()
+        self.requests_path, self.replies_path = directory / "in", directory / "out"
+        os.mkfifo(self.requests_path)
+        os.mkfifo(self.replies_path)
+        # Both ends held by plait, read-write, so that opening never blocks; the server's end
+        # is learnt from its pid, after which "dead" is written to wake the reader.
+        self._requests = os.open(self.requests_path, os.O_RDWR)
+        self._replies = os.open(self.replies_path, os.O_RDWR)
+        self.pid: int | None = None
+        self.ready = threading.Event()
+        self.dead = False
+        self.busy = 0
+        self.used = time.monotonic()
+        self._waiters: dict[int, _Waiter] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def request(self, form: str, ident: int | None = None) -> _Waiter:
+        """Send `form`; the waiter learns the replies that name `ident`."""
+        waiter = _Waiter()
+        with self._lock:
+            if self.dead:
+                raise Unavailable("the server has stopped")
+            if ident is not None:
+                self._waiters[ident] = waiter
+            os.write(self._requests, (form + "\n").encode())
+        return waiter
+
+    def _read(self) -> None:
+        with open(self._replies, "rb", closefd=False) as replies:
+            for raw in replies:
+                words = raw.decode(errors="replace").split()
+                if len(words) == 2 and words[0] == "pid" and self.pid is None:
+                    self.watch(int(words[1]))
+                elif words == ["ready"]:
+                    self.ready.set()
+                elif words == ["dead"]:
+                    break
+                elif len(words) == 3 and words[0] in ("started", "exited"):
+                    self._reply(words[0], int(words[1]), int(words[2]))
+        with self._lock:
+            self.dead = True
+            waiters, self._waiters = list(self._waiters.values()), {}
+            os.close(self._requests)
+            os.close(self._replies)
+        self.ready.set()
+        for w in waiters:
+            w.started.set()
+            w.done.set()
+
+    def watch(self, pid: int) -> None:
+        """Learn of the end of the server, process `pid`, whose child it may not be."""
+        self.pid = pid
+        threading.Thread(target=self._watch, args=(pid,), daemon=True).start()
+
+    def _watch(self, pid: int) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.pidfd_open(pid)
+            select.select([fd], [], [])
+            os.close(fd)
+        self.stop()
+
+    def _reply(self, what: str, ident: int, number: int) -> None:
+        with self._lock:
+            waiter = self._waiters.get(ident)
+            if what == "exited":
+                self._waiters.pop(ident, None)
+        if waiter is None:
+            return
+        if what == "started":
+            waiter.pid = number
+            waiter.started.set()
+        else:
+            waiter.status = number
+            waiter.done.set()
+
+    def stop(self) -> None:
+        """The server is gone or going: wake its reader, which fails whatever still waits."""
+        with self._lock:
+            if self.dead:
+                return
+            self.dead = True
+            os.write(self._replies, b"dead\n")
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            _kill_group(self.pid)
+        self.stop()
+
+
+class WarmPool:
+    """The servers of one build, started when a command first asks for them."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="plait-warm-"))
+        (self.directory / "home").mkdir()
+        (self.directory / "tmp").mkdir()
+        self._lock = threading.Lock()
+        self._families: dict[tuple[object, ...], dict[tuple[str, ...], _Server]] = {}
+        self._roots: list[subprocess.Popen[bytes]] = []
+        self._next = 0
+        self._cancelled = False
+
+    def run(self, warm: Warm, env: Mapping[str, str], cwd: Path, log: Path) -> int | None:
+        """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
+        if it could not be learnt. Unavailable if no worker was started."""
+        server = self._server(warm, env, cwd)
+        try:
+            ident = self._ident()
+            args = [*warm.args, *warm.loads[len(server.loads) :]]
+            waiter = server.request(
+                f"(:run {ident} {lisp_string(str(cwd))} {lisp_string(str(log))}"
+                f" {lisp_string(warm.entry)} {lisp_list(args)})",
+                ident,
+            )
+            waiter.started.wait()
+            if waiter.pid is None:
+                raise Unavailable("the server stopped before starting the command")
+            self._wait_end(waiter.pid, server)
+            with contextlib.suppress(Unavailable):
+                server.request(f"(:status {ident})")
+            waiter.done.wait()
+            return waiter.status
+        finally:
+            with self._lock:
+                server.busy -= 1
+                server.used = time.monotonic()
+
+    def _wait_end(self, pid: int, server: _Server) -> None:
+        """Until the worker `pid` has ended (killing it once the build is cancelled), or its
+        server has, which leaves no way to know."""
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            while not select.select([fd], [], [], 0.1)[0] and not server.dead:
+                if self._cancelled:
+                    _kill_group(pid)
+        finally:
+            os.close(fd)
+
+    def _ident(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def _server(self, warm: Warm, env: Mapping[str, str], cwd: Path) -> _Server:
+        """The server whose loads begin the command's longest; a new one that has performed all
+        of them when none has, forked from that one while `cwd` holds what they load."""
+        with self._lock:
+            if self._cancelled:
+                raise Unavailable("cancelled")
+            family = self._families.setdefault((warm.server, *sorted(env.items())), {})
+            for loads, old in list(family.items()):
+                if old.dead and loads:
+                    del family[loads]
+            if () not in family:
+                family[()] = self._start(warm.server, env)
+            if family[()].dead:  # not started again: what stopped it would stop it again
+                raise Unavailable("the warm server has stopped")
+            best = max(
+                (s for s in family.values() if _begins(warm.loads, s.loads)),
+                key=lambda s: len(s.loads),
+            )
+            chosen = best
+            if best.loads != warm.loads:
+                chosen = self._fork_server(best, warm.loads, cwd)
+                family[warm.loads] = chosen
+                self._evict(family)
+            chosen.busy += 1
+            # Kept from eviction until the new server has forked from it.
+            best.busy += 1
+        try:
+            deadline = time.monotonic() + READY_SECONDS
+            while not chosen.ready.wait(0.05):
+                # A server that stops before forking the new one never will.
+                if (best.dead and chosen.pid is None) or time.monotonic() > deadline:
+                    chosen.kill()
+                    break
+        finally:
+            with self._lock:
+                best.busy -= 1
+        if chosen.dead:
+            with self._lock:
+                chosen.busy -= 1
+            raise Unavailable("the warm server stopped before it was ready")
+        return chosen
+
+    def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
+        self._next += 1
+        server = _Server(self.directory / f"s{self._next}", ())
+        full_env = {
+            "PATH": DEFAULT_PATH,
+            "HOME": str(self.directory / "home"),
+            "TMPDIR": str(self.directory / "tmp"),
+            **env,
+        }
+        with (server.dir / "log").open("wb") as log, contextlib.suppress(OSError):
+            proc = subprocess.Popen(
+                [*argv, str(server.requests_path), str(server.replies_path)],
+                cwd=server.dir,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self._roots.append(proc)
+            server.watch(proc.pid)
+            return server
+        server.stop()  # the server's program could not be run
+        return server
+
+    def _fork_server(self, parent: _Server, loads: tuple[str, ...], cwd: Path) -> _Server:
+        self._next += 1
+        ident = self._next
+        server = _Server(self.directory / f"s{ident}", loads)
+        try:
+            parent.request(
+                f"(:serve {ident} {lisp_string(str(cwd))} {lisp_string(str(server.dir / 'log'))}"
+                f" {lisp_string(str(server.requests_path))}"
+                f" {lisp_string(str(server.replies_path))}"
+                f" {lisp_list(loads[len(parent.loads) :])})",
+            )
+        except Unavailable:
+            server.stop()
+        return server
+
+    def _evict(self, family: dict[tuple[str, ...], _Server]) -> None:
+        idle = sorted(
+            (s for s in family.values() if s.loads and s.busy == 0 and s.ready.is_set()),
+            key=lambda s: s.used,
+        )
+        for server in idle[: max(0, len(family) - 1 - KEPT)]:
+            del family[server.loads]
+            server.kill()
+
+    def cancel(self) -> None:
+        """Kill every worker running now (each `run` kills its own); their `run` calls then
+        return, and no other starts."""
+        self._cancelled = True
+
+    def close(self) -> None:
+        with self._lock:
+            servers = [s for f in self._families.values() for s in f.values()]
+            self._families.clear()
+        for s in servers:
+            s.kill()
+        for proc in self._roots:
+            _kill_group(proc.pid)
+            proc.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _begins(loads: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
+    return loads[: len(prefix)] == prefix

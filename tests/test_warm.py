@@ -1,0 +1,124 @@
+"""Warm servers (plait.warm with plait/asdf/serve.lisp) on plain SBCL: workers forked on request,
+their directory, arguments, output and exit status; cancelling; servers that cannot start."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from plait.digest import Digest
+from plait.executor import LocalExecutor, Request
+from plait.model import Warm
+from plait.warm import Unavailable, WarmPool
+from tests.support import DATA
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("sbcl") is None, reason="needs SBCL (apt-get install sbcl)"
+)
+
+SERVER = ("sbcl", "--script", str(DATA / "warm" / "server.lisp"))
+
+
+def warm(entry: str, *args: str) -> Warm:
+    return Warm(server=SERVER, entry=f"plait-test::{entry}", args=args)
+
+
+def servers_alive(pool: WarmPool) -> list[str]:
+    """The processes still running a server of `pool` (their command lines name its fifos)."""
+    out = subprocess.run(
+        ["pgrep", "-f", str(pool.directory)], capture_output=True, text=True, check=False
+    )
+    return out.stdout.split()
+
+
+def test_a_worker_runs_in_its_directory_with_its_arguments(tmp_path: Path) -> None:
+    pool = WarmPool()
+    try:
+        status = pool.run(warm("report", "a b", 'q"uo\\te'), {}, tmp_path, tmp_path / "log")
+        assert status == 0
+        lines = (tmp_path / "report.txt").read_text().splitlines()
+        assert lines == [f"{tmp_path}/", "a b", 'q"uo\\te']
+        assert (tmp_path / "log").read_text() == "reported 2\n"
+        # A second request forks from the same server: nothing is started again.
+        assert servers_alive(pool)
+        other = tmp_path / "other"
+        other.mkdir()
+        assert pool.run(warm("report"), {}, other, other / "log") == 0
+        assert (other / "report.txt").read_text().splitlines() == [f"{other}/"]
+    finally:
+        pool.close()
+    assert servers_alive(pool) == []
+
+
+def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:
+    pool = WarmPool()
+    try:
+        assert pool.run(warm("fail", "3"), {}, tmp_path, tmp_path / "log") == 3
+        assert pool.run(warm("no-such-function"), {}, tmp_path, tmp_path / "log") == 1
+        assert "NO-SUCH-FUNCTION" in (tmp_path / "log").read_text()
+    finally:
+        pool.close()
+
+
+def test_cancelling_kills_a_running_worker(tmp_path: Path) -> None:
+    pool = WarmPool()
+    statuses: list[int | None] = []
+    thread = threading.Thread(
+        target=lambda: statuses.append(pool.run(warm("hang"), {}, tmp_path, tmp_path / "log"))
+    )
+    try:
+        thread.start()
+        time.sleep(3)  # the server starts and forks the worker, which sleeps 600 s
+        started = time.monotonic()
+        pool.cancel()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert time.monotonic() - started < 5
+        assert statuses and statuses[0] is not None and statuses[0] < 0
+        with pytest.raises(Unavailable):
+            pool.run(warm("report"), {}, tmp_path, tmp_path / "log")
+    finally:
+        pool.close()
+
+
+def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path: Path) -> None:
+    pool = WarmPool()
+    try:
+        with pytest.raises(Unavailable):
+            pool.run(Warm(server=("false",), entry="x", args=()), {}, tmp_path, tmp_path / "log")
+        # Not started again for each command: it would fail again.
+        started = time.monotonic()
+        for _ in range(20):
+            with pytest.raises(Unavailable):
+                pool.run(Warm(server=("false",), entry="x", args=()), {}, tmp_path, tmp_path / "l")
+        assert time.monotonic() - started < 0.5
+        with pytest.raises(Unavailable):
+            missing = Warm(server=(str(tmp_path / "no-such-sbcl"),), entry="x", args=())
+            pool.run(missing, {}, tmp_path, tmp_path / "log")
+    finally:
+        pool.close()
+    # The executor then runs the argv itself.
+    request = Request(
+        name="w",
+        argv=("sh", "-c", "echo cold > out.txt"),
+        env={},
+        inputs={},
+        outputs=("out.txt",),
+        log_path=tmp_path / "w.log",
+        warm=Warm(server=("false",), entry="x", args=()),
+    )
+    stored: list[bytes] = []
+
+    def ingest(path: Path) -> Digest:
+        stored.append(path.read_bytes())
+        return Digest("0" * 64, 0)
+
+    with LocalExecutor() as executor:
+        result = executor.execute(request, ingest)
+    assert result.ok
+    assert stored == [b"cold\n"]
