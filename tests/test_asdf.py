@@ -369,6 +369,7 @@ def test_an_undefined_function_is_reported_once_unless_some_file_defines_it(
     assert "PLAIT-WARN::NEVER-DEFINED" in lines[0]
     assert "early.lisp" in lines[0] and "late.lisp" in lines[0]
     assert "DEFINED-LATER" not in result.stdout
+    assert "DEFINED-AT-COMPILE-TIME" not in result.stdout
     assert "loud.lisp: warning:" in result.stdout
     # ASDF's *compile-file-warnings-behaviour*: with :error, a warning fails the compile too.
     picky = plait(

@@ -3,8 +3,11 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads))
+           #:forget-translations #:perform-loads #:*when-warm*))
 (in-package :plait-lisp)
+
+(defvar *when-warm* '()
+  "Functions a warm server calls when its loads are done, before it forks any worker.")
 
 (defun action-of (token)
   "The operation and component a printed list (operation-class system component-name...) names."

@@ -50,6 +50,11 @@
              (fbound-symbols))
     (sort names #'string<)))
 
+(defvar *fbound-when-warm* nil
+  "In a worker forked from a warm server: the functions defined when the server was ready.")
+
+(push (lambda () (setf *fbound-when-warm* (fbound-symbols))) *when-warm*)
+
 (defun fix-write-date (path)
   "Record a fixed source date in the fasl, so the same bytes give the same fasl after a touch."
   (let ((truename (namestring (truename path))))
@@ -79,7 +84,10 @@
     (perform-loads loads)
     (phase-done (format nil "loading ~d dependencies" (length loads)))
     (multiple-value-bind (o c) (action-of target)
-      (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c)))
+      (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c))
+            ;; What the file defines is what is defined after loading its fasl and not
+            ;; before compiling it (compiling may define some, at compile time).
+            (before (or (and (null loads) *fbound-when-warm*) (fbound-symbols))))
         (fix-write-date (asdf:component-pathname c))
         (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
               (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
@@ -109,8 +117,7 @@
             (finish-output *error-output*)
             (sb-ext:exit :code 1 :abort t))
           (phase-done "compiling")
-          (let* ((before (fbound-symbols))
-                 (fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
+          (let ((fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
             (when fasl (load fasl))
             (write-warnings warnings-file warnings undefined (defined-since before))
             (phase-done "recording definitions")))))))

@@ -106,6 +106,7 @@ exits 1 through the disabled debugger, as under --script."
         (when loads
           (use-sandbox-translations)
           (perform-loads loads))
+        (mapc #'funcall *when-warm*)
         (reply out "ready")
         (loop
           (let ((request (let ((*read-eval* nil)) (read in nil :eof))))

@@ -2,3 +2,6 @@
 
 (defun defined-later () :later)
 (defun uses-it-too () (never-defined))
+
+(eval-when (:compile-toplevel :load-toplevel :execute)
+  (defun defined-at-compile-time () :now))
