@@ -9,7 +9,7 @@ import pytest
 
 from plait.asdf import graph as asdf_graph
 from plait.asdf.dump import SANDBOX_MARK, Dump
-from plait.asdf.graph import Policy, Translation, node_name, token
+from plait.asdf.graph import Policy, Translation, driver, node_name, token
 from plait.asdf.products import closure
 from plait.asdf.warnings import lines, reconcile
 from plait.model import Graph
@@ -231,3 +231,24 @@ def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -
     assert out[0] == "plait: 1 warning and 1 style-warning in 2 files"
     assert "  b.lisp: warning: bad type" in out
     assert out[-1] == "plait: undefined function P::NOWHERE, used in a.lisp, b.lisp"
+
+
+def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:
+    g = translate("system", warm=True)
+    assert not [n for n in g.actions if n.startswith("checkpoint:")]
+    warm = {}
+    for name in ("compile:lib:a", "compile:lib:b", "compile:lib:c", "compile:app:m"):
+        action = g.actions[name]
+        w = action.warm
+        assert w is not None
+        # Forked or started afresh, it is the same compile after the same loads.
+        assert w.server[:3] == action.argv[:3] and w.server[-1] == "plait-serve:main"
+        assert action.argv == (*action.argv[:3], *driver(w.entry), *w.args, *w.loads)
+        assert list(w.loads) == loads(g, name)
+        # Only loaded: the dependencies' fasls are linked into the sandbox, not copied.
+        assert set(action.links) == set(fasls(g, name))
+        warm[name] = w
+    # Each of lib's files loads what the one before it did, and that file: a server that has
+    # done a compile's loads is worth making when another compile begins with them.
+    assert [len(w.loads) for w in warm.values()] == [1, 2, 3, 5]
+    assert [w.shared for w in warm.values()] == [1, 2, 3, 3]

@@ -17,13 +17,15 @@ from plait.errors import BuildDescriptionError, CycleError, Location, UsageError
 class Warm:
     """How a builder's command may instead run as a process forked from a warm one (plait.warm):
     `server` starts a server that, for `entry` and `args`, does in a forked worker what the argv
-    does, and may first `loads`, the steps the command begins with, for workers to share.
-    Running the argv or forking a worker must make the same outputs."""
+    does after `loads`, the steps the command begins with, which a server may have done already.
+    Other commands begin with the first `shared` of them: a server that has done those is
+    worth making. Running the argv or forking a worker must make the same outputs."""
 
     server: tuple[str, ...]
     entry: str
     args: tuple[str, ...]
     loads: tuple[str, ...] = ()
+    shared: int = 0
 
 
 @dataclass(frozen=True)

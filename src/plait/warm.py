@@ -75,6 +75,7 @@ class _Server:
         self.dead = False
         self.busy = 0
         self.used = time.monotonic()
+        self.parent: _Server | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -168,7 +169,7 @@ class WarmPool:
     def run(self, warm: Warm, env: Mapping[str, str], cwd: Path, log: Path) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started."""
-        server = self._server(warm, env, cwd)
+        server, made = self._server(warm, env, cwd)
         try:
             ident = self._ident()
             args = [*warm.args, *warm.loads[len(server.loads) :]]
@@ -189,6 +190,8 @@ class WarmPool:
             with self._lock:
                 server.busy -= 1
                 server.used = time.monotonic()
+            if made is not None:
+                self._settle(made)
 
     def _wait_end(self, pid: int, server: _Server) -> None:
         """Until the worker `pid` has ended (killing it once the build is cancelled), or its
@@ -209,9 +212,13 @@ class WarmPool:
             self._next += 1
             return self._next
 
-    def _server(self, warm: Warm, env: Mapping[str, str], cwd: Path) -> _Server:
-        """The server whose loads begin the command's longest; a new one that has performed all
-        of them when none has, forked from that one while `cwd` holds what they load."""
+    def _server(
+        self, warm: Warm, env: Mapping[str, str], cwd: Path
+    ) -> tuple[_Server, _Server | None]:
+        """The ready server whose loads begin the command's longest, to fork its worker from; and
+        the server being made, meanwhile, that has performed the `shared` loads the command
+        begins with, when there is none yet: forked from the one with the longest of them,
+        while `cwd` holds what they load."""
         with self._lock:
             if self._cancelled:
                 raise Unavailable("cancelled")
@@ -221,35 +228,26 @@ class WarmPool:
                     del family[loads]
             if () not in family:
                 family[()] = self._start(warm.server, env)
-            if family[()].dead:  # not started again: what stopped it would stop it again
+            root = family[()]
+            if root.dead:  # not started again: what stopped it would stop it again
                 raise Unavailable("the warm server has stopped")
-            best = max(
-                (s for s in family.values() if _begins(warm.loads, s.loads)),
-                key=lambda s: len(s.loads),
-            )
-            chosen = best
-            if best.loads != warm.loads:
-                chosen = self._fork_server(best, warm.loads, cwd)
-                family[warm.loads] = chosen
+            servers = [s for s in family.values() if _begins(warm.loads, s.loads)]
+            longest = max(servers, key=lambda s: len(s.loads))
+            made = None
+            if len(longest.loads) < warm.shared:
+                made = self._fork_server(longest, warm.loads[: warm.shared], cwd)
+                family[made.loads] = made
                 self._evict(family)
+            ready = [s for s in servers if s.ready.is_set()]
+            chosen = max(ready, key=lambda s: len(s.loads), default=root)
             chosen.busy += 1
-            # Kept from eviction until the new server has forked from it.
-            best.busy += 1
-        try:
-            deadline = time.monotonic() + READY_SECONDS
-            while not chosen.ready.wait(0.05):
-                # A server that stops before forking the new one never will.
-                if (best.dead and chosen.pid is None) or time.monotonic() > deadline:
-                    chosen.kill()
-                    break
-        finally:
-            with self._lock:
-                best.busy -= 1
-        if chosen.dead:
+        if not chosen.ready.wait(READY_SECONDS) or chosen.dead:
             with self._lock:
                 chosen.busy -= 1
+            if made is not None:
+                self._settle(made)
             raise Unavailable("the warm server stopped before it was ready")
-        return chosen
+        return chosen, made
 
     def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
         self._next += 1
@@ -280,6 +278,8 @@ class WarmPool:
         self._next += 1
         ident = self._next
         server = _Server(self.directory / f"s{ident}", loads)
+        server.parent = parent
+        parent.busy += 1  # not stopped before it has forked the new one
         try:
             parent.request(
                 f"(:serve {ident} {lisp_string(str(cwd))} {lisp_string(str(server.dir / 'log'))}"
@@ -290,6 +290,22 @@ class WarmPool:
         except Unavailable:
             server.stop()
         return server
+
+    def _settle(self, server: _Server) -> None:
+        """Wait until `server` has loaded what it loads from its maker's sandbox, or stopped."""
+        deadline = time.monotonic() + READY_SECONDS
+        while not server.ready.wait(0.05):
+            # A parent that stops before forking the new server never will.
+            parent = server.parent
+            if (parent is not None and parent.dead and server.pid is None) or (
+                time.monotonic() > deadline
+            ):
+                server.kill()
+                break
+        with self._lock:
+            if server.parent is not None:
+                server.parent.busy -= 1
+                server.parent = None
 
     def _evict(self, family: dict[tuple[str, ...], _Server]) -> None:
         idle = sorted(

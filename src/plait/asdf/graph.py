@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -312,9 +312,10 @@ class Translation:
             graph.add(self.upgrade)
         for node in self.nodes.values():
             if self.is_builder(node):
-                action = self.action(node)
-                self.actions[node["id"]] = action
-                graph.add(action)
+                self.actions[node["id"]] = self.action(node)
+        _share_loads(self.actions)
+        for action in self.actions.values():
+            graph.add(action)
         for root in self.dump.data["roots"]:
             node = self.nodes[root]
             _, builders = self.reach([root])
@@ -324,3 +325,26 @@ class Translation:
             name = node["system"] if node["operation"] == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
                 graph.add_group(name, members, None)
+
+
+def _share_loads(actions: dict[int, Action]) -> None:
+    """Say in each compile's Warm how many of its loads some other compile begins with too:
+    the longest prefix it shares with its neighbours in sorted order."""
+    warm = sorted((a.warm.loads, i) for i, a in actions.items() if a.warm is not None)
+    for k, (loads, i) in enumerate(warm):
+        shared = max(
+            (_common(loads, warm[j][0]) for j in (k - 1, k + 1) if 0 <= j < len(warm)),
+            default=0,
+        )
+        action = actions[i]
+        assert action.warm is not None
+        actions[i] = replace(action, warm=replace(action.warm, shared=shared))
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
