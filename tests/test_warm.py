@@ -122,3 +122,31 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
         result = executor.execute(request, ingest)
     assert result.ok
     assert stored == [b"cold\n"]
+
+
+def test_a_worker_whose_server_dies_is_stopped_and_its_status_unknown(tmp_path: Path) -> None:
+    pool = WarmPool()
+    statuses: list[int | None] = []
+    thread = threading.Thread(
+        target=lambda: statuses.append(pool.run(warm("hang"), {}, tmp_path, tmp_path / "log"))
+    )
+    try:
+        thread.start()
+        time.sleep(3)
+        alive = servers_alive(pool)
+        assert len(alive) == 2  # the server, and the worker it forked (a copy of it)
+        parents = {
+            pid: subprocess.run(
+                ["ps", "-o", "ppid=", "-p", pid], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for pid in alive
+        }
+        (server,) = [pid for pid in alive if parents[pid] not in alive]
+        subprocess.run(["kill", "-9", server], check=True)
+        thread.join(10)
+        assert not thread.is_alive()
+        assert statuses == [None]
+        time.sleep(0.5)
+        assert servers_alive(pool) == []  # the worker went with it
+    finally:
+        pool.close()

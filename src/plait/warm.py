@@ -201,9 +201,11 @@ class WarmPool:
         except ProcessLookupError:
             return
         try:
-            while not select.select([fd], [], [], 0.1)[0] and not server.dead:
-                if self._cancelled:
-                    _kill_group(pid)
+            while not select.select([fd], [], [], 0.1)[0]:
+                if self._cancelled or server.dead:
+                    _kill_group(pid)  # a worker whose end cannot be learnt is stopped
+                    if server.dead:
+                        break
         finally:
             os.close(fd)
 
@@ -233,14 +235,14 @@ class WarmPool:
                 raise Unavailable("the warm server has stopped")
             servers = [s for s in family.values() if _begins(warm.loads, s.loads)]
             longest = max(servers, key=lambda s: len(s.loads))
+            ready = [s for s in servers if s.ready.is_set()]
+            chosen = max(ready, key=lambda s: len(s.loads), default=root)
+            chosen.busy += 1
             made = None
             if len(longest.loads) < warm.shared:
                 made = self._fork_server(longest, warm.loads[: warm.shared], cwd)
                 family[made.loads] = made
                 self._evict(family)
-            ready = [s for s in servers if s.ready.is_set()]
-            chosen = max(ready, key=lambda s: len(s.loads), default=root)
-            chosen.busy += 1
         if not chosen.ready.wait(READY_SECONDS) or chosen.dead:
             with self._lock:
                 chosen.busy -= 1
