@@ -55,6 +55,17 @@ def test_a_worker_runs_in_its_directory_with_its_arguments(tmp_path: Path) -> No
     assert servers_alive(pool) == []
 
 
+def test_a_worker_is_the_only_thread_of_its_image(tmp_path: Path) -> None:
+    # SBCL runs a finalizer thread; fork copies only the calling thread, so the server stops
+    # it and forgets it before forking, or the worker's GC waits for a thread that is not there.
+    pool = WarmPool()
+    try:
+        assert pool.run(warm("threads"), {}, tmp_path, tmp_path / "log") == 0
+        assert (tmp_path / "threads.txt").read_text() == "1\n"
+    finally:
+        pool.close()
+
+
 def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:
     pool = WarmPool()
     try:

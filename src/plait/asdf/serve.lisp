@@ -48,11 +48,21 @@
     (error "cannot enter ~a" cwd))
   (setf *default-pathname-defaults* (uiop:ensure-directory-pathname cwd)))
 
+(defun sole-thread ()
+  "Leave this thread alone in the image, as fork needs (it copies only the calling thread, and
+a child's GC would wait for the others): stop the finalizer thread, and drop what exited
+threads leave registered until they are joined."
+  (sb-int:with-system-mutex (sb-thread::*make-thread-lock*)
+    (when (typep sb-impl::*finalizer-thread* 'sb-thread:thread)
+      (sb-impl::finalizer-thread-stop))
+    (sb-thread:%dispose-thread-structs)
+    (when (cdr (sb-thread:avltree-list sb-thread::*all-threads*))
+      (error "cannot fork: other threads are running"))))
+
 (defun fork (streams cwd log)
   "Fork; in the child, leave the server behind: a session of its own, none of the server's
 STREAMS, LOG for output, CWD to work in. Returns the child's pid in the server, 0 in the child."
-  (when (typep sb-impl::*finalizer-thread* 'sb-thread:thread)
-    (sb-impl::finalizer-thread-stop))   ; fork copies only the calling thread
+  (sole-thread)
   (finish-output *standard-output*)
   (finish-output *error-output*)
   (let ((pid (c-call "fork" sb-alien:int)))

@@ -15,6 +15,14 @@
     (format s "~a~%~{~a~%~}" (uiop:getcwd) args))
   (format t "reported ~d~%" (length args)))
 
+(defun threads (args)
+  "Write how many threads the runtime knows of to threads.txt, after a full GC (which stops
+them all: one that is gone in a forked worker would be fatal)."
+  (declare (ignore args))
+  (sb-ext:gc :full t)
+  (with-open-file (s "threads.txt" :direction :output :if-exists :supersede)
+    (format s "~d~%" (length (sb-thread:avltree-list sb-thread::*all-threads*)))))
+
 (defun fail (args)
   (sb-ext:exit :code (parse-integer (first args)) :abort t))
 
