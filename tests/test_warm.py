@@ -36,6 +36,20 @@ def servers_alive(pool: WarmPool) -> list[str]:
     return out.stdout.split()
 
 
+def start_hanging(pool: WarmPool, tmp_path: Path) -> tuple[threading.Thread, list[int | None]]:
+    """A worker that sleeps 600 s, run from a thread: returns once it runs, with the list its
+    status goes to."""
+    statuses: list[int | None] = []
+    thread = threading.Thread(
+        target=lambda: statuses.append(pool.run(warm("hang"), {}, tmp_path, tmp_path / "log"))
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(servers_alive(pool)) < 2 and time.monotonic() < deadline:  # server and worker
+        time.sleep(0.1)
+    return thread, statuses
+
+
 def test_a_worker_runs_in_its_directory_with_its_arguments(tmp_path: Path) -> None:
     pool = WarmPool()
     try:
@@ -78,13 +92,8 @@ def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:
 
 def test_cancelling_kills_a_running_worker(tmp_path: Path) -> None:
     pool = WarmPool()
-    statuses: list[int | None] = []
-    thread = threading.Thread(
-        target=lambda: statuses.append(pool.run(warm("hang"), {}, tmp_path, tmp_path / "log"))
-    )
     try:
-        thread.start()
-        time.sleep(3)  # the server starts and forks the worker, which sleeps 600 s
+        thread, statuses = start_hanging(pool, tmp_path)
         started = time.monotonic()
         pool.cancel()
         thread.join(30)
@@ -137,13 +146,8 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
 
 def test_a_worker_whose_server_dies_is_stopped_and_its_status_unknown(tmp_path: Path) -> None:
     pool = WarmPool()
-    statuses: list[int | None] = []
-    thread = threading.Thread(
-        target=lambda: statuses.append(pool.run(warm("hang"), {}, tmp_path, tmp_path / "log"))
-    )
     try:
-        thread.start()
-        time.sleep(3)
+        thread, statuses = start_hanging(pool, tmp_path)
         alive = servers_alive(pool)
         assert len(alive) == 2  # the server, and the worker it forked (a copy of it)
         parents = {

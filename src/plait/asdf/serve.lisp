@@ -124,7 +124,8 @@ exits 1 through the disabled debugger, as under --script."
               (return))
             (destructuring-bind (kind id &rest more) request
               (if (eq kind :status)
-                  (reply out "exited ~d ~d" id (wait-for (gethash id pids)))
+                  (progn (reply out "exited ~d ~d" id (wait-for (gethash id pids)))
+                         (remhash id pids))
                   (destructuring-bind (cwd log &rest more) more
                     (let ((pid (fork (list in out) cwd log)))
                       (when (zerop pid)
