@@ -48,15 +48,27 @@
     (error "cannot enter ~a" cwd))
   (setf *default-pathname-defaults* (uiop:ensure-directory-pathname cwd)))
 
+(defun internal (package name)
+  "SBCL's internal NAME in PACKAGE, or NIL where this SBCL has none (read at run time, so that
+another SBCL can still load this file)."
+  (find-symbol name package))
+
 (defun sole-thread ()
   "Leave this thread alone in the image, as fork needs (it copies only the calling thread, and
 a child's GC would wait for the others): stop the finalizer thread, and drop what exited
 threads leave registered until they are joined."
-  (sb-int:with-system-mutex (sb-thread::*make-thread-lock*)
-    (when (typep sb-impl::*finalizer-thread* 'sb-thread:thread)
-      (sb-impl::finalizer-thread-stop))
-    (sb-thread:%dispose-thread-structs)
-    (when (cdr (sb-thread:avltree-list sb-thread::*all-threads*))
+  (let ((thread (internal "SB-IMPL" "*FINALIZER-THREAD*"))
+        (stop (internal "SB-IMPL" "FINALIZER-THREAD-STOP"))
+        (dispose (internal "SB-THREAD" "%DISPOSE-THREAD-STRUCTS"))
+        (all (internal "SB-THREAD" "*ALL-THREADS*"))
+        (listing (internal "SB-THREAD" "AVLTREE-LIST")))
+    (when (and thread stop (typep (symbol-value thread) 'sb-thread:thread))
+      (funcall stop))
+    (when dispose
+      (funcall dispose))
+    (when (if (and all listing)
+              (cdr (funcall listing (symbol-value all)))
+              (cdr (sb-thread:list-all-threads)))
       (error "cannot fork: other threads are running"))))
 
 (defun fork (streams cwd log)
