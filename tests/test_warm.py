@@ -80,6 +80,19 @@ def test_a_worker_is_the_only_thread_of_its_image(tmp_path: Path) -> None:
         pool.close()
 
 
+def test_a_server_counts_the_defined_functions_once_for_its_workers(tmp_path: Path) -> None:
+    # The compile driver counts what is defined before a compile; a worker reuses the count the
+    # server took when ready, which has what the server had loaded by then (the test entries).
+    pool = WarmPool()
+    try:
+        entries = ["plait-test::report", "plait-test::no-such-function"]
+        assert pool.run(warm("defined-when-ready", *entries), {}, tmp_path, tmp_path / "l") == 0
+        lines = (tmp_path / "defined.txt").read_text().splitlines()
+        assert lines == ["plait-test::report T", "plait-test::no-such-function NIL"]
+    finally:
+        pool.close()
+
+
 def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:
     pool = WarmPool()
     try:

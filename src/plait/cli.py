@@ -346,11 +346,11 @@ def _build(args: argparse.Namespace) -> int:
     project = _project(args)
     store = _open_store(project)
     try:
+        roots = _system_roots(project, args.targets)
         if args.dry_run:
-            loaded = _load(project, store, args, _system_roots(project, args.targets))
+            loaded = _load(project, store, args, roots)
             build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
             return _dry_run(build, args.targets)
-        roots = _system_roots(project, args.targets)
         _, report = _load_and_build(args, project, store, roots, args.targets)
     finally:
         store.close()

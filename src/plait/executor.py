@@ -4,9 +4,7 @@ that runs each command in its own sandbox and process group."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -18,7 +16,7 @@ from typing import Protocol
 
 from plait.digest import Digest
 from plait.model import Warm
-from plait.sandbox import Sandbox
+from plait.sandbox import Sandbox, kill_group
 from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
@@ -67,13 +65,12 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Runs each command in a fresh sandbox directory, in a process group of its own: started
-    afresh, or forked from a warm process when the request says how (plait.warm) and `warm`."""
+    afresh, or forked from a warm process when the request says how (plait.warm)."""
 
-    def __init__(self, warm: bool = True) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
-        self._warm = warm
         self._pool: WarmPool | None = None
 
     def __enter__(self) -> LocalExecutor:
@@ -108,7 +105,7 @@ class LocalExecutor:
 
     def _run(self, request: Request, box: Sandbox) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if request.warm is not None and self._warm:
+        if request.warm is not None:
             with self._lock:
                 if self._pool is None and not self._cancelled:
                     self._pool = WarmPool()
@@ -141,14 +138,14 @@ class LocalExecutor:
             finally:
                 with self._lock:
                     self._running.discard(proc)
-                _kill_group(proc.pid)  # what the command left running in its group goes too
+                kill_group(proc.pid)  # what the command left running in its group goes too
         return status, ""
 
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True
             for proc in self._running:
-                _kill_group(proc.pid)
+                kill_group(proc.pid)
             if self._pool is not None:
                 self._pool.cancel()
 
@@ -161,11 +158,6 @@ def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> 
             continue
         executable = bool(path.stat().st_mode & 0o100)
         result.outputs[rel] = (ingest(path), executable)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def _remove_tree(root: Path) -> None:

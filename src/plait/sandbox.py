@@ -3,8 +3,10 @@ and the clean environment its command runs in."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,3 +73,10 @@ def resolve_program(program: str, declared: Mapping[str, str]) -> Path | None:
     """The file a bare program name runs, as the sandbox's PATH finds it; None if not found."""
     found = shutil.which(program, path=search_path(declared))
     return Path(os.path.realpath(found)) if found else None
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group a command runs in (its own: it was started in a new session),
+    with whatever it left running there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

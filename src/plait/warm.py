@@ -13,10 +13,10 @@ lines back on another."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import select
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from plait.model import Warm
-from plait.sandbox import DEFAULT_PATH
+from plait.sandbox import Sandbox, kill_group
 
 # Servers kept per family besides its root; the least recently used idle one goes first.
 KEPT = 8
@@ -149,7 +149,7 @@ class _Server:
 
     def kill(self) -> None:
         if self.pid is not None:
-            _kill_group(self.pid)
+            kill_group(self.pid)
         self.stop()
 
 
@@ -158,12 +158,13 @@ class WarmPool:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="plait-warm-"))
-        (self.directory / "home").mkdir()
-        (self.directory / "tmp").mkdir()
+        # Servers run as a command would: their HOME and TMPDIR in a sandbox of their own.
+        self._box = Sandbox(self.directory)
+        self._box.populate({}, ())
         self._lock = threading.Lock()
         self._families: dict[tuple[object, ...], dict[tuple[str, ...], _Server]] = {}
         self._roots: list[subprocess.Popen[bytes]] = []
-        self._next = 0
+        self._ids = itertools.count(1)  # request and server numbers; next() is atomic
         self._cancelled = False
 
     def run(self, warm: Warm, env: Mapping[str, str], cwd: Path, log: Path) -> int | None:
@@ -171,7 +172,7 @@ class WarmPool:
         if it could not be learnt. Unavailable if no worker was started."""
         server, made = self._server(warm, env, cwd)
         try:
-            ident = self._ident()
+            ident = next(self._ids)
             args = [*warm.args, *warm.loads[len(server.loads) :]]
             waiter = server.request(
                 f"(:run {ident} {lisp_string(str(cwd))} {lisp_string(str(log))}"
@@ -203,16 +204,11 @@ class WarmPool:
         try:
             while not select.select([fd], [], [], 0.1)[0]:
                 if self._cancelled or server.dead:
-                    _kill_group(pid)  # a worker whose end cannot be learnt is stopped
+                    kill_group(pid)  # a worker whose end cannot be learnt is stopped
                     if server.dead:
                         break
         finally:
             os.close(fd)
-
-    def _ident(self) -> int:
-        with self._lock:
-            self._next += 1
-            return self._next
 
     def _server(
         self, warm: Warm, env: Mapping[str, str], cwd: Path
@@ -252,19 +248,12 @@ class WarmPool:
         return chosen, made
 
     def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
-        self._next += 1
-        server = _Server(self.directory / f"s{self._next}", ())
-        full_env = {
-            "PATH": DEFAULT_PATH,
-            "HOME": str(self.directory / "home"),
-            "TMPDIR": str(self.directory / "tmp"),
-            **env,
-        }
+        server = _Server(self._box.work / f"s{next(self._ids)}", ())
         with (server.dir / "log").open("wb") as log, contextlib.suppress(OSError):
             proc = subprocess.Popen(
                 [*argv, str(server.requests_path), str(server.replies_path)],
                 cwd=server.dir,
-                env=full_env,
+                env=self._box.environment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -277,9 +266,8 @@ class WarmPool:
         return server
 
     def _fork_server(self, parent: _Server, loads: tuple[str, ...], cwd: Path) -> _Server:
-        self._next += 1
-        ident = self._next
-        server = _Server(self.directory / f"s{ident}", loads)
+        ident = next(self._ids)
+        server = _Server(self._box.work / f"s{ident}", loads)
         server.parent = parent
         parent.busy += 1  # not stopped before it has forked the new one
         try:
@@ -330,14 +318,9 @@ class WarmPool:
         for s in servers:
             s.kill()
         for proc in self._roots:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def _begins(loads: tuple[str, ...], prefix: tuple[str, ...]) -> bool:

@@ -3,11 +3,15 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads #:*when-warm*))
+           #:forget-translations #:perform-loads #:*when-warm* #:call))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()
   "Functions a warm server calls when its loads are done, before it forks any worker.")
+
+(defun call (entry args)
+  "Call the function ENTRY names (a printed PACKAGE:FUNCTION) on the list ARGS."
+  (funcall (let ((*read-eval* nil)) (read-from-string entry)) args))
 
 (defun action-of (token)
   "The operation and component a printed list (operation-class system component-name...) names."

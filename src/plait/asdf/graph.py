@@ -143,9 +143,16 @@ class Translation:
         upgrade = dump.data.get("asdf_upgrade")
         self.upgrade = upgrade_action(upgrade, sbcl) if upgrade else None
         self._costs: dict[int, float] = {}
+        self._tokens: dict[int, str] = {}
         for i in self._loads:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
+
+    def token(self, i: int) -> str:
+        """Node `i` as a printed Lisp list; made once per build, though most compiles load it."""
+        if i not in self._tokens:
+            self._tokens[i] = token(self.nodes[i])
+        return self._tokens[i]
 
     def cost(self, i: int) -> float:
         """A compile's estimated seconds, from its sources' sizes (stat'ed once per build)."""
@@ -237,7 +244,7 @@ class Translation:
 
     def checkpoint_action(self, shared: tuple[int, ...]) -> Action:
         _, builders = self.reach(shared)
-        tag = digest.of_canonical([token(self.nodes[i]) for i in shared])[:16]
+        tag = digest.of_canonical([self.token(i) for i in shared])[:16]
         core = f"checkpoints/{tag}.core"
         inputs = [str(self.dump.core), *driver_inputs()]
         for b in sorted(builders):
@@ -250,7 +257,7 @@ class Translation:
                 str(self.dump.core),
                 *driver("plait-checkpoint:main"),
                 core,
-                *(token(self.nodes[i]) for i in shared),
+                *(self.token(i) for i in shared),
             ),
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(core,),
@@ -280,14 +287,19 @@ class Translation:
         warnings = self.warnings_output(node)
         install[warnings] = ""
         args = (warnings, self.policy.on_warnings, self.policy.on_failure, self.policy.deps)
-        load_tokens = tuple(token(self.nodes[i]) for i in sorted(loads))
+        target = self.token(node["id"])
+        load_tokens = tuple(self.token(i) for i in sorted(loads))
         head = (str(self.sbcl), "--core", core)
-        argv = (*head, *driver("plait-compile:main"), *args, token(node), *load_tokens)
-        warm = Warm(
-            server=(*head, *driver("plait-serve:main")),
-            entry="plait-compile:main",
-            args=(*args, token(node)),
-            loads=load_tokens,
+        argv = (*head, *driver("plait-compile:main"), *args, target, *load_tokens)
+        warm = (
+            Warm(
+                server=(*head, *driver("plait-serve:main")),
+                entry="plait-compile:main",
+                args=(*args, target),
+                loads=load_tokens,
+            )
+            if self.policy.warm
+            else None
         )
         return Action(
             name=node_name(node),
@@ -298,7 +310,7 @@ class Translation:
             install=install,
             cost=self.cost(node["id"]),
             links=links,
-            warm=warm if self.policy.warm else None,
+            warm=warm,
         )
 
     def add_to(self, graph: Graph) -> None:
@@ -342,9 +354,6 @@ def _share_loads(actions: dict[int, Action]) -> None:
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    """How many first items `a` and `b` have in common."""
+    pairs = enumerate(zip(a, b, strict=False))
+    return next((n for n, (x, y) in pairs if x != y), min(len(a), len(b)))

@@ -95,7 +95,7 @@ STREAMS, LOG for output, CWD to work in. Returns the child's pid in the server, 
 exits 1 through the disabled debugger, as under --script."
   (let ((code 1))
     (unwind-protect
-         (progn (funcall (let ((*read-eval* nil)) (read-from-string function)) args)
+         (progn (call function args)
                 (setf code 0))
       (finish code))))
 

@@ -56,8 +56,7 @@ def collect(
         if out is None or not store.has_blob(out.digest):
             continue
         source = (t.nodes[node_id]["inputs"] or [action.name])[0]
-        record = json.loads(store.blob_path(out.digest).read_text())
-        records[source] = record
+        records[source] = json.loads(store.blob_path(out.digest).read_text())
     return records
 
 

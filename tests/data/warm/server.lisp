@@ -3,8 +3,8 @@
 
 (require :asdf)
 (let ((lisp (merge-pathnames "../../../src/plait/asdf/" *load-truename*)))
-  (load (merge-pathnames "common.lisp" lisp))
-  (load (merge-pathnames "serve.lisp" lisp)))
+  (dolist (driver '("common" "compile" "serve"))
+    (load (merge-pathnames (concatenate 'string driver ".lisp") lisp))))
 
 (defpackage :plait-test (:use :cl))
 (in-package :plait-test)
@@ -22,6 +22,16 @@ them all: one that is gone in a forked worker would be fatal)."
   (sb-ext:gc :full t)
   (with-open-file (s "threads.txt" :direction :output :if-exists :supersede)
     (format s "~d~%" (length (sb-thread:avltree-list sb-thread::*all-threads*)))))
+
+(defun defined-when-ready (args)
+  "Write to defined.txt whether the compile driver's count of defined functions, taken when the
+server was ready, has each function ARGS names."
+  (with-open-file (s "defined.txt" :direction :output :if-exists :supersede)
+    (dolist (name args)
+      (format s "~a ~a~%" name (and plait-compile::*fbound-when-warm*
+                                    (gethash (let ((*read-eval* nil)) (read-from-string name))
+                                             plait-compile::*fbound-when-warm*)
+                                    t)))))
 
 (defun fail (args)
   (sb-ext:exit :code (parse-integer (first args)) :abort t))
