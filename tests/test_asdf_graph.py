@@ -247,6 +247,12 @@ def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:
         assert list(w.loads) == loads(g, name)
         # Only loaded: the dependencies' fasls are linked into the sandbox, not copied.
         assert set(action.links) == set(fasls(g, name))
+        # Each fasl is read by the load of its component, so a worker forked from a server
+        # that performed that load needs no link to it.
+        assert [[Path(f).stem for f in r] for r in w.reads] == [
+            [] if load.count('"') == 4 else [load.split('"')[-2]] for load in w.loads
+        ]
+        assert {f for r in w.reads for f in r} == set(action.links)
         warm[name] = w
     # Each of lib's files loads what the one before it did, and that file: a server that has
     # done a compile's loads is worth making when another compile begins with them.

@@ -178,3 +178,50 @@ def test_a_worker_whose_server_dies_is_stopped_and_its_status_unknown(tmp_path: 
         assert servers_alive(pool) == []  # the worker went with it
     finally:
         pool.close()
+
+
+def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
+    tmp_path: Path,
+) -> None:
+    # The first command loads a.lisp's fasl itself and makes a server that has loaded it; the
+    # second forks from that server, so its sandbox needs, and gets, no link to the fasl.
+    fasl = "out" + str(DATA / "warm" / "a.fasl")
+    source = tmp_path / "a.fasl"
+    compile_a = f'(compile-file "{DATA / "warm" / "a.lisp"}" :output-file "{source}")'
+    subprocess.run(
+        ["sbcl", "--non-interactive", "--no-userinit", "--eval", compile_a],
+        check=True,
+        capture_output=True,
+    )
+    load = '("ASDF/LISP-ACTION::LOAD-OP" "warm-demo" "a")'
+
+    def request(name: str) -> Request:
+        return Request(
+            name=name,
+            argv=("false",),
+            env={},
+            inputs={fasl: (source, False)},
+            outputs=("staged.txt",),
+            log_path=tmp_path / f"{name}.log",
+            links=frozenset({fasl}),
+            warm=Warm(
+                server=SERVER,
+                entry="plait-test::staged",
+                args=(fasl,),
+                loads=(load,),
+                shared=1,
+                reads=((fasl,),),
+            ),
+        )
+
+    stored: list[bytes] = []
+
+    def ingest(path: Path) -> Digest:
+        stored.append(path.read_bytes())
+        return Digest("0" * 64, 0)
+
+    with LocalExecutor() as executor:
+        first = executor.execute(request("first"), ingest)
+        second = executor.execute(request("second"), ingest)
+    assert first.ok and second.ok, (tmp_path / "second.log").read_text()
+    assert stored == [b"T T\n", b"NIL T\n"]

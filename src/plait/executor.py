@@ -91,11 +91,13 @@ class LocalExecutor:
         root = Path(tempfile.mkdtemp(prefix="plait-sb-"))
         try:
             box = Sandbox(root)
+            # What only loads read waits until it is known which loads the command performs.
+            later = _Later(request, box)
             try:
-                box.populate(request.inputs, request.outputs, request.links)
+                box.populate(later.now, request.outputs, request.links)
+                status, error = self._run(request, box, later)
             except OSError as e:
                 return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
-            status, error = self._run(request, box)
             result = Result(status, time.monotonic() - start, error=error)
             if status == 0 and not error:
                 _collect(request, box, ingest, result)
@@ -103,7 +105,7 @@ class LocalExecutor:
         finally:
             _remove_tree(root)
 
-    def _run(self, request: Request, box: Sandbox) -> tuple[int | None, str]:
+    def _run(self, request: Request, box: Sandbox, later: _Later) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         if request.warm is not None:
             with self._lock:
@@ -112,8 +114,11 @@ class LocalExecutor:
                 pool = self._pool
             if pool is not None:
                 with contextlib.suppress(Unavailable):
-                    status = pool.run(request.warm, request.env, box.work, request.log_path)
+                    status = pool.run(
+                        request.warm, request.env, box.work, request.log_path, later.stage
+                    )
                     return status, "" if status is not None else "its warm process stopped"
+        later.stage(0)
         with request.log_path.open("wb") as log:
             with self._lock:
                 if self._cancelled:
@@ -148,6 +153,26 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._pool is not None:
                 self._pool.cancel()
+
+
+class _Later:
+    """The inputs of a warm command that only its loads read (`now` are the others): linked
+    into the sandbox from the first load the command performs itself on."""
+
+    def __init__(self, request: Request, box: Sandbox) -> None:
+        self.box = box
+        self.inputs = request.inputs
+        self.reads = request.warm.reads if request.warm is not None else ()
+        deferred = {rel for files in self.reads for rel in files if rel in request.links}
+        self.now = {rel: v for rel, v in request.inputs.items() if rel not in deferred}
+        self.waiting = deferred
+
+    def stage(self, first: int) -> None:
+        """Link what loads `first` and after read, and everything, from 0."""
+        wanted = self.waiting if first == 0 else {r for f in self.reads[first:] for r in f}
+        for rel in sorted(wanted & self.waiting):
+            self.box.link(rel, self.inputs[rel][0])
+        self.waiting -= wanted
 
 
 def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> None:

@@ -19,13 +19,16 @@ class Warm:
     `server` starts a server that, for `entry` and `args`, does in a forked worker what the argv
     does after `loads`, the steps the command begins with, which a server may have done already.
     Other commands begin with the first `shared` of them: a server that has done those is
-    worth making. Running the argv or forking a worker must make the same outputs."""
+    worth making. Running the argv or forking a worker must make the same outputs.
+    `reads[i]` are the linked inputs the i-th load reads: a sandbox needs them only when its
+    worker, or a server it makes, performs that load itself."""
 
     server: tuple[str, ...]
     entry: str
     args: tuple[str, ...]
     loads: tuple[str, ...] = ()
     shared: int = 0
+    reads: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -19,6 +19,7 @@ class Sandbox:
     """`work` is the command's working directory; `home` and `tmp` are its HOME and TMPDIR."""
 
     root: Path
+    _made: set[Path] = field(default_factory=set, compare=False, repr=False)
 
     @property
     def work(self) -> Path:
@@ -44,19 +45,26 @@ class Sandbox:
         linked = set(links)
         for d in (self.work, self.home, self.tmp):
             d.mkdir(parents=True)
-        made = {self.work}
-        for rel in (*outputs, *inputs):
-            parent = (self.work / rel).parent
-            if parent not in made:
-                parent.mkdir(parents=True, exist_ok=True)
-                made.add(parent)
+        for rel in outputs:
+            self._directory_of(rel)
         for rel, (src, executable) in inputs.items():
-            dest = self.work / rel
             if rel in linked:
-                dest.symlink_to(src)
+                self.link(rel, src)
                 continue
+            dest = self._directory_of(rel) / Path(rel).name
             shutil.copyfile(src, dest)
             dest.chmod(0o755 if executable else 0o644)
+
+    def link(self, rel: str, src: Path) -> None:
+        """Symlink an input that the command only reads."""
+        (self._directory_of(rel) / Path(rel).name).symlink_to(src)
+
+    def _directory_of(self, rel: str) -> Path:
+        parent = (self.work / rel).parent
+        if parent not in self._made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)
+        return parent
 
     def environment(self, declared: Mapping[str, str]) -> dict[str, str]:
         """Only what the action declares, over PATH, HOME and TMPDIR set by plait."""

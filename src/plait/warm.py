@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from plait.model import Warm
@@ -76,6 +76,7 @@ class _Server:
         self.busy = 0
         self.used = time.monotonic()
         self.parent: _Server | None = None
+        self.ident = 0  # the number plait gave a forked server
         self._waiters: dict[int, _Waiter] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -167,18 +168,33 @@ class WarmPool:
         self._ids = itertools.count(1)  # request and server numbers; next() is atomic
         self._cancelled = False
 
-    def run(self, warm: Warm, env: Mapping[str, str], cwd: Path, log: Path) -> int | None:
+    def run(
+        self,
+        warm: Warm,
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        stage: Callable[[int], None] = lambda first: None,
+    ) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
-        if it could not be learnt. Unavailable if no worker was started."""
+        if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
+        first: `cwd` must then hold what the loads from the n-th on read."""
         server, made = self._server(warm, env, cwd)
         try:
             ident = next(self._ids)
             args = [*warm.args, *warm.loads[len(server.loads) :]]
-            waiter = server.request(
-                f"(:run {ident} {lisp_string(str(cwd))} {lisp_string(str(log))}"
-                f" {lisp_string(warm.entry)} {lisp_list(args)})",
-                ident,
-            )
+            try:
+                stage(len(server.loads))
+                waiter = server.request(
+                    f"(:run {ident} {lisp_string(str(cwd))} {lisp_string(str(log))}"
+                    f" {lisp_string(warm.entry)} {lisp_list(args)})",
+                    ident,
+                )
+            finally:
+                # Asked after the worker: a server forks one request at a time, and forking a
+                # server takes it twice as long as forking a worker.
+                if made is not None:
+                    self._ask_fork(made, cwd)
             waiter.started.wait()
             if waiter.pid is None:
                 raise Unavailable("the server stopped before starting the command")
@@ -236,13 +252,14 @@ class WarmPool:
             chosen.busy += 1
             made = None
             if len(longest.loads) < warm.shared:
-                made = self._fork_server(longest, warm.loads[: warm.shared], cwd)
+                made = self._new_server(longest, warm.loads[: warm.shared])
                 family[made.loads] = made
                 self._evict(family)
         if not chosen.ready.wait(READY_SECONDS) or chosen.dead:
             with self._lock:
                 chosen.busy -= 1
-            if made is not None:
+            if made is not None:  # never forked: nothing may be loaded from `cwd` yet
+                made.stop()
                 self._settle(made)
             raise Unavailable("the warm server stopped before it was ready")
         return chosen, made
@@ -265,21 +282,29 @@ class WarmPool:
         server.stop()  # the server's program could not be run
         return server
 
-    def _fork_server(self, parent: _Server, loads: tuple[str, ...], cwd: Path) -> _Server:
+    def _new_server(self, parent: _Server, loads: tuple[str, ...]) -> _Server:
+        """A server that `parent` is to fork (`_ask_fork`) and that performs `loads`."""
         ident = next(self._ids)
         server = _Server(self._box.work / f"s{ident}", loads)
+        server.ident = ident
         server.parent = parent
         parent.busy += 1  # not stopped before it has forked the new one
+        return server
+
+    def _ask_fork(self, server: _Server, cwd: Path) -> None:
+        """Ask the parent of `server` to fork it, loading from `cwd` what the parent lacks."""
+        parent = server.parent
+        assert parent is not None
         try:
             parent.request(
-                f"(:serve {ident} {lisp_string(str(cwd))} {lisp_string(str(server.dir / 'log'))}"
+                f"(:serve {server.ident} {lisp_string(str(cwd))}"
+                f" {lisp_string(str(server.dir / 'log'))}"
                 f" {lisp_string(str(server.requests_path))}"
                 f" {lisp_string(str(server.replies_path))}"
-                f" {lisp_list(loads[len(parent.loads) :])})",
+                f" {lisp_list(server.loads[len(parent.loads) :])})",
             )
         except Unavailable:
             server.stop()
-        return server
 
     def _settle(self, server: _Server) -> None:
         """Wait until `server` has loaded what it loads from its maker's sandbox, or stopped."""

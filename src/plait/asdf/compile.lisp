@@ -66,19 +66,21 @@
               (funcall f file)))))))
 
 (defvar *clock* (get-internal-real-time))
+(defvar *gc-clock* 0)
 
 (defun phase-done (what)
-  "Say in the log how long each phase took."
-  (let ((now (get-internal-real-time)))
-    (format *error-output* "~&plait: ~a took ~,3fs~%" what
-            (/ (- now *clock*) internal-time-units-per-second))
-    (setf *clock* now)))
+  "Say in the log how long each phase took, and how much of it went to collecting garbage."
+  (let ((now (get-internal-real-time)) (gc sb-ext:*gc-run-time*))
+    (format *error-output* "~&plait: ~a took ~,3fs (gc ~,3fs)~%" what
+            (/ (- now *clock*) internal-time-units-per-second)
+            (/ (- gc *gc-clock*) internal-time-units-per-second))
+    (setf *clock* now *gc-clock* gc)))
 
 (defun behaviour (name)
   (intern (string-upcase name) :keyword))
 
 (defun main (args)
-  (setf *clock* (get-internal-real-time))
+  (setf *clock* (get-internal-real-time) *gc-clock* sb-ext:*gc-run-time*)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
     (perform-loads loads)

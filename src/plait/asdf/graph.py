@@ -216,6 +216,11 @@ class Translation:
         """A builder's outputs inside the sandbox, in the order of its ASDF outputs."""
         return [p.removeprefix(SANDBOX_MARK) for p in node["sandbox_outputs"] or ()]
 
+    def reads(self, load: int, builders: set[int]) -> tuple[str, ...]:
+        """The fasls a load reads: those of the builders among its direct dependencies."""
+        deps = self.nodes[load]["deps"] or ()
+        return tuple(f for b in deps if b in builders for f in self.fasls(self.nodes[b]))
+
     def warnings_output(self, node: Node) -> str:
         return f"warnings/{node['system']}/{'/'.join(node['path'] or ())}.json"
 
@@ -288,7 +293,8 @@ class Translation:
         install[warnings] = ""
         args = (warnings, self.policy.on_warnings, self.policy.on_failure, self.policy.deps)
         target = self.token(node["id"])
-        load_tokens = tuple(self.token(i) for i in sorted(loads))
+        ordered = sorted(loads)
+        load_tokens = tuple(self.token(i) for i in ordered)
         head = (str(self.sbcl), "--core", core)
         argv = (*head, *driver("plait-compile:main"), *args, target, *load_tokens)
         warm = (
@@ -297,6 +303,7 @@ class Translation:
                 entry="plait-compile:main",
                 args=(*args, target),
                 loads=load_tokens,
+                reads=tuple(self.reads(i, builders) for i in ordered),
             )
             if self.policy.warm
             else None

@@ -5,6 +5,7 @@
 (let ((lisp (merge-pathnames "../../../src/plait/asdf/" *load-truename*)))
   (dolist (driver '("common" "compile" "serve"))
     (load (merge-pathnames (concatenate 'string driver ".lisp") lisp))))
+(asdf:load-asd (merge-pathnames "warm-demo.asd" *load-truename*))
 
 (defpackage :plait-test (:use :cl))
 (in-package :plait-test)
@@ -32,6 +33,16 @@ server was ready, has each function ARGS names."
                                     (gethash (let ((*read-eval* nil)) (read-from-string name))
                                              plait-compile::*fbound-when-warm*)
                                     t)))))
+
+(defun staged (args)
+  "With ARGS a file and the loads left to perform: perform them, then write to staged.txt
+whether the file is in the sandbox and whether the load of warm-demo's a.lisp happened."
+  (destructuring-bind (file &rest loads) args
+    (plait-lisp:use-sandbox-translations)
+    (plait-lisp:perform-loads loads)
+    (with-open-file (s "staged.txt" :direction :output :if-exists :supersede)
+      (format s "~a ~a~%" (and (probe-file file) t)
+              (and (boundp 'cl-user::*a-loaded*) (symbol-value 'cl-user::*a-loaded*))))))
 
 (defun fail (args)
   (sb-ext:exit :code (parse-integer (first args)) :abort t))

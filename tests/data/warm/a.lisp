@@ -1,0 +1,1 @@
+(defparameter cl-user::*a-loaded* t)
