@@ -259,7 +259,8 @@ def test_forked_compiles_make_the_same_fasls_as_fresh_ones(
             "PLAIT_CACHE": str(tmp_path / f"store-{mode}"),
             "XDG_CACHE_HOME": str(tmp_path / f"cache-{mode}"),
         }
-        flags = ["--cold"] if mode == "cold" else []
+        # Warm, with a job to spare: the compiles fork from the image the dump leaves.
+        flags = ["--cold"] if mode == "cold" else ["-j", "2"]
         assert plait("build", "plait-demo", *flags, cwd=p, env=private).returncode == 0
         fasls[mode] = {
             f.name: f.read_bytes() for f in (tmp_path / f"cache-{mode}").rglob("demo/*.fasl")
@@ -273,14 +274,40 @@ def test_forked_compiles_make_the_same_fasls_as_fresh_ones(
     assert "loading 29 dependencies" in logs["cold"]["main"]
 
 
-def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:
-    p = project("demo", tmp_path)
+def sbcl_shim(tmp_path: Path, env: dict[str, str]) -> tuple[dict[str, str], Path]:
+    """An environment whose sbcl writes its arguments to a file (returned) before it runs."""
     shim = tmp_path / "bin" / "sbcl"
     shim.parent.mkdir()
     log = tmp_path / "sbcl-calls"
     shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec /usr/bin/sbcl "$@"\n')
     shim.chmod(0o755)
-    shimmed = {**env, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    return {**env, "PATH": f"{shim.parent}:{os.environ['PATH']}"}, log
+
+
+def test_compiles_fork_from_the_dumps_image_while_it_saves_the_core(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("demo", tmp_path)
+    private = {**env, "PLAIT_CACHE": str(tmp_path / "store")}
+    shimmed, log = sbcl_shim(tmp_path, private)
+    assert plait("build", "plait-demo", "-j", "2", cwd=p, env=shimmed).returncode == 0
+    calls = log.read_text().splitlines()
+    # The dump forked the warm server the compiles fork from: none was started on the core.
+    assert [c for c in calls if "dump.lisp" in c]
+    assert not [c for c in calls if "plait-serve:main" in c]
+    # The core is named by what made it: made again, it is the same core, and the compiles
+    # that started from it are still up to date.
+    (core,) = (tmp_path / "store").glob("cores/*.core")
+    core.unlink()
+    result = plait("build", "plait-demo", "-j", "2", "--report", "r.json", cwd=p, env=shimmed)
+    assert result.returncode == 0
+    assert core.is_file()
+    assert set(report(p).values()) == {"cached"}
+
+
+def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("demo", tmp_path)
+    shimmed, log = sbcl_shim(tmp_path, env)
     assert plait("build", "plait-demo", cwd=p, env=shimmed).returncode == 0
     assert log.read_text()
     log.unlink()

@@ -225,3 +225,24 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
         second = executor.execute(request("second"), ingest)
     assert first.ok and second.ok, (tmp_path / "second.log").read_text()
     assert stored == [b"T T\n", b"NIL T\n"]
+
+
+def test_an_adopted_server_that_stops_leaves_the_command_to_run_once_its_core_is_saved(
+    tmp_path: Path,
+) -> None:
+    # The dump forks the root server before it has saved the core the argv names: if that
+    # server stops, the argv may run only once the core is there.
+    pool = WarmPool()
+    try:
+        hosted = pool.host({})
+        saved = threading.Event()
+        pool.adopt(hosted, SERVER, {}, saved)
+        hosted.server.stop()  # as if it had died before it was ready
+        threading.Timer(0.5, saved.set).start()
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            pool.run(warm("report"), {}, tmp_path, tmp_path / "log")
+        assert saved.is_set()
+        assert time.monotonic() - started >= 0.4
+    finally:
+        pool.close()

@@ -28,6 +28,7 @@ from plait.executor import LocalExecutor
 from plait.model import Graph
 from plait.reporter import ConsoleReporter
 from plait.store import Store
+from plait.warm import WarmPool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -252,6 +253,7 @@ def _load(
     roots: list[str],
     extra: Callable[[Graph, AsdfBuild], None] | None = None,
     early: Early | None = None,
+    pool: WarmPool | None = None,
 ) -> Loaded:
     """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
     the ASDF systems `roots` name (OPERATION:SYSTEM). `extra` adds actions before freezing."""
@@ -269,7 +271,7 @@ def _load(
             )
         graph = Graph()
     start = early.start if early is not None else None
-    asdf = add_systems(graph, store, project, roots, policy, start) if roots else None
+    asdf = add_systems(graph, store, project, roots, policy, start, pool) if roots else None
     if extra is not None and asdf is not None:
         extra(graph, asdf)
     plaitfile.freeze(graph, project)
@@ -304,8 +306,14 @@ def _load_and_build(
     """Load the graph and build `targets` (read after loading: `extra` may add to them). The
     build's executor may start actions while the graph is still being found."""
     with LocalExecutor() as executor, Early(project, store, executor, args.jobs) as early:
-        loaded = _load(project, store, args, roots, extra, early)
-        return loaded, _run_build(args, project, store, loaded, targets, early)
+        # With jobs to spare, compiles start from the dump's own warm image while it saves it.
+        pool = executor.warm_pool() if args.jobs > 1 else None
+        loaded = _load(project, store, args, roots, extra, early, pool)
+        try:
+            return loaded, _run_build(args, project, store, loaded, targets, early)
+        finally:
+            if loaded.asdf is not None:
+                loaded.asdf.dump.finish(store)
 
 
 def _run_build(

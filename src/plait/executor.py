@@ -86,6 +86,14 @@ class LocalExecutor:
         if pool is not None:
             pool.close()
 
+    def warm_pool(self) -> WarmPool | None:
+        """The servers warm commands fork from, made when first asked for; None once
+        cancelled."""
+        with self._lock:
+            if self._pool is None and not self._cancelled:
+                self._pool = WarmPool()
+            return self._pool
+
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
         root = Path(tempfile.mkdtemp(prefix="plait-sb-"))
@@ -108,10 +116,7 @@ class LocalExecutor:
     def _run(self, request: Request, box: Sandbox, later: _Later) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         if request.warm is not None:
-            with self._lock:
-                if self._pool is None and not self._cancelled:
-                    self._pool = WarmPool()
-                pool = self._pool
+            pool = self.warm_pool()
             if pool is not None:
                 with contextlib.suppress(Unavailable):
                     status = pool.run(

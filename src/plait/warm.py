@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from plait.model import Warm
@@ -77,6 +78,9 @@ class _Server:
         self.used = time.monotonic()
         self.parent: _Server | None = None
         self.ident = 0  # the number plait gave a forked server
+        # A root another process forked (the dump) before the core its argv names was saved:
+        # set once the core is there.
+        self.saved: threading.Event | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -154,8 +158,20 @@ class _Server:
         self.stop()
 
 
+@dataclass(frozen=True)
+class Hosted:
+    """A root server that another process is to fork: the fifos it serves, where its output
+    goes, and the environment it must run with (NAME=VALUE), as a started one would."""
+
+    requests: Path
+    replies: Path
+    log: Path
+    environment: tuple[str, ...]
+    server: _Server = field(repr=False)
+
+
 class WarmPool:
-    """The servers of one build, started when a command first asks for them."""
+    """The servers of one build, started when a command first asks for them, or adopted."""
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="plait-warm-"))
@@ -165,8 +181,38 @@ class WarmPool:
         self._lock = threading.Lock()
         self._families: dict[tuple[object, ...], dict[tuple[str, ...], _Server]] = {}
         self._roots: list[subprocess.Popen[bytes]] = []
+        self._hosted: list[_Server] = []
         self._ids = itertools.count(1)  # request and server numbers; next() is atomic
         self._cancelled = False
+
+    def host(self, env: Mapping[str, str]) -> Hosted:
+        """A root server for another process to fork, with `env` over a sandbox's environment;
+        `adopt` then says which servers it is."""
+        server = _Server(self._box.work / f"s{next(self._ids)}", ())
+        with self._lock:
+            self._hosted.append(server)
+        environment = self._box.environment(env)
+        return Hosted(
+            server.requests_path,
+            server.replies_path,
+            server.dir / "log",
+            tuple(f"{k}={v}" for k, v in environment.items()),
+            server,
+        )
+
+    def adopt(
+        self, hosted: Hosted, argv: Sequence[str], env: Mapping[str, str], saved: threading.Event
+    ) -> None:
+        """`hosted` is the root for the server argv `argv` in `env`, which runs only once `saved`
+        is set (a command run instead of forked waits for it)."""
+        server = hosted.server
+        server.saved = saved
+        with self._lock:
+            family = self._families.setdefault((tuple(argv), *sorted(env.items())), {})
+            if () not in family and not self._cancelled:
+                family[()] = server
+                return
+        server.kill()
 
     def run(
         self,
@@ -179,6 +225,23 @@ class WarmPool:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
         first: `cwd` must then hold what the loads from the n-th on read."""
+        try:
+            return self._run(warm, env, cwd, log, stage)
+        except Unavailable:
+            with self._lock:
+                root = self._families.get(self._family(warm, env), {}).get(())
+            if root is not None and root.saved is not None:
+                root.saved.wait()  # the caller runs the argv instead, which needs the core
+            raise
+
+    def _run(
+        self,
+        warm: Warm,
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        stage: Callable[[int], None],
+    ) -> int | None:
         server, made = self._server(warm, env, cwd)
         try:
             ident = next(self._ids)
@@ -236,7 +299,7 @@ class WarmPool:
         with self._lock:
             if self._cancelled:
                 raise Unavailable("cancelled")
-            family = self._families.setdefault((warm.server, *sorted(env.items())), {})
+            family = self._families.setdefault(self._family(warm, env), {})
             for loads, old in list(family.items()):
                 if old.dead and loads:
                     del family[loads]
@@ -263,6 +326,10 @@ class WarmPool:
                 self._settle(made)
             raise Unavailable("the warm server stopped before it was ready")
         return chosen, made
+
+    @staticmethod
+    def _family(warm: Warm, env: Mapping[str, str]) -> tuple[object, ...]:
+        return (warm.server, *sorted(env.items()))
 
     def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
         server = _Server(self._box.work / f"s{next(self._ids)}", ())
@@ -339,7 +406,9 @@ class WarmPool:
     def close(self) -> None:
         with self._lock:
             servers = [s for f in self._families.values() for s in f.values()]
+            servers += self._hosted
             self._families.clear()
+            self._hosted.clear()
         for s in servers:
             s.kill()
         for proc in self._roots:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,35 @@ from typing import Any
 
 from plait.asdf import dump as dumping
 from plait.asdf.dump import Dump, sbcl
-from plait.asdf.graph import Policy, Translation, driver, token, upgrade_action
+from plait.asdf.graph import (
+    Policy,
+    Translation,
+    driver,
+    sbcl_environment,
+    token,
+    upgrade_action,
+    warm_server,
+)
 from plait.model import Action, Graph
 from plait.store import Output, Store
+from plait.warm import Hosted, WarmPool
 
 __all__ = ["AsdfBuild", "Policy", "add_systems"]
+
+
+class _PoolHost:
+    """The dump's warm server goes to `pool`, as the root of the compiles' servers."""
+
+    def __init__(self, pool: WarmPool, program: Path) -> None:
+        self.pool = pool
+        self.program = program
+        self.env = sbcl_environment(program)
+
+    def prepare(self) -> Hosted:
+        return self.pool.host(self.env)
+
+    def adopt(self, hosted: Hosted, core: Path, saved: threading.Event) -> None:
+        self.pool.adopt(hosted, warm_server(self.program, str(core)), self.env, saved)
 
 
 @dataclass
@@ -80,10 +105,13 @@ def add_systems(
     roots: Iterable[str],
     policy: Policy,
     early: Callable[[Action], None] | None = None,
+    pool: WarmPool | None = None,
 ) -> AsdfBuild:
     """Ask ASDF (or the cache) for the roots' graph, and add its builders to `graph`.
     A root is OPERATION:SYSTEM, e.g. 'load:ironclad' or 'test:cl-ppcre'. `early` may start
-    actions that need nothing from the dump (ASDF's compile of itself) while the dump runs."""
+    actions that need nothing from the dump (ASDF's compile of itself) while the dump runs.
+    With a `pool`, warm compiles fork from a server the dump leaves in it, while the dump saves
+    the core: the caller must then `finish` the dump."""
     roots = list(roots)
     program = sbcl()
 
@@ -91,7 +119,8 @@ def add_systems(
         if early is not None:
             early(upgrade_action(upgrade, program))
 
-    d = dumping.load(store, program, roots, project, on_upgrade)
+    host = _PoolHost(pool, program) if pool is not None and policy.warm else None
+    d = dumping.load(store, program, roots, project, on_upgrade, host)
     translation = Translation(d, policy, program)
     translation.add_to(graph)
     return AsdfBuild(d, translation, roots)

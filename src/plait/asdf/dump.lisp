@@ -1,6 +1,9 @@
 ;;;; plait's ASDF dumper: load ASDF and the definitions of the target systems, write the action
 ;;;; graph ASDF computes for them as JSON, then save a core with those definitions loaded.
-;;;; Usage: sbcl --script dump.lisp OUT.json CORE SANDBOX-ROOT PROJECT-DIR OPERATION:SYSTEM...
+;;;; Usage: sbcl --script dump.lisp OUT.json CORE SERVE SANDBOX-ROOT PROJECT-DIR OPERATION:SYSTEM...
+;;;; Once OUT.json is written, says "plait-graph: written" on stdout, then saves CORE. SERVE is
+;;;; "-", or a printed list of the arguments of plait-serve:detach: a warm server for the core is
+;;;; then forked first, so that plait need not wait for the save.
 ;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
 
 (require :asdf)
@@ -203,7 +206,8 @@ as (operation system) lists."
     roots))
 
 (defun main (args)
-  (destructuring-bind (out core sandbox-root project &rest targets) args
+  "Write the graph; return the core to save and how to serve it (NIL: no server)."
+  (destructuring-bind (out core serve sandbox-root project &rest targets) args
     (asdf:initialize-source-registry
      `(:source-registry (:directory ,(uiop:ensure-directory-pathname project))
                         :inherit-configuration))
@@ -244,9 +248,17 @@ as (operation system) lists."
     ;; Forget the sandbox's translation: an image started from the core computes the user's
     ;; translations afresh, from its own environment.
     (forget-translations)
-    (when (string/= core "-")
-      (sb-ext:save-lisp-and-die core :executable nil))))
+    (values core (unless (string= serve "-")
+                   (let ((*read-eval* nil)) (read-from-string serve))))))
 
-(handler-bind ((warning #'muffle-warning)
-               (error (lambda (e) (fail "internal" "~a" e))))
-  (main (rest sb-ext:*posix-argv*)))
+(multiple-value-bind (core serve)
+    (handler-bind ((warning #'muffle-warning)
+                   (error (lambda (e) (fail "internal" "~a" e))))
+      (main (rest sb-ext:*posix-argv*)))
+  ;; Out here, the server forked runs under none of the handlers above.
+  (when (and serve (string/= core "-"))
+    (apply #'plait-serve:detach serve))
+  (format t "~&plait-graph: written~%")
+  (finish-output)
+  (when (string/= core "-")
+    (sb-ext:save-lisp-and-die core :executable nil)))

@@ -9,15 +9,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from plait import digest
 from plait.errors import PlaitError, UsageError
 from plait.store import CachedResult, Output, Store
+from plait.warm import Hosted, lisp_list
 
 # Where the dump pretends the sandbox is, to learn the paths compiles write their outputs to.
 SANDBOX_MARK = "/PLAIT-SANDBOX/"
@@ -50,6 +51,9 @@ ASDF_ENVIRONMENT = (
 # The line on which the dump names the newer ASDF that ASDF would upgrade itself to.
 UPGRADE_LINE = "plait-upgrade: "
 
+# The line on which the dump says that the graph is written; it goes on to save the core.
+GRAPH_LINE = "plait-graph: written"
+
 # Called with the dump's description of that ASDF: asd, source, outputs, version.
 OnUpgrade = Callable[[dict[str, Any]], None]
 
@@ -72,16 +76,40 @@ def sbcl() -> Path:
     return Path(os.path.realpath(found))
 
 
-@dataclass(frozen=True)
-class Dump:
-    """ASDF's graph for some roots, and the core that has their definitions loaded."""
+class Host(Protocol):
+    """Who takes over the warm server the dump forks for its core, before the core is saved."""
 
-    data: dict[str, Any]
-    core: Path
+    def prepare(self) -> Hosted: ...
+
+    def adopt(self, hosted: Hosted, core: Path, saved: threading.Event) -> None: ...
+
+
+class Dump:
+    """ASDF's graph for some roots, and the core that has their definitions loaded. The core's
+    path names what it was made from (the dump's identity and its .asd files), not its bytes:
+    a build can start before the core is saved, and a dump made again gives the same path."""
+
+    def __init__(self, data: dict[str, Any], core_path: Path, saving: _Saving | None = None):
+        self.data = data
+        self.core_path = core_path
+        self._saving = saving
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
         return list(self.data["nodes"])
+
+    @property
+    def core(self) -> Path:
+        """The core, once it is saved."""
+        if self._saving is not None:
+            self._saving.done.wait()
+        return self.core_path
+
+    def finish(self, store: Store) -> None:
+        """Wait for the core to be saved, and remember the dump; a LispError if it was not."""
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            saving.finish(store)
 
 
 def identity(store: Store, program: Path, roots: list[str], project: Path) -> dict[str, Any]:
@@ -112,9 +140,12 @@ def load(
     roots: list[str],
     project: Path,
     on_upgrade: OnUpgrade | None = None,
+    host: Host | None = None,
 ) -> Dump:
     """The cached dump if none of the .asd files it read changed, else a fresh one, during
-    which `on_upgrade` may start compiling the ASDF it loads."""
+    which `on_upgrade` may start compiling the ASDF it loads. With a `host`, a fresh dump is
+    returned once its graph is written, with a warm server the host adopts, while the core is
+    saved: `Dump.finish` then waits for the save."""
     ident = identity(store, program, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
     cached = store.lookup(key)
@@ -122,22 +153,29 @@ def load(
         dump = _from_cache(store, cached)
         if dump is not None:
             return dump
-    return _run(store, program, roots, key, ident, project, on_upgrade)
+    dump = _run(store, program, roots, key, ident, project, on_upgrade, host)
+    if host is None:
+        dump.finish(store)
+    return dump
+
+
+def core_path(store: Store, key: str, asd_digests: dict[str, str]) -> Path:
+    """Where the core of a dump with that key, which read those .asd files, is kept."""
+    made_of = digest.of_canonical({"dump": key, "asd": asd_digests})
+    return store.root / "cores" / f"{made_of}.core"
 
 
 def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
-    by_path = {o.path: o for o in cached.outputs}
-    graph, core = by_path.get("graph.json"), by_path.get("definitions.core")
-    if graph is None or core is None:
-        return None
-    if not (store.has_blob(graph.digest) and store.has_blob(core.digest)):
+    graph = next((o for o in cached.outputs if o.path == "graph.json"), None)
+    if graph is None or not store.has_blob(graph.digest):
         return None
     data = json.loads(store.blob_path(graph.digest).read_text())
     for path, recorded in data["asd_digests"].items():
         now = store.file_digest(Path(path))
         if now is None or str(now) != recorded:
             return None
-    return Dump(data, store.blob_path(core.digest))
+    core = core_path(store, data["key"], data["asd_digests"])
+    return Dump(data, core) if core.is_file() else None
 
 
 def _run(
@@ -148,58 +186,141 @@ def _run(
     ident: dict[str, Any],
     project: Path,
     on_upgrade: OnUpgrade | None,
+    host: Host | None,
 ) -> Dump:
-    with tempfile.TemporaryDirectory(prefix="plait-dump-", dir=store.tmp) as tmp:
-        out, core = Path(tmp) / "graph.json", Path(tmp) / "definitions.core"
-        argv = [
-            str(program),
-            "--script",
-            str(lisp_file("dump.lisp")),
-            str(out),
-            str(core),
-            SANDBOX_MARK + "out/",
-            str(project),
-            *roots,
-        ]
-        proc = _dump(argv, Path(tmp), on_upgrade)
-        if proc.returncode != 0 or not out.is_file():
-            raise _dump_error(proc, roots)
+    tmp = Path(tempfile.mkdtemp(prefix="plait-dump-", dir=store.tmp))
+    out, core = tmp / "graph.json", tmp / "definitions.core"
+    hosted = host.prepare() if host is not None else None
+    serve = "-"
+    if hosted is not None:
+        files = (hosted.requests, hosted.replies, hosted.log, lisp_file("call.lisp"), program)
+        serve = f"({lisp_list([str(f) for f in files])[1:-1]} {lisp_list(hosted.environment)})"
+    argv = [
+        str(program),
+        "--script",
+        str(lisp_file("dump.lisp")),
+        str(out),
+        str(core),
+        serve,
+        SANDBOX_MARK + "out/",
+        str(project),
+        *roots,
+    ]
+    saving = _Saving(argv, tmp, roots, key, ident)
+    try:
+        written = saving.read_until_graph(on_upgrade)
+        if not written:
+            raise _dump_error(saving.wait(), roots)
         data = json.loads(out.read_text())
-        data["asd_digests"] = {}
-        for path in data["asd_files"]:
-            d = store.file_digest(Path(path))
-            if d is not None:
-                data["asd_digests"][path] = str(d)
-        out.write_text(json.dumps(data))
-        outputs = (
-            Output("graph.json", store.put_file(out, move=True), False),
-            Output("definitions.core", store.put_file(core, move=True), False),
-        )
-    store.register(f"asdf-dump {' '.join(roots)}", key, ident, CachedResult(outputs, 0.0), ran=True)
-    return Dump(data, store.blob_path(outputs[1].digest))
+    except BaseException:
+        saving.abandon()
+        raise
+    data["key"] = key
+    data["asd_digests"] = {}
+    for path in data["asd_files"]:
+        d = store.file_digest(Path(path))
+        if d is not None:
+            data["asd_digests"][path] = str(d)
+    out.write_text(json.dumps(data))
+    saving.keep(core, core_path(store, key, data["asd_digests"]))
+    if host is not None and hosted is not None:
+        host.adopt(hosted, saving.destination, saving.done)
+    return Dump(data, saving.destination, saving)
 
 
-def _dump(
-    argv: list[str], tmp: Path, on_upgrade: OnUpgrade | None
-) -> subprocess.CompletedProcess[str]:
-    """Run the dump; hand ASDF's upgrade to `on_upgrade` as soon as the dump names it, while the
-    dump goes on. Its stderr goes to a file, so that nothing it writes can block it."""
-    with (tmp / "stderr").open("w+") as err:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL, cwd=tmp
+class _Saving:
+    """A dump process that goes on saving the core once the graph is written: a thread waits
+    for it and puts the core in its place; `finish` remembers the dump in the store."""
+
+    def __init__(
+        self, argv: list[str], tmp: Path, roots: list[str], key: str, ident: dict[str, Any]
+    ) -> None:
+        self.tmp = tmp
+        self.roots, self.key, self.ident = roots, key, ident
+        self.done = threading.Event()
+        self.destination = Path()
+        self._saved: Path | None = None
+        self._error: PlaitError | None = None
+        # stderr goes to a file, so that nothing the dump writes can block it.
+        self._stderr = (tmp / "stderr").open("w+")
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp,
         )
+
+    def read_until_graph(self, on_upgrade: OnUpgrade | None) -> bool:
+        """Hand ASDF's upgrade to `on_upgrade` as soon as the dump names it; True once the
+        graph is written, False if the dump ended first."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(UPGRADE_LINE) and on_upgrade is not None:
+                on_upgrade(json.loads(line[len(UPGRADE_LINE) :]))
+            elif line.rstrip("\n") == GRAPH_LINE:
+                return True
+        return False
+
+    def wait(self) -> subprocess.CompletedProcess[str]:
+        """The dump's end, with what it said on stderr."""
+        assert self.proc.stdout is not None
+        self.proc.stdout.read()
+        status = self.proc.wait()
+        self._stderr.seek(0)
+        return subprocess.CompletedProcess(self.proc.args, status, None, self._stderr.read())
+
+    def keep(self, saved: Path, destination: Path) -> None:
+        """Once the dump ends, its core `saved` goes to `destination`."""
+        self._saved, self.destination = saved, destination
+        threading.Thread(target=self._wait_and_keep, daemon=True).start()
+
+    def _wait_and_keep(self) -> None:
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith(UPGRADE_LINE) and on_upgrade is not None:
-                    on_upgrade(json.loads(line[len(UPGRADE_LINE) :]))
-            status = proc.wait()
+            proc = self.wait()
+            assert self._saved is not None
+            if proc.returncode != 0 or not self._saved.is_file():
+                tail = "\n".join(proc.stderr.splitlines()[-15:])
+                self._error = LispError(
+                    f"saving the core with the definitions of {', '.join(self.roots)} failed:"
+                    f"\n{tail}",
+                    hint="the messages above are SBCL's; is the disk full?",
+                )
+                return
+            self.destination.parent.mkdir(parents=True, exist_ok=True)
+            self._saved.replace(self.destination)
+        except OSError as e:
+            self._error = LispError(f"cannot keep the definitions core: {e}")
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        err.seek(0)
-        return subprocess.CompletedProcess(argv, status, None, err.read())
+            self.done.set()
+
+    def finish(self, store: Store) -> None:
+        self.done.wait()
+        try:
+            if self._error is not None:
+                raise self._error
+            graph = store.put_file(self.tmp / "graph.json", move=True)
+            outputs = (Output("graph.json", graph, False),)
+            store.register(
+                f"asdf-dump {' '.join(self.roots)}",
+                self.key,
+                self.ident,
+                CachedResult(outputs, 0.0),
+                ran=True,
+            )
+        finally:
+            self._stderr.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def abandon(self) -> None:
+        """The dump failed or the build stops: end it, and forget what it made."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+        self._stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.done.set()
 
 
 def _dump_error(proc: subprocess.CompletedProcess[str], roots: list[str]) -> PlaitError:

@@ -83,6 +83,11 @@ def driver(entry: str) -> list[str]:
     return ["--script", str(lisp_file("call.lisp")), entry]
 
 
+def warm_server(sbcl: Path, core: str) -> tuple[str, ...]:
+    """The argv of a warm server (plait/asdf/serve.lisp) on `core`."""
+    return (str(sbcl), "--core", core, *driver("plait-serve:main"))
+
+
 def driver_inputs() -> list[str]:
     return [str(lisp_file("call.lisp"))]
 
@@ -251,7 +256,7 @@ class Translation:
         _, builders = self.reach(shared)
         tag = digest.of_canonical([self.token(i) for i in shared])[:16]
         core = f"checkpoints/{tag}.core"
-        inputs = [str(self.dump.core), *driver_inputs()]
+        inputs = driver_inputs()  # the definitions core is named in the argv, as for compiles
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
         return Action(
@@ -259,7 +264,7 @@ class Translation:
             argv=(
                 str(self.sbcl),
                 "--core",
-                str(self.dump.core),
+                str(self.dump.core_path),
                 *driver("plait-checkpoint:main"),
                 core,
                 *(self.token(i) for i in shared),
@@ -273,7 +278,9 @@ class Translation:
 
     def action(self, node: Node) -> Action:
         loads, builders = self.plan_loads(node)
-        core = str(self.dump.core)
+        # The definitions core is named in the argv by what made it, which the key then covers:
+        # a compile can start while it is being saved (plait.asdf.dump).
+        core = str(self.dump.core_path)
         links: tuple[str, ...] = ()
         shared = self._checkpoint_of.get(node["id"])
         if shared is not None:
@@ -283,7 +290,7 @@ class Translation:
             loads -= set(shared)
             _, covered = self.reach(shared)
             builders -= covered
-        inputs = [*node["inputs"], core, *driver_inputs()]
+        inputs = [*node["inputs"], *links, *driver_inputs()]
         fasls = [f for b in sorted(builders) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
         links += tuple(fasls)  # only loaded: read-only links, not copies
@@ -295,11 +302,11 @@ class Translation:
         target = self.token(node["id"])
         ordered = sorted(loads)
         load_tokens = tuple(self.token(i) for i in ordered)
-        head = (str(self.sbcl), "--core", core)
-        argv = (*head, *driver("plait-compile:main"), *args, target, *load_tokens)
+        argv = (str(self.sbcl), "--core", core, *driver("plait-compile:main"), *args, target)
+        argv = (*argv, *load_tokens)
         warm = (
             Warm(
-                server=(*head, *driver("plait-serve:main")),
+                server=warm_server(self.sbcl, core),
                 entry="plait-compile:main",
                 args=(*args, target),
                 loads=load_tokens,

@@ -17,7 +17,7 @@
 ;;;; it). The server only ever blocks reading IN: plait learns that a worker ended from its pid.
 ;;;; EOF on IN stops the server; its workers run on.
 
-(defpackage :plait-serve (:use :cl :plait-lisp) (:export #:main))
+(defpackage :plait-serve (:use :cl :plait-lisp) (:export #:main #:detach))
 (in-package :plait-serve)
 
 (defmacro c-call (name result &rest args)
@@ -153,3 +153,26 @@ exits 1 through the disabled debugger, as under --script."
 (defun main (args)
   (destructuring-bind (in out) args
     (serve in out)))
+
+(defun detach (in out log script runtime environment)
+  "In an image about to be saved as a core (the dump): fork the server that
+`RUNTIME --core CORE --script SCRIPT plait-serve:main IN OUT` would be, started in LOG's
+directory with only ENVIRONMENT (NAME=VALUE strings), its output to LOG; this process goes on
+to save the core. The heap is the one the core will hold; what a start from the core would set
+up differently (environment, argv, the package SCRIPT is loaded in) is set up here, and the
+garbage the dump left, which the save would drop, is collected: no worker copies it."
+  (unless (zerop (fork '() (directory-namestring log) log))
+    ;; The save stops the finalizer thread, which forking stopped: it must run again first.
+    (let ((start (internal "SB-IMPL" "FINALIZER-THREAD-START")))
+      (when start (funcall start)))
+    (return-from detach))
+  (c-call "clearenv" sb-alien:int)
+  (dolist (pair environment)
+    (let ((=at (position #\= pair)))
+      (c-call "setenv" sb-alien:int sb-alien:c-string (subseq pair 0 =at)
+              sb-alien:c-string (subseq pair (1+ =at)) sb-alien:int 1)))
+  (setf sb-ext:*posix-argv* (list runtime "plait-serve:main" in out))
+  (sb-ext:gc :full t)
+  (let ((*package* (find-package :cl-user)))
+    (load script))
+  (finish 0))
