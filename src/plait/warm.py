@@ -208,7 +208,7 @@ class WarmPool:
         server = hosted.server
         server.saved = saved
         with self._lock:
-            family = self._families.setdefault((tuple(argv), *sorted(env.items())), {})
+            family = self._families.setdefault(_family(tuple(argv), env), {})
             if () not in family and not self._cancelled:
                 family[()] = server
                 return
@@ -229,7 +229,7 @@ class WarmPool:
             return self._run(warm, env, cwd, log, stage)
         except Unavailable:
             with self._lock:
-                root = self._families.get(self._family(warm, env), {}).get(())
+                root = self._families.get(_family(warm.server, env), {}).get(())
             if root is not None and root.saved is not None:
                 root.saved.wait()  # the caller runs the argv instead, which needs the core
             raise
@@ -299,7 +299,7 @@ class WarmPool:
         with self._lock:
             if self._cancelled:
                 raise Unavailable("cancelled")
-            family = self._families.setdefault(self._family(warm, env), {})
+            family = self._families.setdefault(_family(warm.server, env), {})
             for loads, old in list(family.items()):
                 if old.dead and loads:
                     del family[loads]
@@ -326,10 +326,6 @@ class WarmPool:
                 self._settle(made)
             raise Unavailable("the warm server stopped before it was ready")
         return chosen, made
-
-    @staticmethod
-    def _family(warm: Warm, env: Mapping[str, str]) -> tuple[object, ...]:
-        return (warm.server, *sorted(env.items()))
 
     def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
         server = _Server(self._box.work / f"s{next(self._ids)}", ())
@@ -415,6 +411,11 @@ class WarmPool:
             kill_group(proc.pid)
             proc.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _family(server: tuple[str, ...], env: Mapping[str, str]) -> tuple[object, ...]:
+    """What the servers of one family share: the root's argv and environment."""
+    return (server, *sorted(env.items()))
 
 
 def _begins(loads: tuple[str, ...], prefix: tuple[str, ...]) -> bool:

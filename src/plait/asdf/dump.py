@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from plait import digest
 from plait.errors import PlaitError, UsageError
 from plait.store import CachedResult, Output, Store
-from plait.warm import Hosted, lisp_list
+from plait.warm import Hosted, lisp_list, lisp_string
 
 # Where the dump pretends the sandbox is, to learn the paths compiles write their outputs to.
 SANDBOX_MARK = "/PLAIT-SANDBOX/"
@@ -193,8 +193,10 @@ def _run(
     hosted = host.prepare() if host is not None else None
     serve = "-"
     if hosted is not None:
+        # The arguments of plait-serve:detach, as one printed list.
         files = (hosted.requests, hosted.replies, hosted.log, lisp_file("call.lisp"), program)
-        serve = f"({lisp_list([str(f) for f in files])[1:-1]} {lisp_list(hosted.environment)})"
+        serve = "(" + " ".join(lisp_string(str(f)) for f in files)
+        serve += " " + lisp_list(hosted.environment) + ")"
     argv = [
         str(program),
         "--script",
@@ -223,7 +225,8 @@ def _run(
             data["asd_digests"][path] = str(d)
     out.write_text(json.dumps(data))
     saving.keep(core, core_path(store, key, data["asd_digests"]))
-    if host is not None and hosted is not None:
+    if hosted is not None:
+        assert host is not None
         host.adopt(hosted, saving.destination, saving.done)
     return Dump(data, saving.destination, saving)
 
