@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from plait import digest
+from plait import digest, sandbox
 from plait.digest import Digest
+from plait.errors import UsageError
 from plait.executor import LocalExecutor, Request, Result
+from plait.sandbox import sandbox_base
 
 
 class Blobs:
@@ -100,8 +103,37 @@ def test_the_environment_is_clean_but_for_what_the_action_declares(
     assert seen["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     sandbox_root = Path(seen["HOME"]).parent
     assert Path(seen["TMPDIR"]).parent == sandbox_root
-    assert Path(tempfile.gettempdir()) in sandbox_root.parents
+    assert (sandbox_base() or Path(tempfile.gettempdir())) in sandbox_root.parents
     assert not sandbox_root.exists()  # removed afterwards
+
+
+def test_sandboxes_are_made_where_plait_sandbox_base_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boxes = tmp_path / "boxes"
+    boxes.mkdir()
+    monkeypatch.setenv("PLAIT_SANDBOX_BASE", str(boxes))
+    result, blobs, _ = run(tmp_path, ["sh", "-c", "pwd > where.txt"], outputs=("where.txt",))
+    assert Path(output(result, blobs, "where.txt").strip()).parent.parent == boxes
+    assert list(boxes.iterdir()) == []  # and removed there
+
+
+def test_a_sandbox_base_plait_cannot_write_in_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        sandbox_base({"PLAIT_SANDBOX_BASE": str(tmp_path / "missing")})
+    assert "PLAIT_SANDBOX_BASE" in caught.value.message
+    assert str(tmp_path / "missing") in caught.value.message
+    assert "unset PLAIT_SANDBOX_BASE" in caught.value.hint
+
+
+def test_sandboxes_go_to_shared_memory_only_when_it_has_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sandbox_base({}, shared_memory=tmp_path) == tmp_path
+    assert sandbox_base({}, shared_memory=tmp_path / "missing") is None
+    free = shutil.disk_usage(tmp_path).free
+    monkeypatch.setattr(sandbox, "SHARED_MEMORY_ROOM", free + (1 << 40))
+    assert sandbox_base({}, shared_memory=tmp_path) is None
 
 
 def test_a_declared_output_not_written_is_reported(tmp_path: Path) -> None:

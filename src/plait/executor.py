@@ -16,7 +16,7 @@ from typing import Protocol
 
 from plait.digest import Digest
 from plait.model import Warm
-from plait.sandbox import Sandbox, kill_group
+from plait.sandbox import Sandbox, kill_group, sandbox_base
 from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
@@ -72,6 +72,7 @@ class LocalExecutor:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
         self._pool: WarmPool | None = None
+        self.base = sandbox_base()
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -91,12 +92,12 @@ class LocalExecutor:
         cancelled."""
         with self._lock:
             if self._pool is None and not self._cancelled:
-                self._pool = WarmPool()
+                self._pool = WarmPool(self.base)
             return self._pool
 
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
-        root = Path(tempfile.mkdtemp(prefix="plait-sb-"))
+        root = Path(tempfile.mkdtemp(prefix="plait-sb-", dir=self.base))
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.

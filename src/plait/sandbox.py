@@ -11,7 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plait.errors import UsageError
+
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+SHARED_MEMORY = Path("/dev/shm")
+SHARED_MEMORY_ROOM = 1 << 30  # what must be free there for sandboxes to go there by default
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,31 @@ class Sandbox:
         env = {"PATH": DEFAULT_PATH, "HOME": str(self.home), "TMPDIR": str(self.tmp)}
         env.update(declared)
         return env
+
+
+def sandbox_base(
+    environ: Mapping[str, str] = os.environ, shared_memory: Path = SHARED_MEMORY
+) -> Path | None:
+    """Where sandboxes are made: the directory PLAIT_SANDBOX_BASE names; else shared memory (a
+    tmpfs) when it has room, because making a file or a link there takes microseconds where a
+    disk may take half a millisecond, and a compile's sandbox is a dozen of them (Bazel's
+    --sandbox_base=/dev/shm); else None, the system's temporary directory."""
+    chosen = environ.get("PLAIT_SANDBOX_BASE")
+    if chosen:
+        base = Path(chosen)
+        if not (base.is_dir() and os.access(base, os.W_OK | os.X_OK)):
+            raise UsageError(
+                f"PLAIT_SANDBOX_BASE '{chosen}' is not a directory plait can write in",
+                hint="make the directory, or unset PLAIT_SANDBOX_BASE to use /dev/shm or $TMPDIR",
+            )
+        return base
+    try:
+        room = os.statvfs(shared_memory)
+    except OSError:
+        return None
+    if room.f_bavail * room.f_frsize < SHARED_MEMORY_ROOM:
+        return None
+    return shared_memory if os.access(shared_memory, os.W_OK | os.X_OK) else None
 
 
 def search_path(declared: Mapping[str, str]) -> str:

@@ -173,8 +173,8 @@ class Hosted:
 class WarmPool:
     """The servers of one build, started when a command first asks for them, or adopted."""
 
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="plait-warm-"))
+    def __init__(self, base: Path | None = None) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="plait-warm-", dir=base))
         # Servers run as a command would: their HOME and TMPDIR in a sandbox of their own.
         self._box = Sandbox(self.directory)
         self._box.populate({}, ())
