@@ -72,6 +72,26 @@ class Table:
         return "\n".join(out)
 
 
+def busy_cpu() -> float | None:
+    """Seconds of CPU the whole machine has spent busy since boot (Linux: /proc/stat), or None.
+    A build's difference counts every process it makes, detached ones too."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def run_cpu(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float | None]:
+    """Wall time and the CPU the machine spent busy meanwhile (run on an idle machine)."""
+    before = busy_cpu()
+    took = run(argv, cwd, env)
+    after = busy_cpu()
+    return took, (after - before if after is not None and before is not None else None)
+
+
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.monotonic()
     result = subprocess.run(
@@ -206,22 +226,20 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
             with tempfile.TemporaryDirectory(prefix="plait-bench-lisp-") as tmp:
                 root = Path(tmp)
                 (root / "asdf").mkdir()
-                table.add(
-                    f"{system}, clean",
+                asdf = [
+                    "sbcl",
+                    "--non-interactive",
+                    "--no-userinit",
+                    "--eval",
+                    "(require :asdf)",
+                    "--eval",
+                    f'(asdf:load-system "{system}")',
+                ]
+                add_clean(
+                    table,
+                    system,
                     "ASDF",
-                    run(
-                        [
-                            "sbcl",
-                            "--non-interactive",
-                            "--no-userinit",
-                            "--eval",
-                            "(require :asdf)",
-                            "--eval",
-                            f'(asdf:load-system "{system}")',
-                        ],
-                        root / "asdf",
-                        {"XDG_CACHE_HOME": str(root / "asdf" / "cache")},
-                    ),
+                    run_cpu(asdf, root / "asdf", {"XDG_CACHE_HOME": str(root / "asdf" / "cache")}),
                 )
                 project = root / "plait"
                 project.mkdir()
@@ -230,7 +248,7 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
                     shutil.copytree("/usr/share/common-lisp/source/ironclad", project)
                 env = {"XDG_CACHE_HOME": str(root / "cache"), "PLAIT_CACHE": str(root / "store")}
                 build = [*PLAIT, "build", system, "-j", str(JOBS)]
-                table.add(f"{system}, clean", "plait", run(build, project, env))
+                add_clean(table, system, "plait", run_cpu(build, project, env))
                 print(
                     f"{system} run {r + 1}: ASDF {table.rows[f'{system}, clean']['ASDF'][-1]:.1f}s,"
                     f" plait {table.rows[f'{system}, clean']['plait'][-1]:.1f}s",
@@ -241,6 +259,27 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
                     with (project / "src" / "ciphers" / "aes.lisp").open("a") as f:
                         f.write(f"\n(defun bench-edit-{r} () {r})\n")
                     table.add(f"{system}, edit one cipher file", "plait", run(build, project, env))
+        cpu_bound(table, system)
+
+
+def add_clean(table: Table, system: str, tool: str, measured: tuple[float, float | None]) -> None:
+    """A clean build's wall time, and the CPU it kept busy: plait's wall time cannot go under
+    its CPU divided by the cores, which is what bounds its ratio to ASDF."""
+    took, cpu = measured
+    table.add(f"{system}, clean", tool, took)
+    if cpu is not None:
+        table.add(f"{system}, clean: CPU busy (core-seconds)", tool, cpu)
+
+
+def cpu_bound(table: Table, system: str) -> None:
+    """Say what plait's CPU allows: its wall time at every core busy, against ASDF's."""
+    cpu = table.median(f"{system}, clean: CPU busy (core-seconds)", "plait")
+    asdf = table.median(f"{system}, clean", "ASDF")
+    if cpu is not None and asdf:
+        table.notes.append(
+            f"{system}: plait's CPU over {JOBS} cores is {cpu / JOBS:.1f} s, so its clean build"
+            f" cannot take less than {cpu / JOBS / asdf:.2f}x ASDF's wall time."
+        )
 
 
 # -- the report --------------------------------------------------------------------------------
