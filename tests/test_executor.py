@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -133,6 +135,22 @@ def test_sandboxes_go_to_shared_memory_only_when_it_has_room(
     assert sandbox_base({}, shared_memory=tmp_path / "missing") is None
     free = shutil.disk_usage(tmp_path).free
     monkeypatch.setattr(sandbox, "SHARED_MEMORY_ROOM", free + (1 << 40))
+    assert sandbox_base({}, shared_memory=tmp_path) is None
+
+
+def test_sandboxes_do_not_go_to_shared_memory_mounted_noexec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.statvfs
+
+    def noexec(path: str | Path) -> SimpleNamespace:
+        st = real(path)
+        return SimpleNamespace(
+            f_bavail=st.f_bavail, f_frsize=st.f_frsize, f_flag=st.f_flag | os.ST_NOEXEC
+        )
+
+    assert sandbox_base({}, shared_memory=tmp_path) == tmp_path
+    monkeypatch.setattr(os, "statvfs", noexec)
     assert sandbox_base({}, shared_memory=tmp_path) is None
 
 

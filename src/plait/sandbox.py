@@ -81,9 +81,9 @@ def sandbox_base(
     environ: Mapping[str, str] = os.environ, shared_memory: Path = SHARED_MEMORY
 ) -> Path | None:
     """Where sandboxes are made: the directory PLAIT_SANDBOX_BASE names; else shared memory (a
-    tmpfs) when it has room, because making a file or a link there takes microseconds where a
-    disk may take half a millisecond, and a compile's sandbox is a dozen of them (Bazel's
-    --sandbox_base=/dev/shm); else None, the system's temporary directory."""
+    tmpfs) when it has room and lets programs run, because making a file or a link there takes
+    microseconds where a disk may take half a millisecond, and a compile's sandbox is a dozen of
+    them (Bazel's --sandbox_base=/dev/shm); else None, the system's temporary directory."""
     chosen = environ.get("PLAIT_SANDBOX_BASE")
     if chosen:
         base = Path(chosen)
@@ -97,7 +97,8 @@ def sandbox_base(
         room = os.statvfs(shared_memory)
     except OSError:
         return None
-    if room.f_bavail * room.f_frsize < SHARED_MEMORY_ROOM:
+    # Commands run programs from their sandbox (a declared script): not on a noexec mount.
+    if room.f_bavail * room.f_frsize < SHARED_MEMORY_ROOM or room.f_flag & os.ST_NOEXEC:
         return None
     return shared_memory if os.access(shared_memory, os.W_OK | os.X_OK) else None
 
