@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,33 @@ def test_compiles_fork_from_the_dumps_image_while_it_saves_the_core(
     assert result.returncode == 0
     assert core.is_file()
     assert set(report(p).values()) == {"cached"}
+
+
+def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plait.asdf import Policy, add_systems
+    from plait.model import Graph
+    from plait.store import Store
+    from plait.warm import WarmPool
+
+    p = project("demo", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = Store.open(p, tmp_path / "store")
+    pool = WarmPool()
+    try:
+        built = add_systems(Graph(), store, p, ["load:plait-demo"], Policy(), pool=pool)
+        dump = built.dump
+        (stderr,) = (tmp_path / "store").glob("tmp/plait-dump-*/stderr")
+        time.sleep(1.5)  # unheld, the save would have begun at once
+        assert "plait-dump: saving the core" not in stderr.read_text()
+        assert not dump.core_path.exists()
+        dump.save()
+        assert dump.core.is_file()  # waits for the save it asked for
+        dump.finish(store)
+    finally:
+        pool.close()
+        store.close()
 
 
 def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def run(
     durations: dict[str, float] | None = None,
     pending: Callable[[], int | None] = lambda: None,
     work: Callable[[str], None] = lambda n: None,
+    idle: Callable[[], None] = lambda: None,
 ) -> tuple[Scheduler[bool], list[str]]:
     order = list(deps)
     scheduler: Scheduler[bool] = Scheduler(
@@ -46,7 +47,7 @@ def run(
 
         return Work(job)
 
-    scheduler.run(begin, lambda n, ok: done(n, ok), skipped, lambda: None)
+    scheduler.run(begin, lambda n, ok: done(n, ok), skipped, lambda: None, idle=idle)
     return scheduler, started
 
 
@@ -74,6 +75,33 @@ def test_no_more_than_jobs_run_at_once() -> None:
 
     run({str(i): [] for i in range(12)}, jobs=3, work=work)
     assert most == 3
+
+
+def test_a_job_slot_left_free_for_want_of_ready_work_is_offered_to_background_work() -> None:
+    # long runs throughout; short and then after-short fill the other slot, then it is free.
+    deps = {"long": [], "short": [], "after-short": ["short"]}
+    lock = threading.Lock()
+    running: set[str] = set()
+    seen: list[frozenset[str]] = []
+
+    def work(name: str) -> None:
+        with lock:
+            running.add(name)
+        time.sleep(0.4 if name == "long" else 0.02)
+        with lock:
+            running.discard(name)
+
+    def idle() -> None:
+        with lock:
+            seen.append(frozenset(running))
+
+    run(deps, jobs=2, work=work, idle=idle)
+    assert seen  # offered while long still ran alone
+    assert all(len(r) <= 1 for r in seen)  # never while both slots were taken
+    assert any(r == {"long"} for r in seen)
+    seen.clear()
+    run(deps, jobs=1, work=work, idle=idle)
+    assert seen == []  # one slot, always taken until the end
 
 
 def test_ready_actions_start_by_longest_remaining_path() -> None:

@@ -231,18 +231,24 @@ def test_an_adopted_server_that_stops_leaves_the_command_to_run_once_its_core_is
     tmp_path: Path,
 ) -> None:
     # The dump forks the root server before it has saved the core the argv names: if that
-    # server stops, the argv may run only once the core is there.
+    # server stops, the argv may run only once the core is there, which it asks for.
     pool = WarmPool()
+    asked = threading.Event()
+    saved = threading.Event()
+
+    def save_and_wait() -> None:
+        asked.set()
+        saved.wait()
+
     try:
         hosted = pool.host({})
-        saved = threading.Event()
-        pool.adopt(hosted, SERVER, {}, saved)
+        pool.adopt(hosted, SERVER, {}, save_and_wait)
         hosted.server.stop()  # as if it had died before it was ready
         threading.Timer(0.5, saved.set).start()
         started = time.monotonic()
         with pytest.raises(Unavailable):
             pool.run(warm("report"), {}, tmp_path, tmp_path / "log")
-        assert saved.is_set()
+        assert asked.is_set() and saved.is_set()
         assert time.monotonic() - started >= 0.4
     finally:
         pool.close()

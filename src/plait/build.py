@@ -92,7 +92,10 @@ class Build:
         options: Options,
         pending_signal: Callable[[], int | None] = lambda: None,
         early: Early | None = None,
+        idle: Callable[[], None] = lambda: None,
     ) -> None:
+        """`idle` is called when a job slot would idle (plait.scheduler): for background work
+        of the frontend's, such as saving the ASDF dump's core."""
         self.project = project
         self.graph = graph
         self.store = store
@@ -101,6 +104,7 @@ class Build:
         self.options = options
         self.pending_signal = pending_signal
         self.early = early
+        self.idle = idle
         self.last = store.last_builds()
         self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
         self._t0 = 0.0
@@ -323,7 +327,9 @@ class Build:
         )
         interrupted: int | None = None
         try:
-            scheduler.run(self.begin, self.end, self._skip, self.executor.cancel, self.emit)
+            scheduler.run(
+                self.begin, self.end, self._skip, self.executor.cancel, self.emit, self.idle
+            )
         except Interrupted as e:
             interrupted = e.signum
         finally:

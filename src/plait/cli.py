@@ -333,7 +333,12 @@ def _run_build(
         replay=_read_recording(replay) if replay else None,
     )
     with _signals() as pending:
-        build = Build(project, loaded.graph, store, early.executor, bus, options, pending, early)
+        # The dump's core is saved when a core would otherwise idle: compiles fork from the
+        # dump's server meanwhile (plait.asdf.dump).
+        idle = loaded.asdf.dump.save if loaded.asdf is not None else lambda: None
+        build = Build(
+            project, loaded.graph, store, early.executor, bus, options, pending, early, idle
+        )
         started = time.time()
         report = build.run(targets)
     store.record_run(report.to_json(), started)

@@ -96,9 +96,12 @@ class Scheduler(Generic[R]):
         skip: Callable[[str, str], Finished],
         cancel: Callable[[], None],
         finished: Callable[[Finished], None] = lambda f: None,
+        idle: Callable[[], None] = lambda: None,
     ) -> dict[str, Finished]:
         """Run to the end, passing each outcome to `finished` as it comes; on a signal, `cancel`
-        stops running work and Interrupted is raised."""
+        stops running work and Interrupted is raised. `idle` is called, maybe often, whenever a
+        job slot stays free while work runs because nothing else is ready: background work
+        may take the slot."""
         waiting = {n: len(self.deps[n]) for n in self.order}
         dependents: dict[str, list[str]] = {n: [] for n in self.order}
         for n, ds in self.deps.items():
@@ -182,6 +185,8 @@ class Scheduler(Generic[R]):
                     if stopping:
                         break
                     continue
+                if len(running) < self.jobs and not ready:
+                    idle()
                 done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)

@@ -79,8 +79,8 @@ class _Server:
         self.parent: _Server | None = None
         self.ident = 0  # the number plait gave a forked server
         # A root another process forked (the dump) before the core its argv names was saved:
-        # set once the core is there.
-        self.saved: threading.Event | None = None
+        # waits until the core is there.
+        self.saved: Callable[[], None] | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -201,10 +201,15 @@ class WarmPool:
         )
 
     def adopt(
-        self, hosted: Hosted, argv: Sequence[str], env: Mapping[str, str], saved: threading.Event
+        self,
+        hosted: Hosted,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        saved: Callable[[], None],
     ) -> None:
-        """`hosted` is the root for the server argv `argv` in `env`, which runs only once `saved`
-        is set (a command run instead of forked waits for it)."""
+        """`hosted` is the root for the server argv `argv` in `env`, which runs only once the
+        core is saved: `saved` waits for that, asking for the save (a command run instead of
+        forked calls it)."""
         server = hosted.server
         server.saved = saved
         with self._lock:
@@ -231,7 +236,7 @@ class WarmPool:
             with self._lock:
                 root = self._families.get(_family(warm.server, env), {}).get(())
             if root is not None and root.saved is not None:
-                root.saved.wait()  # the caller runs the argv instead, which needs the core
+                root.saved()  # the caller runs the argv instead, which needs the core
             raise
 
     def _run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ class _PoolHost:
     def prepare(self) -> Hosted:
         return self.pool.host(self.env)
 
-    def adopt(self, hosted: Hosted, core: Path, saved: threading.Event) -> None:
+    def adopt(self, hosted: Hosted, core: Path, saved: Callable[[], None]) -> None:
         self.pool.adopt(hosted, warm_server(self.program, str(core)), self.env, saved)
 
 

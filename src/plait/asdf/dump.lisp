@@ -3,7 +3,8 @@
 ;;;; Usage: sbcl --script dump.lisp OUT.json CORE SERVE SANDBOX-ROOT PROJECT-DIR OPERATION:SYSTEM...
 ;;;; Once OUT.json is written, says "plait-graph: written" on stdout, then saves CORE. SERVE is
 ;;;; "-", or a printed list of the arguments of plait-serve:detach: a warm server for the core is
-;;;; then forked first, so that plait need not wait for the save.
+;;;; then forked first, so that plait need not wait for the save, which then waits until plait
+;;;; closes the dump's standard input.
 ;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
 
 (require :asdf)
@@ -260,5 +261,11 @@ as (operation system) lists."
     (apply #'plait-serve:detach serve))
   (format t "~&plait-graph: written~%")
   (finish-output)
+  ;; With a server forked, compiles need no core yet: the save waits until plait closes this
+  ;; process's standard input, when a core would otherwise idle (or something needs the core).
+  (when serve
+    (loop :while (read-line *standard-input* nil)))
   (when (string/= core "-")
+    (format *error-output* "~&plait-dump: saving the core~%")
+    (finish-output *error-output*)
     (sb-ext:save-lisp-and-die core :executable nil)))

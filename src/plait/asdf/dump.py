@@ -4,6 +4,7 @@ it read, SBCL's identity and the ASDF configuration, so an up-to-date build star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -81,7 +82,7 @@ class Host(Protocol):
 
     def prepare(self) -> Hosted: ...
 
-    def adopt(self, hosted: Hosted, core: Path, saved: threading.Event) -> None: ...
+    def adopt(self, hosted: Hosted, core: Path, saved: Callable[[], None]) -> None: ...
 
 
 class Dump:
@@ -102,8 +103,14 @@ class Dump:
     def core(self) -> Path:
         """The core, once it is saved."""
         if self._saving is not None:
-            self._saving.done.wait()
+            self._saving.saved()
         return self.core_path
+
+    def save(self) -> None:
+        """Let the dump save the core now, if it waits to (it does when it forked a server):
+        for when a core would otherwise idle. Cheap, and may be called often."""
+        if self._saving is not None:
+            self._saving.save()
 
     def finish(self, store: Store) -> None:
         """Wait for the core to be saved, and remember the dump; a LispError if it was not."""
@@ -208,7 +215,7 @@ def _run(
         str(project),
         *roots,
     ]
-    saving = _Saving(argv, tmp, roots, key, ident)
+    saving = _Saving(argv, tmp, roots, key, ident, held=hosted is not None)
     try:
         written = saving.read_until_graph(on_upgrade)
         if not written:
@@ -227,16 +234,23 @@ def _run(
     saving.keep(core, core_path(store, key, data["asd_digests"]))
     if hosted is not None:
         assert host is not None
-        host.adopt(hosted, saving.destination, saving.done)
+        host.adopt(hosted, saving.destination, saving.saved)
     return Dump(data, saving.destination, saving)
 
 
 class _Saving:
     """A dump process that goes on saving the core once the graph is written: a thread waits
-    for it and puts the core in its place; `finish` remembers the dump in the store."""
+    for it and puts the core in its place; `finish` remembers the dump in the store. A `held`
+    dump saves only once `save` closes its standard input."""
 
     def __init__(
-        self, argv: list[str], tmp: Path, roots: list[str], key: str, ident: dict[str, Any]
+        self,
+        argv: list[str],
+        tmp: Path,
+        roots: list[str],
+        key: str,
+        ident: dict[str, Any],
+        held: bool = False,
     ) -> None:
         self.tmp = tmp
         self.roots, self.key, self.ident = roots, key, ident
@@ -244,6 +258,8 @@ class _Saving:
         self.destination = Path()
         self._saved: Path | None = None
         self._error: PlaitError | None = None
+        self._lock = threading.Lock()  # for stdin
+        self._reading = threading.Lock()  # for stdout
         # stderr goes to a file, so that nothing the dump writes can block it.
         self._stderr = (tmp / "stderr").open("w+")
         self.proc = subprocess.Popen(
@@ -251,9 +267,21 @@ class _Saving:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if held else subprocess.DEVNULL,
             cwd=tmp,
         )
+
+    def save(self) -> None:
+        """Let a held dump go on to save the core."""
+        with self._lock:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+
+    def saved(self) -> None:
+        """Until the core is saved (or the save failed), asking for it first."""
+        self.save()
+        self.done.wait()
 
     def read_until_graph(self, on_upgrade: OnUpgrade | None) -> bool:
         """Hand ASDF's upgrade to `on_upgrade` as soon as the dump names it; True once the
@@ -269,7 +297,10 @@ class _Saving:
     def wait(self) -> subprocess.CompletedProcess[str]:
         """The dump's end, with what it said on stderr."""
         assert self.proc.stdout is not None
-        self.proc.stdout.read()
+        with self._reading:
+            if not self.proc.stdout.closed:
+                self.proc.stdout.read()
+                self.proc.stdout.close()
         status = self.proc.wait()
         self._stderr.seek(0)
         return subprocess.CompletedProcess(self.proc.args, status, None, self._stderr.read())
@@ -299,7 +330,7 @@ class _Saving:
             self.done.set()
 
     def finish(self, store: Store) -> None:
-        self.done.wait()
+        self.saved()
         try:
             if self._error is not None:
                 raise self._error
@@ -320,6 +351,7 @@ class _Saving:
         """The dump failed or the build stops: end it, and forget what it made."""
         if self.proc.poll() is None:
             self.proc.kill()
+        self.save()
         self.wait()
         self._stderr.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
