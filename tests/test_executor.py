@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -128,29 +128,25 @@ def test_a_sandbox_base_plait_cannot_write_in_is_an_error(tmp_path: Path) -> Non
     assert "unset PLAIT_SANDBOX_BASE" in caught.value.hint
 
 
+def room(free: int, flags: int = 0) -> Callable[[str | Path], SimpleNamespace]:
+    """A statvfs that says `free` bytes are free on a mount with `flags`."""
+    return lambda path: SimpleNamespace(f_bavail=free // 4096, f_frsize=4096, f_flag=flags)
+
+
 def test_sandboxes_go_to_shared_memory_only_when_it_has_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert sandbox_base({}, shared_memory=tmp_path) == tmp_path
     assert sandbox_base({}, shared_memory=tmp_path / "missing") is None
-    free = shutil.disk_usage(tmp_path).free
-    monkeypatch.setattr(sandbox, "SHARED_MEMORY_ROOM", free + (1 << 40))
+    monkeypatch.setattr(os, "statvfs", room(sandbox.SHARED_MEMORY_ROOM))
+    assert sandbox_base({}, shared_memory=tmp_path) == tmp_path
+    monkeypatch.setattr(os, "statvfs", room(sandbox.SHARED_MEMORY_ROOM - 4096))
     assert sandbox_base({}, shared_memory=tmp_path) is None
 
 
 def test_sandboxes_do_not_go_to_shared_memory_mounted_noexec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = os.statvfs
-
-    def noexec(path: str | Path) -> SimpleNamespace:
-        st = real(path)
-        return SimpleNamespace(
-            f_bavail=st.f_bavail, f_frsize=st.f_frsize, f_flag=st.f_flag | os.ST_NOEXEC
-        )
-
-    assert sandbox_base({}, shared_memory=tmp_path) == tmp_path
-    monkeypatch.setattr(os, "statvfs", noexec)
+    monkeypatch.setattr(os, "statvfs", room(1 << 40, os.ST_NOEXEC))
     assert sandbox_base({}, shared_memory=tmp_path) is None
 
 
