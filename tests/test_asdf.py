@@ -333,6 +333,34 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
         store.close()
 
 
+def test_a_build_lets_the_dump_save_its_core_when_a_job_slot_would_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plait.asdf.dump import Dump
+    from plait.cli import main
+
+    p = project("demo", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
+    events: list[str] = []
+    save, finish = Dump.save, Dump.finish
+
+    def saving(self: Dump) -> None:
+        if "save" not in events:
+            events.append("save")
+        save(self)
+
+    def finishing(self: Dump, store: Any) -> None:
+        events.append("finish")
+        finish(self, store)
+
+    monkeypatch.setattr(Dump, "save", saving)
+    monkeypatch.setattr(Dump, "finish", finishing)
+    # alexandria's files compile one after another: a slot idles while ASDF compiles itself.
+    assert main(["build", "-C", str(p), "plait-demo", "-j", "2"]) == 0
+    assert events == ["save", "finish"]  # asked for before the build's end
+
+
 def test_an_up_to_date_build_starts_no_lisp(env: dict[str, str], tmp_path: Path) -> None:
     p = project("demo", tmp_path)
     shimmed, log = sbcl_shim(tmp_path, env)

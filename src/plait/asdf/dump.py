@@ -250,7 +250,7 @@ class _Saving:
         roots: list[str],
         key: str,
         ident: dict[str, Any],
-        held: bool = False,
+        held: bool,
     ) -> None:
         self.tmp = tmp
         self.roots, self.key, self.ident = roots, key, ident
@@ -258,8 +258,6 @@ class _Saving:
         self.destination = Path()
         self._saved: Path | None = None
         self._error: PlaitError | None = None
-        self._lock = threading.Lock()  # for stdin
-        self._reading = threading.Lock()  # for stdout
         # stderr goes to a file, so that nothing the dump writes can block it.
         self._stderr = (tmp / "stderr").open("w+")
         self.proc = subprocess.Popen(
@@ -272,11 +270,10 @@ class _Saving:
         )
 
     def save(self) -> None:
-        """Let a held dump go on to save the core."""
-        with self._lock:
-            if self.proc.stdin is not None and not self.proc.stdin.closed:
-                with contextlib.suppress(OSError):
-                    self.proc.stdin.close()
+        """Let a held dump go on to save the core (closing a closed pipe does nothing)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
     def saved(self) -> None:
         """Until the core is saved (or the save failed), asking for it first."""
@@ -295,12 +292,11 @@ class _Saving:
         return False
 
     def wait(self) -> subprocess.CompletedProcess[str]:
-        """The dump's end, with what it said on stderr."""
+        """The dump's end, with what it said on stderr (asked again after a failure)."""
         assert self.proc.stdout is not None
-        with self._reading:
-            if not self.proc.stdout.closed:
-                self.proc.stdout.read()
-                self.proc.stdout.close()
+        if not self.proc.stdout.closed:
+            self.proc.stdout.read()
+            self.proc.stdout.close()
         status = self.proc.wait()
         self._stderr.seek(0)
         return subprocess.CompletedProcess(self.proc.args, status, None, self._stderr.read())
@@ -351,7 +347,7 @@ class _Saving:
         """The dump failed or the build stops: end it, and forget what it made."""
         if self.proc.poll() is None:
             self.proc.kill()
-        self.save()
+        self.save()  # closes the pipe to a held dump
         self.wait()
         self._stderr.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
