@@ -34,6 +34,32 @@ server was ready, has each function ARGS names."
                                              plait-compile::*fbound-when-warm*)
                                     t)))))
 
+(defun gc-after-consing (args)
+  "Cons ~150 MB of garbage, more than SBCL lets go between collections, after calling the
+compile driver's POSTPONE-GC if ARGS says \"postpone\"; write to gc.txt whether a collection
+happened."
+  (when (equal args '("postpone"))
+    (plait-compile::postpone-gc))
+  (let ((epoch sb-kernel::*gc-epoch*) (keep nil))
+    (dotimes (i 10000)
+      (setf keep (make-array 2000 :element-type '(unsigned-byte 64))))
+    (with-open-file (s "gc.txt" :direction :output :if-exists :supersede)
+      (format s "~a ~a~%" (if (eq epoch sb-kernel::*gc-epoch*) "no-gc" "gc") (length keep)))))
+
+(defpackage :plait-test-exporter (:use :cl) (:export #:shared))
+(defpackage :plait-test-importer (:use :cl) (:import-from :plait-test-exporter #:shared))
+
+(defun defined-since (args)
+  "Define a function, a setf function and a function named by a symbol two packages hold, then
+write to defined.txt what the compile driver says was defined since before."
+  (declare (ignore args))
+  (let ((before (plait-compile::fbound-symbols)))
+    (setf (fdefinition 'fresh-function) (lambda () 1))
+    (setf (fdefinition '(setf fresh-function)) (lambda (value) value))
+    (setf (fdefinition 'plait-test-exporter:shared) (lambda () 2))
+    (with-open-file (s "defined.txt" :direction :output :if-exists :supersede)
+      (format s "~{~a~%~}" (plait-compile::defined-since before)))))
+
 (defun staged (args)
   "With ARGS a file and the loads left to perform: perform them, then write to staged.txt
 whether the file is in the sandbox and whether the load of warm-demo's a.lisp happened."
