@@ -129,6 +129,11 @@ exits 1 through the disabled debugger, as under --script."
           (use-sandbox-translations)
           (perform-loads loads))
         (mapc #'funcall *when-warm*)
+        ;; Collecting the young generations makes SBCL give their free pages back (it does so
+        ;; after a GC beyond generation 1), and they read as zeros after. Left as they are, a
+        ;; worker zeroes each one it allocates in, and the kernel first copies it from this
+        ;; server's: on ironclad, 0.3 s less system time over the workers.
+        (sb-ext:gc :gen 1)
         (reply out "ready")
         (loop
           (let ((request (let ((*read-eval* nil)) (read in nil :eof))))
