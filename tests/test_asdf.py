@@ -275,6 +275,18 @@ def test_forked_compiles_make_the_same_fasls_as_fresh_ones(
     assert "loading 29 dependencies" in logs["cold"]["main"]
 
 
+def test_a_compile_s_worker_does_not_collect_garbage_once_it_has_compiled(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # After compiling, the worker loads the fasl to learn what it defines, then exits: what
+    # the compile left is not worth collecting. This fasl's load conses ~160 MB of garbage.
+    p = project("consing", tmp_path)
+    private = {**env, "PLAIT_CACHE": str(tmp_path / "store")}
+    assert plait("build", "plait-consing", "-j", "2", cwd=p, env=private).returncode == 0
+    log = compile_logs(tmp_path / "store")["consing"]
+    assert "plait-consing: no collection while loading 2000" in log
+
+
 def sbcl_shim(tmp_path: Path, env: dict[str, str]) -> tuple[dict[str, str], Path]:
     """An environment whose sbcl writes its arguments to a file (returned) before it runs."""
     shim = tmp_path / "bin" / "sbcl"

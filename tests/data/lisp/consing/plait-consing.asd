@@ -1,0 +1,2 @@
+(defsystem "plait-consing"
+  :components ((:file "consing")))
