@@ -108,18 +108,6 @@ def test_what_a_compile_defined_is_each_new_function_once(tmp_path: Path) -> Non
         pool.close()
 
 
-def test_a_worker_does_not_collect_garbage_once_its_compile_is_done(tmp_path: Path) -> None:
-    # What a compile worker does after compiling (loading its fasl to learn what it defines)
-    # would otherwise often collect the compile's garbage, which its exit drops anyway.
-    pool = WarmPool()
-    try:
-        for how, expected in (("postpone", "no-gc"), ("as-is", "gc")):
-            assert pool.run(warm("gc-after-consing", how), {}, tmp_path, tmp_path / "log") == 0
-            assert (tmp_path / "gc.txt").read_text().split() == [expected, "2000"]
-    finally:
-        pool.close()
-
-
 def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:
     pool = WarmPool()
     try:

@@ -34,18 +34,6 @@ server was ready, has each function ARGS names."
                                              plait-compile::*fbound-when-warm*)
                                     t)))))
 
-(defun gc-after-consing (args)
-  "Cons ~150 MB of garbage, more than SBCL lets go between collections, after calling the
-compile driver's POSTPONE-GC if ARGS says \"postpone\"; write to gc.txt whether a collection
-happened."
-  (when (equal args '("postpone"))
-    (plait-compile::postpone-gc))
-  (let ((epoch sb-kernel::*gc-epoch*) (keep nil))
-    (dotimes (i 10000)
-      (setf keep (make-array 2000 :element-type '(unsigned-byte 64))))
-    (with-open-file (s "gc.txt" :direction :output :if-exists :supersede)
-      (format s "~a ~a~%" (if (eq epoch sb-kernel::*gc-epoch*) "no-gc" "gc") (length keep)))))
-
 (defpackage :plait-test-exporter (:use :cl) (:export #:shared))
 (defpackage :plait-test-importer (:use :cl) (:import-from :plait-test-exporter #:shared))
 
