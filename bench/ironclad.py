@@ -23,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    run.compile_plait()
     table = run.Table(f"ironclad, median of {args.runs} run(s), -j {run.JOBS}", ["plait", "ASDF"])
     run.lisp(["ironclad"], args.runs, table, ironclad_edits=True)
     print(table.markdown())
