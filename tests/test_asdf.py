@@ -333,7 +333,7 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
     try:
         built = add_systems(Graph(), store, p, ["load:plait-demo"], Policy(), pool=pool)
         dump = built.dump
-        (stderr,) = (tmp_path / "store").glob("tmp/plait-dump-*/stderr")
+        (stderr,) = store.tmp.glob("plait-dump-*/stderr")
         time.sleep(1.5)  # unheld, the save would have begun at once
         assert "plait-dump: saving the core" not in stderr.read_text()
         assert not dump.core_path.exists()

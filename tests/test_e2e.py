@@ -271,7 +271,7 @@ def test_a_signal_kills_running_commands_and_the_next_build_goes_on(
     piddir, tmpdir = tmp_path / "pids", tmp_path / "tmp"
     piddir.mkdir()
     tmpdir.mkdir()
-    env = {**os.environ, "PIDDIR": str(piddir), "TMPDIR": str(tmpdir)}
+    env = {**os.environ, "PIDDIR": str(piddir), "PLAIT_SANDBOX_BASE": str(tmpdir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "plait", "build", "-j", "2"],
         cwd=p,
@@ -299,6 +299,38 @@ def test_a_signal_kills_running_commands_and_the_next_build_goes_on(
     result = plait("build", "--report", "r.json", cwd=p, env={"PIDDIR": str(piddir)})
     assert result.returncode == 0
     assert status(json.loads((p / "r.json").read_text())) == {"quick": "cached", "slow": "ran"}
+    assert (p / "slow.txt").read_text() == "data\n"
+
+
+def test_what_a_killed_build_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    # SIGKILL runs no `finally`: the build's sandboxes (in shared memory, by default) and its
+    # unfinished store files stay, until another build sees that their process is gone.
+    p = scenario("slow", tmp_path)
+    piddir, base = tmp_path / "pids", tmp_path / "sandboxes"
+    piddir.mkdir()
+    base.mkdir()
+    env = {"PIDDIR": str(piddir), "PLAIT_SANDBOX_BASE": str(base)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait", "build", "-j", "2"],
+        cwd=p,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(piddir / "slow.pid")
+    _wait_for(p / "quick.txt")  # its output went through the store's tmp/
+    assert [d.name.split("-")[:2] for d in base.iterdir()] == [["plait", "run"]]
+    assert [d.name.split("-")[0] for d in (p / ".plait" / "tmp").iterdir()] == ["run"]
+    proc.kill()
+    proc.wait()
+    slow = int((piddir / "slow.pid").read_text())
+    os.killpg(slow, signal.SIGKILL)  # the command, in a session of its own, lives on
+    assert list(base.iterdir()) != []  # nothing removed them
+
+    (piddir / "fast").touch()
+    assert plait("build", cwd=p, env=env).returncode == 0
+    assert list(base.iterdir()) == []
+    assert list((p / ".plait" / "tmp").iterdir()) == []
     assert (p / "slow.txt").read_text() == "data\n"
 
 

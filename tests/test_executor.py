@@ -50,7 +50,11 @@ def run(
     log = tmp_path / "log.txt"
     request = Request("t", tuple(argv), env or {}, files, outputs, log)
     blobs = Blobs()
-    result = (executor or LocalExecutor()).execute(request, blobs)
+    if executor is not None:
+        result = executor.execute(request, blobs)
+    else:
+        with LocalExecutor() as made:
+            result = made.execute(request, blobs)
     return result, blobs, log.read_text() if log.exists() else ""
 
 
@@ -116,8 +120,9 @@ def test_sandboxes_are_made_where_plait_sandbox_base_says(
     boxes.mkdir()
     monkeypatch.setenv("PLAIT_SANDBOX_BASE", str(boxes))
     result, blobs, _ = run(tmp_path, ["sh", "-c", "pwd > where.txt"], outputs=("where.txt",))
-    assert Path(output(result, blobs, "where.txt").strip()).parent.parent == boxes
-    assert list(boxes.iterdir()) == []  # and removed there
+    # In the run's directory there (plait.scratch), which its executor removes once closed.
+    assert Path(output(result, blobs, "where.txt").strip()).parent.parent.parent == boxes
+    assert list(boxes.iterdir()) == []
 
 
 def test_a_sandbox_base_plait_cannot_write_in_is_an_error(tmp_path: Path) -> None:

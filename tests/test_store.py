@@ -32,7 +32,7 @@ def test_blobs_are_named_by_content_and_read_only(store: Store, tmp_path: Path) 
     assert d == digest.of_bytes(b"content")
     assert store.blob_path(d).read_bytes() == b"content"
     assert store.blob_path(d).stat().st_mode & 0o777 == 0o444
-    assert list((store.root / "tmp").iterdir()) == []
+    assert [p.name for p in store.tmp.iterdir()] == [".owner"]  # nothing but its lock
 
 
 def test_moving_a_file_into_the_blobs_takes_it(store: Store, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ that runs each command in its own sandbox and process group."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -17,6 +16,7 @@ from typing import Protocol
 from plait.digest import Digest
 from plait.model import Warm
 from plait.sandbox import Sandbox, kill_group, sandbox_base
+from plait.scratch import Scratch, reap, remove_tree
 from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
@@ -63,6 +63,10 @@ class Executor(Protocol):
         ...
 
 
+# What a run's directory in the sandbox base is named after (plait.scratch).
+SCRATCH = "plait-run-"
+
+
 class LocalExecutor:
     """Runs each command in a fresh sandbox directory, in a process group of its own: started
     afresh, or forked from a warm process when the request says how (plait.warm)."""
@@ -73,6 +77,10 @@ class LocalExecutor:
         self._cancelled = False
         self._pool: WarmPool | None = None
         self.base = sandbox_base()
+        # This run's directory under the base, for its sandboxes and warm pool (plait.scratch):
+        # made when first needed. Those of runs that were killed go now.
+        self._scratch: Scratch | None = None
+        reap(self._parent(), SCRATCH)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -81,23 +89,37 @@ class LocalExecutor:
         self.close()
 
     def close(self) -> None:
-        """Stop the warm processes."""
+        """Stop the warm processes, and remove this run's directory."""
         with self._lock:
             pool, self._pool = self._pool, None
+            scratch, self._scratch = self._scratch, None
         if pool is not None:
             pool.close()
+        if scratch is not None:
+            scratch.remove()
+
+    def scratch(self) -> Path:
+        """This run's directory, where its sandboxes and warm pool go."""
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = Scratch(self._parent(), SCRATCH)
+            return self._scratch.path
+
+    def _parent(self) -> Path:
+        return self.base or Path(tempfile.gettempdir())
 
     def warm_pool(self) -> WarmPool | None:
         """The servers warm commands fork from, made when first asked for; None once
         cancelled."""
+        directory = self.scratch()
         with self._lock:
             if self._pool is None and not self._cancelled:
-                self._pool = WarmPool(self.base)
+                self._pool = WarmPool(directory)
             return self._pool
 
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
-        root = Path(tempfile.mkdtemp(prefix="plait-sb-", dir=self.base))
+        root = Path(tempfile.mkdtemp(prefix="sb-", dir=self.scratch()))
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.
@@ -112,7 +134,7 @@ class LocalExecutor:
                 _collect(request, box, ingest, result)
             return result
         finally:
-            _remove_tree(root)
+            remove_tree(root)
 
     def _run(self, request: Request, box: Sandbox, later: _Later) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,15 +211,3 @@ def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> 
             continue
         executable = bool(path.stat().st_mode & 0o100)
         result.outputs[rel] = (ingest(path), executable)
-
-
-def _remove_tree(root: Path) -> None:
-    """Remove a sandbox, even where the command left read-only directories behind (only then
-    is the tree walked twice)."""
-    try:
-        shutil.rmtree(root)
-    except OSError:
-        for path in root.rglob("*"):
-            if path.is_dir() and not path.is_symlink():
-                path.chmod(0o700)
-        shutil.rmtree(root, ignore_errors=True)
