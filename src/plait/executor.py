@@ -16,7 +16,7 @@ from typing import Protocol
 from plait.digest import Digest
 from plait.model import Warm
 from plait.sandbox import Sandbox, kill_group, sandbox_base
-from plait.scratch import Scratch, reap, remove_tree
+from plait.scratch import Scratch, remove_tree
 from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
@@ -76,11 +76,9 @@ class LocalExecutor:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
         self._pool: WarmPool | None = None
-        self.base = sandbox_base()
-        # This run's directory under the base, for its sandboxes and warm pool (plait.scratch):
-        # made when first needed. Those of runs that were killed go now.
-        self._scratch: Scratch | None = None
-        reap(self._parent(), SCRATCH)
+        # This run's directory in the sandbox base, for its sandboxes and warm pool
+        # (plait.scratch): made when first needed. Those of runs that were killed go now.
+        self._scratch = Scratch(sandbox_base() or Path(tempfile.gettempdir()), SCRATCH)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -92,26 +90,14 @@ class LocalExecutor:
         """Stop the warm processes, and remove this run's directory."""
         with self._lock:
             pool, self._pool = self._pool, None
-            scratch, self._scratch = self._scratch, None
         if pool is not None:
             pool.close()
-        if scratch is not None:
-            scratch.remove()
-
-    def scratch(self) -> Path:
-        """This run's directory, where its sandboxes and warm pool go."""
-        with self._lock:
-            if self._scratch is None:
-                self._scratch = Scratch(self._parent(), SCRATCH)
-            return self._scratch.path
-
-    def _parent(self) -> Path:
-        return self.base or Path(tempfile.gettempdir())
+        self._scratch.remove()
 
     def warm_pool(self) -> WarmPool | None:
         """The servers warm commands fork from, made when first asked for; None once
         cancelled."""
-        directory = self.scratch()
+        directory = self._scratch.path
         with self._lock:
             if self._pool is None and not self._cancelled:
                 self._pool = WarmPool(directory)
@@ -119,7 +105,7 @@ class LocalExecutor:
 
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
-        root = Path(tempfile.mkdtemp(prefix="sb-", dir=self.scratch()))
+        root = Path(tempfile.mkdtemp(prefix="sb-", dir=self._scratch.path))
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.

@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,26 +25,41 @@ HIDDEN_GRACE = 60.0
 
 
 class Scratch:
-    """A directory under `parent`, named `prefix` then this process's pid, that is this
-    process's until `remove`. Making one removes those of processes that are gone."""
+    """This process's directory under `parent`, named `prefix` then its pid: made when `path` is
+    first asked for, and this process's until `remove`. Making the Scratch removes the
+    directories of processes that are gone, so each place is reaped once per process."""
 
     def __init__(self, parent: Path, prefix: str) -> None:
-        parent.mkdir(parents=True, exist_ok=True)
+        self.parent, self.prefix = parent, prefix
+        self._lock = threading.Lock()
+        self._path: Path | None = None
+        self._fd = -1
         reap(parent, prefix)
-        # Made hidden, locked, then renamed: no one sees it unlocked.
-        hidden = Path(tempfile.mkdtemp(prefix=f".{prefix}{os.getpid()}-", dir=parent))
-        self._fd: int | None = os.open(hidden / OWNER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        self.path = hidden.with_name(hidden.name[1:])
-        hidden.rename(self.path)
+
+    @property
+    def path(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self.parent.mkdir(parents=True, exist_ok=True)
+                # Made hidden, locked, then renamed: no one sees it unlocked.
+                hidden = Path(
+                    tempfile.mkdtemp(prefix=f".{self.prefix}{os.getpid()}-", dir=self.parent)
+                )
+                self._fd = os.open(hidden / OWNER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._path = hidden.with_name(hidden.name[1:])
+                hidden.rename(self._path)
+            return self._path
 
     def remove(self) -> None:
-        """Remove the directory and what is in it; the lock goes last. Idempotent."""
-        if self._fd is None:
-            return
-        remove_tree(self.path)
-        os.close(self._fd)
-        self._fd = None
+        """Remove the directory, if made, and what is in it; the lock goes last. Idempotent;
+        asked for again, `path` makes a new one."""
+        with self._lock:
+            if self._path is None:
+                return
+            remove_tree(self._path)
+            os.close(self._fd)
+            self._path = None
 
 
 def reap(parent: Path, prefix: str) -> list[Path]:

@@ -17,7 +17,6 @@ import shutil
 import sqlite3
 import stat
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 from plait import digest
 from plait.digest import Digest
 from plait.errors import StoreError
-from plait.scratch import Scratch, reap
+from plait.scratch import Scratch
 
 SCHEMA_VERSION = 1
 
@@ -100,8 +99,7 @@ class Store:
         self.project = str(project)
         self.db = db
         self.blobs = root / "blobs"
-        self._scratch: Scratch | None = None
-        self._scratch_lock = threading.Lock()
+        self._scratch = Scratch(root / "tmp", SCRATCH)
         self.logs = root / "logs" / hashlib.sha256(self.project.encode()).hexdigest()[:16]
         self._stats: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty_stats: dict[str, tuple[int, int, int, int, str]] = {}
@@ -113,7 +111,6 @@ class Store:
         root = root or default_root(project)
         for sub in ("blobs", "tmp", "logs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        reap(root / "tmp", SCRATCH)
         db = connect(root / "store.db")
         store = cls(root, project, db)
         store._preload_stats()
@@ -123,18 +120,14 @@ class Store:
         self.flush()
         self.db.close()
         self.unlock()
-        if self._scratch is not None:
-            self._scratch.remove()
+        self._scratch.remove()
 
     @property
     def tmp(self) -> Path:
         """This process's directory for what is not in the store yet (blobs being written, a
         dump's files), under the store's tmp/: made when first asked for, removed on `close`,
         and removed by the next process if this one is killed (plait.scratch)."""
-        with self._scratch_lock:
-            if self._scratch is None:
-                self._scratch = Scratch(self.root / "tmp", SCRATCH)
-            return self._scratch.path
+        return self._scratch.path
 
     def log_path(self, name: str) -> Path:
         """Where the output of an action's last run is kept."""
