@@ -407,6 +407,23 @@ def test_a_compile_error_names_the_file_and_keep_going_builds_the_rest(
     assert report(p)["compile:plait-broken:good"] == "ran"
 
 
+def test_a_compile_out_of_stack_or_heap_fails_saying_so(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # --script would make SBCL die with a frame dump on a stack overflow; under ASDF both are
+    # conditions, and the failure's last lines must say which.
+    p = project("exhausted", tmp_path)
+    result = plait("build", "plait-exhausted/stack", "plait-exhausted/heap", "-k", cwd=p, env=env)
+    assert result.returncode == 1
+    stack, heap = (
+        result.stdout.split(f"FAILED compile:plait-exhausted/{name}:")[1].split("full log:")[0]
+        for name in ("stack", "heap")
+    )
+    assert "compiling " + str(p / "stack.lisp") + " failed: Control stack exhausted" in stack
+    assert "fatal error" not in stack
+    assert "compiling " + str(p / "heap.lisp") + " failed: Heap exhausted" in heap
+
+
 def test_a_missing_system_is_named_with_where_asdf_looked(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -118,8 +118,14 @@ than touching fresh pages. (SBCL's C variable; nothing is done on an SBCL withou
                                          (princ-to-string w))
                                    warnings))))
             (with-compilation-unit (:override t)
-              (handler-case (asdf:perform o c)
-                (error (e) (setf failure e)))
+              ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
+              ;; report needs the dynamic extent it was signalled in, so it is taken there.
+              (block perform
+                (handler-bind ((serious-condition
+                                 (lambda (e)
+                                   (setf failure (princ-to-string e))
+                                   (return-from perform))))
+                  (asdf:perform o c)))
               (setf undefined
                     (loop :for w :in sb-c::*undefined-warnings*
                           :when (eq (sb-c::undefined-warning-kind w) :function)
