@@ -216,6 +216,29 @@ def test_an_edit_reruns_what_loads_the_changed_fasl(env: dict[str, str], tmp_pat
     assert ran == ["compile:plait-demo:extra", "compile:plait-demo:main", "compile:plait-demo:util"]
 
 
+def test_a_system_is_compiled_once_whatever_build_asks_for_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Each build's dump (its roots, its project) holds other definitions, but a compile
+    # depends only on the .asd files ASDF's plan makes it depend on.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = project("demo", tmp_path)
+    assert plait("build", "plait-demo", cwd=p, env=env).returncode == 0
+    assert (
+        plait("build", "alexandria", "--report", "r.json", cwd=elsewhere, env=env).returncode == 0
+    )
+    statuses = report(elsewhere)
+    assert statuses and set(statuses.values()) == {"cached"}
+    with (p / "plait-demo.asd").open("a") as asd:
+        asd.write(";; a comment\n")
+    result = plait("build", "plait-demo", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0
+    ran = {n for n, s in report(p).items() if s == "ran"}
+    assert ran == {f"compile:plait-demo:{f}" for f in ("package", "util", "main", "extra")}
+    assert f"input '{p / 'plait-demo.asd'}' changed" in result.stdout
+
+
 def test_fasls_are_the_same_bytes_when_built_again_from_nothing(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from plait import planner
 from plait.asdf import graph as asdf_graph
 from plait.asdf.dump import SANDBOX_MARK, Dump
 from plait.asdf.graph import Policy, Translation, driver, node_name, token
@@ -57,7 +58,7 @@ def node(
     }
 
 
-def dump() -> Dump:
+def dump(core: str = "/store/definitions.core", image: str = "image-1") -> Dump:
     """lib: a, b (depends on a), c (independent), then app: m, which depends on lib."""
     nodes = [
         node(1, "load", "sb-posix", None, [], kind="require"),
@@ -80,8 +81,9 @@ def dump() -> Dump:
         node(18, "load", "app", ["m"], [16, 17], source=True),
         node(19, "load", "app", None, [18, 15]),
     ]
-    data = {"nodes": nodes, "roots": [19], "asd_files": [], "asd_digests": {}}
-    return Dump(data, Path("/store/definitions.core"))
+    asds = [["app", "/src/app.asd"], ["lib", "/src/lib.asd"]]
+    data = {"nodes": nodes, "roots": [19], "system_asds": asds, "image": image}
+    return Dump(data, Path(core))
 
 
 def translate(deps: asdf_graph.Deps = "system", warm: bool = False) -> Graph:
@@ -109,6 +111,26 @@ def test_every_compile_that_writes_a_fasl_is_a_builder() -> None:
     # a compile may start while it is being saved.
     assert a.argv[1:3] == ("--core", "/store/definitions.core")
     assert "/store/definitions.core" not in a.inputs
+
+
+def test_a_compile_s_key_names_the_core_by_its_image_and_has_the_asd_files_it_needs() -> None:
+    """Two dumps of one image (for other roots, or another project) hold other definitions and
+    are kept apart, but a compile on either has one key; its system's .asd and those of the
+    systems it depends on are its inputs, as ASDF's plan makes them (define-op)."""
+
+    def key(d: Dump, name: str) -> dict[str, Any]:
+        g = Graph()
+        Translation(d, Policy(), Path("/usr/bin/sbcl")).add_to(g)
+        return planner.key_material(g.actions[name], {}, None)
+
+    g = translate()
+    assert "/src/lib.asd" in g.actions["compile:lib:a"].inputs
+    assert "/src/app.asd" not in g.actions["compile:lib:a"].inputs
+    assert {"/src/app.asd", "/src/lib.asd"} <= set(g.actions["compile:app:m"].inputs)
+    for name in ("compile:lib:a", "compile:app:m"):
+        assert key(dump(), name) == key(dump(core="/store/another.core"), name)
+        assert key(dump(), name) != key(dump(image="image-2"), name)
+        assert "/store/definitions.core" not in key(dump(), name)["argv"]
 
 
 def test_declared_mode_sees_only_declared_dependencies() -> None:

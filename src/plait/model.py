@@ -53,6 +53,9 @@ class Action:
     links: tuple[str, ...] = ()
     # Not part of its key: another way to run the same command, faster (see Warm).
     warm: Warm | None = None
+    # Words of the argv that name a file by what it is, not where it is: the key holds the
+    # name instead (a Lisp core that builds asking for other things keep elsewhere).
+    named: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_builder(self) -> bool:

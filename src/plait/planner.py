@@ -30,7 +30,7 @@ def key_material(
 ) -> dict[str, Any]:
     """Everything an action computes from (a constructive trace), as plain JSON data."""
     return {
-        "argv": list(action.argv),
+        "argv": [action.named.get(word, word) for word in action.argv],
         "env": dict(action.env),
         "tool": str(tool) if tool else None,
         "inputs": {path: str(d) for path, d in inputs.items()},

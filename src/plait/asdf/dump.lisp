@@ -163,14 +163,15 @@
       (asdf::map-direct-dependencies o c (lambda (do dc) (push (visit do dc) deps)))
       (add-node o c (reverse deps)))))
 
-(defun asd-files ()
-  (let ((files '()))
+(defun system-asds ()
+  "Each registered system whose definition is in a file, with that file: ((name asd) ...)."
+  (let ((pairs '()))
     (dolist (name (asdf:registered-systems))
       (let* ((s (asdf:registered-system name))
              (f (and s (asdf:system-source-file s))))
         (when (and f (probe-file f))
-          (pushnew (namestring (truename f)) files :test #'string=))))
-    (sort files #'string<)))
+          (push (list name (namestring (truename f))) pairs))))
+    (sort pairs #'string< :key #'first)))
 
 (defun operation-named (name)
   (cond ((string-equal name "load") 'asdf:load-op)
@@ -234,7 +235,7 @@ as (operation system) lists."
                         :asdf_upgrade *upgrade*
                         :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
                                                *features*))
-                        :asd_files (arr (asd-files))
+                        :system_asds (arr (system-asds))
                         :roots (arr (mapcar (lambda (r)
                                               (gethash (list (first r)
                                                              (component-key (second r)))

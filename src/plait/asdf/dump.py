@@ -225,6 +225,12 @@ def _run(
         saving.abandon()
         raise
     data["key"] = key
+    # What the core is, as far as a compile on it can tell, but for the definitions it holds:
+    # not which roots the dump was asked for, nor from where (see graph.Translation.core_name).
+    data["image"] = digest.of_canonical(
+        {"asdf-image": 1, **{k: v for k, v in ident.items() if k not in ("roots", "project")}}
+    )
+    data["asd_files"] = sorted({asd for _, asd in data["system_asds"]})
     data["asd_digests"] = {}
     for path in data["asd_files"]:
         d = store.file_digest(Path(path))

@@ -79,7 +79,7 @@ def _checkpoint_cost(loads: int) -> float:
 
 def driver(entry: str) -> list[str]:
     """The arguments that run a driver the dump loaded into the definitions core. The drivers'
-    code is part of the core, so the core's digest in an action's key covers it."""
+    code is part of the core, so the core's name in an action's key covers it."""
     return ["--script", str(lisp_file("call.lisp")), entry]
 
 
@@ -152,6 +152,20 @@ class Translation:
         for i in self._loads:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
+        self._system_asd: dict[str, str] = dict(dump.data.get("system_asds") or ())
+        self._system_deps: dict[str, set[str]] = {}
+        for n in self.nodes.values():
+            deps = self._system_deps.setdefault(n["system"], set())
+            deps.update(self.nodes[d]["system"] for d in n["deps"] or ())
+        self._closures: dict[str, frozenset[str]] = {}
+        self._asds: dict[frozenset[str], tuple[str, ...]] = {}
+        # The definitions core as the key of an action on it names it: the image the dump made
+        # (SBCL, ASDF, plait's drivers, ASDF's configuration), not which roots it was for, from
+        # which project, nor the definitions it loaded. Each action has the .asd files it
+        # depends on as inputs instead (asds_of): a system is compiled once, whatever build
+        # asks for it, and editing an .asd file reruns only the compiles ASDF would rerun.
+        made_of = {"image": dump.data.get("image"), "asdf": dump.data.get("asdf_version")}
+        self.core_name = "definitions-core:" + digest.of_canonical(made_of)
 
     def token(self, i: int) -> str:
         """Node `i` as a printed Lisp list; made once per build, though most compiles load it."""
@@ -164,6 +178,28 @@ class Translation:
         if i not in self._costs:
             self._costs[i] = _compile_cost(self.nodes[i]["inputs"] or ())
         return self._costs[i]
+
+    def closure(self, system: str) -> frozenset[str]:
+        """`system` and every system one of its actions depends on, however indirectly."""
+        if system not in self._closures:
+            seen = {system}
+            stack = [system]
+            while stack:
+                for dep in self._system_deps.get(stack.pop(), ()):
+                    if dep not in seen:
+                        seen.add(dep)
+                        stack.append(dep)
+            self._closures[system] = frozenset(seen)
+        return self._closures[system]
+
+    def asds_of(self, systems: Iterable[str]) -> tuple[str, ...]:
+        """The .asd files of `systems` and of the systems they depend on: ASDF's plan makes an
+        action depend on its system's definition (define-op), and on those of its dependencies."""
+        involved = frozenset[str]().union(*(self.closure(s) for s in systems))
+        if involved not in self._asds:
+            asds = {self._system_asd[s] for s in involved if s in self._system_asd}
+            self._asds[involved] = tuple(sorted(asds))
+        return self._asds[involved]
 
     def is_builder(self, node: Node) -> bool:
         return bool(node["outputs"]) and not node["in_image"] and node["system_kind"] == "source"
@@ -259,6 +295,7 @@ class Translation:
         inputs = driver_inputs()  # the definitions core is named in the argv, as for compiles
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
+        inputs.extend(self.asds_of(self.nodes[i]["system"] for i in shared))
         return Action(
             name=f"checkpoint:{tag}",
             argv=(
@@ -274,13 +311,16 @@ class Translation:
             env=sbcl_environment(self.sbcl),
             install={core: ""},
             cost=_checkpoint_cost(len(shared)),
+            named={str(self.dump.core_path): self.core_name},
         )
 
     def action(self, node: Node) -> Action:
         loads, builders = self.plan_loads(node)
-        # The definitions core is named in the argv by what made it, which the key then covers:
-        # a compile can start while it is being saved (plait.asdf.dump).
-        core = str(self.dump.core_path)
+        # The definitions core is in the argv, and the key names it by what it is to compiles
+        # (core_name): a compile can start while it is being saved (plait.asdf.dump).
+        definitions = str(self.dump.core_path)
+        asds = self.asds_of([node["system"], *(self.nodes[i]["system"] for i in loads)])
+        core = definitions
         links: tuple[str, ...] = ()
         shared = self._checkpoint_of.get(node["id"])
         if shared is not None:
@@ -290,7 +330,7 @@ class Translation:
             loads -= set(shared)
             _, covered = self.reach(shared)
             builders -= covered
-        inputs = [*node["inputs"], *links, *driver_inputs()]
+        inputs = [*node["inputs"], *asds, *links, *driver_inputs()]
         fasls = [f for b in sorted(builders) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
         links += tuple(fasls)  # only loaded: read-only links, not copies
@@ -325,6 +365,7 @@ class Translation:
             cost=self.cost(node["id"]),
             links=links,
             warm=warm,
+            named={definitions: self.core_name},
         )
 
     def add_to(self, graph: Graph) -> None:
