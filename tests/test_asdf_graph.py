@@ -20,6 +20,7 @@ OPS = {
     "prepare": "ASDF/LISP-ACTION::PREPARE-OP",
     "compile": "ASDF/LISP-ACTION::COMPILE-OP",
     "load": "ASDF/LISP-ACTION::LOAD-OP",
+    "test": "ASDF/LISP-ACTION::TEST-OP",
 }
 
 
@@ -59,7 +60,8 @@ def node(
 
 
 def dump(core: str = "/store/definitions.core", image: str = "image-1") -> Dump:
-    """lib: a, b (depends on a), c (independent), then app: m, which depends on lib."""
+    """lib: a, b (depends on a), c (independent), then app: m, which depends on lib; lib's
+    test-op needs app (as an :in-order-to of a test system would)."""
     nodes = [
         node(1, "load", "sb-posix", None, [], kind="require"),
         node(2, "define", "lib", None, []),
@@ -80,6 +82,7 @@ def dump(core: str = "/store/definitions.core", image: str = "image-1") -> Dump:
         node(17, "compile", "app", ["m"], [16], source=True),
         node(18, "load", "app", ["m"], [16, 17], source=True),
         node(19, "load", "app", None, [18, 15]),
+        node(20, "test", "lib", None, [19]),
     ]
     asds = [["app", "/src/app.asd"], ["lib", "/src/lib.asd"]]
     data = {"nodes": nodes, "roots": [19], "system_asds": asds, "image": image}
@@ -116,7 +119,8 @@ def test_every_compile_that_writes_a_fasl_is_a_builder() -> None:
 def test_a_compile_s_key_names_the_core_by_its_image_and_has_the_asd_files_it_needs() -> None:
     """Two dumps of one image (for other roots, or another project) hold other definitions and
     are kept apart, but a compile on either has one key; its system's .asd and those of the
-    systems it depends on are its inputs, as ASDF's plan makes them (define-op)."""
+    systems it depends on are its inputs, as ASDF's plan makes them (define-op), and not those
+    of the systems that other actions of its system need (lib's test-op needs app)."""
 
     def key(d: Dump, name: str) -> dict[str, Any]:
         g = Graph()

@@ -153,11 +153,13 @@ class Translation:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
         self._system_asd: dict[str, str] = dict(dump.data.get("system_asds") or ())
-        self._system_deps: dict[str, set[str]] = {}
-        for n in self.nodes.values():
-            deps = self._system_deps.setdefault(n["system"], set())
-            deps.update(self.nodes[d]["system"] for d in n["deps"] or ())
-        self._closures: dict[str, frozenset[str]] = {}
+        # The systems of each node and of every node it depends on (in plan order, a node's
+        # dependencies come before it).
+        self._systems: dict[int, frozenset[str]] = {}
+        for i in sorted(self.nodes):
+            n = self.nodes[i]
+            below = (self._systems[d] for d in n["deps"] or ())
+            self._systems[i] = frozenset([n["system"]]).union(*below)
         self._asds: dict[frozenset[str], tuple[str, ...]] = {}
         # The definitions core as the key of an action on it names it: the image the dump made
         # (SBCL, ASDF, plait's drivers, ASDF's configuration), not which roots it was for, from
@@ -179,23 +181,11 @@ class Translation:
             self._costs[i] = _compile_cost(self.nodes[i]["inputs"] or ())
         return self._costs[i]
 
-    def closure(self, system: str) -> frozenset[str]:
-        """`system` and every system one of its actions depends on, however indirectly."""
-        if system not in self._closures:
-            seen = {system}
-            stack = [system]
-            while stack:
-                for dep in self._system_deps.get(stack.pop(), ()):
-                    if dep not in seen:
-                        seen.add(dep)
-                        stack.append(dep)
-            self._closures[system] = frozenset(seen)
-        return self._closures[system]
-
-    def asds_of(self, systems: Iterable[str]) -> tuple[str, ...]:
-        """The .asd files of `systems` and of the systems they depend on: ASDF's plan makes an
-        action depend on its system's definition (define-op), and on those of its dependencies."""
-        involved = frozenset[str]().union(*(self.closure(s) for s in systems))
+    def asds_of(self, ids: Iterable[int]) -> tuple[str, ...]:
+        """The .asd files of the systems of nodes `ids` and of every node they depend on: ASDF's
+        plan makes an action depend on its system's definition (define-op), and on those of the
+        systems it depends on."""
+        involved = frozenset[str]().union(*(self._systems[i] for i in ids))
         if involved not in self._asds:
             asds = {self._system_asd[s] for s in involved if s in self._system_asd}
             self._asds[involved] = tuple(sorted(asds))
@@ -295,7 +285,7 @@ class Translation:
         inputs = driver_inputs()  # the definitions core is named in the argv, as for compiles
         for b in sorted(builders):
             inputs.extend(self.fasls(self.nodes[b]))
-        inputs.extend(self.asds_of(self.nodes[i]["system"] for i in shared))
+        inputs.extend(self.asds_of(shared))
         return Action(
             name=f"checkpoint:{tag}",
             argv=(
@@ -319,7 +309,7 @@ class Translation:
         # The definitions core is in the argv, and the key names it by what it is to compiles
         # (core_name): a compile can start while it is being saved (plait.asdf.dump).
         definitions = str(self.dump.core_path)
-        asds = self.asds_of([node["system"], *(self.nodes[i]["system"] for i in loads)])
+        asds = self.asds_of([node["id"], *loads])
         core = definitions
         links: tuple[str, ...] = ()
         shared = self._checkpoint_of.get(node["id"])
