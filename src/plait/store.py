@@ -226,6 +226,8 @@ class Store:
                 (key,),
             ).fetchone()
             entry = tuple(row) if row else None
+            if entry is not None:  # outside the project: asked again by other actions
+                self._stats[key] = entry
         if entry is not None:
             size, mtime_ns, ino, hashed_ns, hash_ = entry
             if (size, mtime_ns, ino) == (st.st_size, st.st_mtime_ns, st.st_ino) and (
