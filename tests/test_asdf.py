@@ -351,6 +351,7 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
 
     p = project("demo", tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PLAIT_CACHE", raising=False)
     store = Store.open(p, tmp_path / "store")
     pool = WarmPool()
     try:
@@ -376,6 +377,7 @@ def test_a_build_lets_the_dump_save_its_core_when_a_job_slot_would_idle(
 
     p = project("demo", tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PLAIT_CACHE", raising=False)
     monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
     events: list[str] = []
     save, finish = Dump.save, Dump.finish
@@ -611,3 +613,40 @@ def test_asdf_upgrading_itself_is_a_compile_run_while_the_dump_runs(tmp_path: Pa
     assert again.returncode == 0, again.stdout + again.stderr
     assert "ran compile:asdf:build/asdf" not in again.stdout
     assert "ran compile:plait-demo:main" in again.stdout
+
+
+def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ASDF's upgrade of itself would: its fasl, where up to date, rather than its source
+    (1.3 s). The ASDF version each dump ran tells which it loaded: here a fasl that is not
+    ASDF at all leaves SBCL's own, and one SBCL cannot load leaves the source to be loaded."""
+    from plait.asdf import dump as dumping
+    from plait.store import Store
+
+    if not bundled_asdf_is_older_than_debians():
+        pytest.skip("SBCL's own ASDF is as new as Debian's: it does not upgrade itself")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PLAIT_CACHE", raising=False)
+
+    def dumped(project: str) -> dict[str, Any]:
+        where = tmp_path / project
+        where.mkdir()
+        store = Store.open(where)
+        try:
+            return dumping.load(store, dumping.sbcl(), ["load:split-sequence"], where).data
+        finally:
+            store.close()
+
+    source = dumped("first")
+    fasl = Path(next(f for f in source["asdf_upgrade"]["outputs"] if f.endswith(".fasl")))
+    assert not fasl.exists()
+    fasl.parent.mkdir(parents=True)
+    (tmp_path / "other.lisp").write_text("(defvar cl-user::*not-asdf* t)\n")
+    compiled = f'(compile-file "{tmp_path / "other.lisp"}" :output-file "{fasl}")'
+    subprocess.run(
+        ["sbcl", "--non-interactive", "--eval", compiled], check=True, capture_output=True
+    )
+    assert dumped("second")["asdf_version"] != source["asdf_version"]
+    fasl.write_bytes(b"not a fasl")
+    assert dumped("third")["asdf_version"] == source["asdf_version"]
