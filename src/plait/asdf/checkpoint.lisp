@@ -12,5 +12,5 @@
     (use-sandbox-translations)
     (perform-loads loads)
     (forget-translations)
-    (sb-ext:save-lisp-and-die out :executable nil)))
+    (save-core out)))
 

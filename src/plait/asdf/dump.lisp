@@ -282,4 +282,4 @@ as (operation system) lists."
   (when (string/= core "-")
     (format *error-output* "~&plait-dump: saving the core~%")
     (finish-output *error-output*)
-    (sb-ext:save-lisp-and-die core :executable nil)))
+    (save-core core)))
