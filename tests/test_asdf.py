@@ -237,6 +237,19 @@ def test_a_system_is_compiled_once_whatever_build_asks_for_it(
     ran = {n for n, s in report(p).items() if s == "ran"}
     assert ran == {f"compile:plait-demo:{f}" for f in ("package", "util", "main", "extra")}
     assert f"input '{p / 'plait-demo.asd'}' changed" in result.stdout
+    # The dump made again keeps one core: the one it replaces is removed.
+    cores = [core(p, env) for _ in range(2)]
+    with (p / "plait-demo.asd").open("a") as asd:
+        asd.write(";; another comment\n")
+    assert plait("build", "plait-demo", cwd=p, env=env).returncode == 0
+    assert cores[0] == cores[1] and not cores[0].exists() and core(p, env).is_file()
+
+
+def core(p: Path, env: dict[str, str]) -> Path:
+    """The definitions core a project's compiles run on."""
+    graph = plait("graph", "plait-demo", "--format", "json", cwd=p, env=env)
+    argvs = [a["argv"] for a in json.loads(graph.stdout)["actions"]]
+    return Path(next(argv[2] for argv in argvs if "plait-compile:main" in argv))
 
 
 def test_fasls_are_the_same_bytes_when_built_again_from_nothing(

@@ -94,6 +94,8 @@ class Dump:
         self.data = data
         self.core_path = core_path
         self._saving = saving
+        # The core of the dump this one replaces, removed once this one's is saved.
+        self.replaces: Path | None = None
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
@@ -117,6 +119,9 @@ class Dump:
         saving, self._saving = self._saving, None
         if saving is not None:
             saving.finish(store)
+        if self.replaces is not None:
+            self.replaces.unlink(missing_ok=True)
+            self.replaces = None
 
 
 def identity(store: Store, program: Path, roots: list[str], project: Path) -> dict[str, Any]:
@@ -156,11 +161,18 @@ def load(
     ident = identity(store, program, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
     cached = store.lookup(key)
-    if cached is not None:
-        dump = _from_cache(store, cached)
-        if dump is not None:
-            return dump
+    data = _cached_data(store, cached) if cached is not None else None
+    replaced = None
+    if data is not None:
+        core = core_path(store, data["key"], data["asd_digests"])
+        if core.is_file() and _up_to_date(store, data):
+            return Dump(data, core)
+        replaced = core
     dump = _run(store, program, roots, key, ident, project, on_upgrade, host)
+    # The core of the dump this one replaces (an .asd file changed) is no one's once this one's
+    # is saved: a dump keeps one core, not one per edit (each ~45 MB).
+    if replaced != dump.core_path:
+        dump.replaces = replaced
     if host is None:
         dump.finish(store)
     return dump
@@ -172,17 +184,21 @@ def core_path(store: Store, key: str, asd_digests: dict[str, str]) -> Path:
     return store.root / "cores" / f"{made_of}.core"
 
 
-def _from_cache(store: Store, cached: CachedResult) -> Dump | None:
+def _cached_data(store: Store, cached: CachedResult) -> dict[str, Any] | None:
     graph = next((o for o in cached.outputs if o.path == "graph.json"), None)
     if graph is None or not store.has_blob(graph.digest):
         return None
-    data = json.loads(store.blob_path(graph.digest).read_text())
+    data: dict[str, Any] = json.loads(store.blob_path(graph.digest).read_text())
+    return data
+
+
+def _up_to_date(store: Store, data: dict[str, Any]) -> bool:
+    """Whether every .asd file the dump read is as it was."""
     for path, recorded in data["asd_digests"].items():
         now = store.file_digest(Path(path))
         if now is None or str(now) != recorded:
-            return None
-    core = core_path(store, data["key"], data["asd_digests"])
-    return Dump(data, core) if core.is_file() else None
+            return False
+    return True
 
 
 def _run(
