@@ -54,7 +54,7 @@ class Action:
     # Not part of its key: another way to run the same command, faster (see Warm).
     warm: Warm | None = None
     # Words of the argv that name a file by what it is, not where it is: the key holds the
-    # name instead (a Lisp core that builds asking for other things keep elsewhere).
+    # name instead (a Lisp core, of which each build of other roots keeps its own copy).
     named: Mapping[str, str] = field(default_factory=dict)
 
     @property

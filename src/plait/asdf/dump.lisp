@@ -64,6 +64,8 @@
 ;;; anything else could happen. The dump loads its source instead (the same code: ASDF supports
 ;;; being loaded so, in a third of the time), and first says on stdout where it is and where the
 ;;; user's images look for its fasl, so that plait compiles it on SBCL's own core meanwhile.
+;;; Where that fasl is up to date already (after any build that compiled it), the dump loads
+;;; it, as ASDF's upgrade would: 0.08 s, not 1.3.
 ;;; *UPGRADE* is then that (:obj ...) description, else NIL.
 
 (load (merge-pathnames "upgrade.lisp" *load-truename*))
@@ -71,7 +73,7 @@
 
 (defvar *upgrade* nil)
 
-(defun upgrade-from-source ()
+(defun upgrade-asdf ()
   (upgraded-session
     (let* ((system (ignore-errors (asdf:find-system "asdf" nil)))
            (file (newer-asdf system)))
@@ -98,8 +100,6 @@
                          (error (lambda (e)
                                   (fail "internal" "loading ASDF ~a from ~a failed: ~a"
                                         (asdf:component-version system) source e))))
-            ;; As ASDF's upgrade would, take its fasl from the user's cache when it is up to
-            ;; date there (a third of a second, not 1.3): after any build that compiled it.
             (load (if (and compiled (fasl-loadable-p fasl)) fasl source))))))))
 
 (defun fasl-loadable-p (fasl)
@@ -108,7 +108,7 @@
     (handler-case (sb-fasl::check-fasl-header s)
       (error () nil))))
 
-(upgrade-from-source)
+(upgrade-asdf)
 
 ;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
 (dolist (driver '("common" "compile" "checkpoint" "run" "serve"))
