@@ -445,6 +445,23 @@ def test_a_compile_error_names_the_file_and_keep_going_builds_the_rest(
     assert report(p)["compile:plait-broken:good"] == "ran"
 
 
+def test_a_package_inferred_system_builds_and_loads(env: dict[str, str], tmp_path: Path) -> None:
+    p = project("inferred", tmp_path)
+    result = plait("build", "plait-inferred", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Each file is a system ASDF infers from its package; its one component is ASDF's.
+    ran = {n for n, s in report(p).items() if s == "ran" and "plait-inferred" in n}
+    assert ran == {f"compile:plait-inferred/{f}:file-type" for f in ("util", "more", "main")}
+    out = load_without_compiling(
+        "plait-inferred",
+        env,
+        p,
+        then='(format t "~&RUN ~a~%" (plait-inferred/main:run))',
+        registry=p,
+    )
+    assert "RUN 12" in out
+
+
 def test_a_compile_out_of_stack_or_heap_fails_saying_so(
     env: dict[str, str], tmp_path: Path
 ) -> None:
