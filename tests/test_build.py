@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.build import Build, Early, Options
+from plait.build import LOG_TAIL_LINES, Build, Early, Options, _tail
 from plait.events import Finished, Started
 from plait.model import Action, Graph
 from plait.store import Store
@@ -143,6 +143,32 @@ def test_a_failure_skips_what_depends_on_it_and_keep_going_builds_the_rest(h: Ha
     assert failure is not None and failure.message == "exited with status 1"
     assert "fake log of cc a" in failure.log_tail
     assert Path(failure.log_path).is_file()
+
+
+def test_a_failure_s_tail_leads_with_why_the_command_died(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    noise = [f"frame {i}" for i in range(3 * LOG_TAIL_LINES)]
+    log.write_text(
+        "\n".join(
+            [
+                "start",
+                "fatal error encountered in SBCL pid 1:",
+                "Heap exhausted, game over.",
+                *noise,
+            ]
+        )
+    )
+    assert _tail(log).splitlines() == [
+        "fatal error encountered in SBCL pid 1:",
+        "Heap exhausted, game over.",
+        "...",
+        *noise[-LOG_TAIL_LINES:],
+    ]
+    log.write_text("\n".join(["start", *noise, "a.c:1:10: fatal error: x.h: No such file"]))
+    assert (
+        _tail(log).splitlines()
+        == [*noise, "a.c:1:10: fatal error: x.h: No such file"][-LOG_TAIL_LINES:]
+    )
 
 
 def test_after_a_failure_the_next_build_retries_it(h: Harness) -> None:

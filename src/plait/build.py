@@ -4,6 +4,7 @@ result (store), and emit what happened (events), in the order the scheduler choo
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,9 @@ from plait.scheduler import Interrupted, Scheduler, Work
 from plait.store import CachedResult, Output, Store
 
 LOG_TAIL_LINES = 20
+# A line that says why a command died, which may come long before its last lines: a compiler's
+# "fatal error: x.h: No such file", SBCL's runtime's "fatal error encountered in SBCL".
+FATAL = re.compile(r"fatal error(?::| encountered)")
 
 
 @dataclass(frozen=True)
@@ -462,8 +466,14 @@ class Early:
 
 
 def _tail(log: Path) -> str:
+    """The log's last lines, after the first line above them that says why the command died,
+    with the line that follows it (SBCL puts its reason there)."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
+    start = max(0, len(lines) - LOG_TAIL_LINES)
+    fatal = next((i for i in range(start) if FATAL.search(lines[i])), None)
+    if fatal is None:
+        return "\n".join(lines[start:])
+    return "\n".join([*lines[fatal : min(fatal + 2, start)], "...", *lines[start:]])
