@@ -12,8 +12,11 @@
 (defun call (entry args)
   "Call the function ENTRY names (a printed PACKAGE:FUNCTION) on the list ARGS."
   ;; --script makes the runtime die on a control stack overflow. In the image ASDF runs in it
-  ;; is a STORAGE-CONDITION, which the code, and the compile driver, may handle.
-  (setf (sb-alien:extern-alien "lose_on_corruption_p" sb-alien:int) 0)
+  ;; is a STORAGE-CONDITION, which the code, and the compile driver, may handle. (SBCL's C
+  ;; variable; nothing is done on an SBCL without it.)
+  (let ((lose (sb-sys:find-foreign-symbol-address "lose_on_corruption_p")))
+    (when lose
+      (setf (sb-sys:signed-sap-ref-32 (sb-sys:int-sap lose) 0) 0)))
   (funcall (let ((*read-eval* nil)) (read-from-string entry)) args))
 
 (defun action-of (token)
