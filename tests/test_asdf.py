@@ -44,6 +44,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"XDG_CACHE_HOME": str(root / "cache"), "PLAIT_CACHE": str(root / "store")}
 
 
+@pytest.fixture
+def private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For tests that call plait's Python in this process: a fasl cache and a store of the
+    test's own (returned), in the environment plait reads them from."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
 def project(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
     shutil.copytree(DATA / "lisp" / name, dest)
@@ -355,7 +364,7 @@ def test_compiles_fork_from_the_dumps_image_while_it_saves_the_core(
 
 
 def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private: Path
 ) -> None:
     from plait.asdf import Policy, add_systems
     from plait.model import Graph
@@ -363,9 +372,7 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
     from plait.warm import WarmPool
 
     p = project("demo", tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PLAIT_CACHE", raising=False)
-    store = Store.open(p, tmp_path / "store")
+    store = Store.open(p)
     pool = WarmPool()
     try:
         built = add_systems(Graph(), store, p, ["load:plait-demo"], Policy(), pool=pool)
@@ -383,15 +390,12 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
 
 
 def test_a_build_lets_the_dump_save_its_core_when_a_job_slot_would_idle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from plait.asdf.dump import Dump
     from plait.cli import main
 
     p = project("demo", tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PLAIT_CACHE", raising=False)
-    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
     events: list[str] = []
     save, finish = Dump.save, Dump.finish
 
@@ -646,7 +650,7 @@ def test_asdf_upgrading_itself_is_a_compile_run_while_the_dump_runs(tmp_path: Pa
 
 
 def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private: Path
 ) -> None:
     """As ASDF's upgrade of itself would: its fasl, where up to date, rather than its source
     (1.3 s). The ASDF version each dump ran tells which it loaded: here a fasl that is not
@@ -656,8 +660,6 @@ def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
 
     if not bundled_asdf_is_older_than_debians():
         pytest.skip("SBCL's own ASDF is as new as Debian's: it does not upgrade itself")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PLAIT_CACHE", raising=False)
 
     def dumped(project: str) -> dict[str, Any]:
         where = tmp_path / project

@@ -67,9 +67,9 @@ class AsdfBuild:
         ASDF's `compute-action-stamp` (latest input <= earliest output) finds them all done.
         Returns how many files were touched."""
         fasls = self.installed(produced)
-        sources = [Path(p) for p in self.dump.data["asd_files"]]
+        sources = [Path(p) for p in self.dump.data["asd_digests"]]
         sources += [Path(p) for n in self.dump.nodes for p in n["inputs"] or ()]
-        if self.dump.data.get("asdf_upgrade"):  # its .asd is among the asd_files
+        if self.dump.data.get("asdf_upgrade"):  # its .asd is among the .asd files read
             sources.append(Path(self.dump.data["asdf_upgrade"]["source"]))
         stamps = [p.stat().st_mtime_ns for p in sources if p.is_file()]
         stamps += [p.stat().st_mtime_ns for p, _ in fasls if p.is_file()]

@@ -3,20 +3,25 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads #:*when-warm* #:call #:save-core))
+           #:forget-translations #:perform-loads #:*when-warm* #:call #:save-core #:runtime-variable))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()
   "Functions a warm server calls when its loads are done, before it forks any worker.")
 
+(defun runtime-variable (name)
+  "The address (a SAP) of the SBCL runtime's C variable NAME, or NIL on an SBCL without it: a
+tuning plait makes there is then not made."
+  (let ((address (sb-sys:find-foreign-symbol-address name)))
+    (and address (sb-sys:int-sap address))))
+
 (defun call (entry args)
   "Call the function ENTRY names (a printed PACKAGE:FUNCTION) on the list ARGS."
   ;; --script makes the runtime die on a control stack overflow. In the image ASDF runs in it
-  ;; is a STORAGE-CONDITION, which the code, and the compile driver, may handle. (SBCL's C
-  ;; variable; nothing is done on an SBCL without it.)
-  (let ((lose (sb-sys:find-foreign-symbol-address "lose_on_corruption_p")))
+  ;; is a STORAGE-CONDITION, which the code, and the compile driver, may handle.
+  (let ((lose (runtime-variable "lose_on_corruption_p")))
     (when lose
-      (setf (sb-sys:signed-sap-ref-32 (sb-sys:int-sap lose) 0) 0)))
+      (setf (sb-sys:signed-sap-ref-32 lose 0) 0)))  ; a C int
   (funcall (let ((*read-eval* nil)) (read-from-string entry)) args))
 
 (defun action-of (token)

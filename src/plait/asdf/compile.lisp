@@ -75,11 +75,11 @@ consing only for what is new."
 (defun postpone-gc ()
   "Let what is left of a worker's life allocate without collecting the compile's garbage,
 which its exit drops anyway, while the heap has room for it: a collection would cost more
-than touching fresh pages. (SBCL's C variable; nothing is done on an SBCL without it.)"
-  (let ((trigger (sb-sys:find-foreign-symbol-address "auto_gc_trigger"))
+than touching fresh pages."
+  (let ((trigger (runtime-variable "auto_gc_trigger"))
         (room (- (sb-ext:dynamic-space-size) (sb-kernel:dynamic-usage))))
     (when (and trigger (> room (* 512 1024 1024)))
-      (setf (sb-sys:sap-ref-word (sb-sys:int-sap trigger) 0)
+      (setf (sb-sys:sap-ref-word trigger 0)
             (+ (sb-kernel:dynamic-usage) (* 256 1024 1024))))))
 
 (defvar *clock* (get-internal-real-time))

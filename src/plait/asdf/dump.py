@@ -242,13 +242,12 @@ def _run(
         raise
     data["key"] = key
     # What the core is, as far as a compile on it can tell, but for the definitions it holds:
-    # not which roots the dump was asked for, nor from where (see graph.Translation.core_name).
-    data["image"] = digest.of_canonical(
-        {"asdf-image": 1, **{k: v for k, v in ident.items() if k not in ("roots", "project")}}
-    )
-    data["asd_files"] = sorted({asd for _, asd in data["system_asds"]})
+    # SBCL, plait's drivers, ASDF's configuration and the ASDF it runs; not which roots the
+    # dump was asked for, nor from where. A compile's key names the core so (plait.asdf.graph).
+    image = {k: v for k, v in ident.items() if k not in ("roots", "project")}
+    data["image"] = digest.of_canonical({"asdf-image": 1, **image, "asdf": data["asdf_version"]})
     data["asd_digests"] = {}
-    for path in data["asd_files"]:
+    for path in sorted({asd for _, asd in data["system_asds"]}):
         d = store.file_digest(Path(path))
         if d is not None:
             data["asd_digests"][path] = str(d)

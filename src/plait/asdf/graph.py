@@ -152,7 +152,7 @@ class Translation:
         for i in self._loads:
             if self.nodes[i]["is_source"]:
                 self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
-        self._system_asd: dict[str, str] = dict(dump.data.get("system_asds") or ())
+        self._system_asd: dict[str, str] = dict(dump.data["system_asds"])
         # The systems of each node and of every node it depends on (in plan order, a node's
         # dependencies come before it).
         self._systems: dict[int, frozenset[str]] = {}
@@ -166,8 +166,7 @@ class Translation:
         # which project, nor the definitions it loaded. Each action has the .asd files it
         # depends on as inputs instead (asds_of): a system is compiled once, whatever build
         # asks for it, and editing an .asd file reruns only the compiles ASDF would rerun.
-        made_of = {"image": dump.data.get("image"), "asdf": dump.data.get("asdf_version")}
-        self.core_name = "definitions-core:" + digest.of_canonical(made_of)
+        self.core_name = "definitions-core:" + dump.data["image"]
 
     def token(self, i: int) -> str:
         """Node `i` as a printed Lisp list; made once per build, though most compiles load it."""
