@@ -466,6 +466,31 @@ def test_a_package_inferred_system_builds_and_loads(env: dict[str, str], tmp_pat
     assert "RUN 12" in out
 
 
+def test_a_file_that_requires_a_module_itself_does_not_make_asdf_compile_itself(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # REQUIRE makes ASDF operate, and an operate out of a session first upgrades ASDF, compiling
+    # its newer self (4 s) when its fasl is not where the sandbox translates it. Under ASDF's
+    # plan the session has ASDF upgraded already; so must a compile's, and a load's.
+    p = project("requiring", tmp_path)
+    result = plait("build", "plait-requiring", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("compile:plait-requiring:uses", "compile:plait-requiring:user"):
+        assert report(p)[name] == "ran"
+        log = plait("log", name, cwd=p, env=env)
+        assert log.returncode == 0, log.stderr
+        assert "plait: compiling took" in log.stdout
+        assert "asdf.lisp" not in log.stdout
+    out = load_without_compiling(
+        "plait-requiring",
+        env,
+        p,
+        then='(format t "~&ROTATED ~a~%" (plait-requiring:twice-rotated 1))',
+        registry=p,
+    )
+    assert "ROTATED 4" in out
+
+
 def test_a_compile_out_of_stack_or_heap_fails_saying_so(
     env: dict[str, str], tmp_path: Path
 ) -> None:

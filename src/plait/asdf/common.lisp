@@ -3,7 +3,7 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads #:*when-warm* #:call #:save-core #:runtime-variable))
+           #:forget-translations #:perform-loads #:as-in-a-plan #:*when-warm* #:call #:save-core #:runtime-variable))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()
@@ -52,8 +52,18 @@ tuning plait makes there is then not made."
   (setf asdf::*output-translations-parameter* nil)
   (asdf:clear-output-translations))
 
+(defmacro as-in-a-plan (&body body)
+  "BODY as ASDF's plan performs an action: in an ASDF session that has ASDF upgraded already.
+A file that calls REQUIRE when compiled or loaded makes ASDF operate; out of such a session,
+ASDF would first upgrade itself, and compile its newer self anew, as its fasl is not in the
+sandbox (4 s, each time)."
+  `(plait-upgrade:upgraded-session ,@body))
+
 (defun perform-loads (tokens)
   "Perform each action TOKENS name, in order, with ASDF's own perform; exit 4 when one fails."
+  (as-in-a-plan (perform-each tokens)))
+
+(defun perform-each (tokens)
   (dolist (token tokens)
     (multiple-value-bind (o c) (action-of token)
       (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))

@@ -100,53 +100,56 @@ than touching fresh pages."
   (setf *clock* (get-internal-real-time) *gc-clock* sb-ext:*gc-run-time*)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
-    (perform-loads loads)
-    (phase-done (format nil "loading ~d dependencies" (length loads)))
-    (multiple-value-bind (o c) (action-of target)
-      (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c))
-            ;; What the file defines is what is defined after loading its fasl and not
-            ;; before compiling it (compiling may define some, at compile time).
-            (before (or (and (null loads) *fbound-when-warm*) (fbound-symbols))))
-        (setf *fixed-source* (namestring (truename (asdf:component-pathname c))))
-        (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
-              (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
-              (failure nil))
-          (handler-bind ((warning
-                           (lambda (w)
-                             (when (bookkeeping-p w) (muffle-warning w))
-                             (push (list (if (typep w 'style-warning) "style-warning" "warning")
-                                         (princ-to-string w))
-                                   warnings))))
-            (with-compilation-unit (:override t)
-              ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
-              ;; report needs the dynamic extent it was signalled in, so it is taken there.
-              (block perform
-                (handler-bind ((serious-condition
-                                 (lambda (e)
-                                   (setf failure (princ-to-string e))
-                                   (return-from perform))))
-                  (asdf:perform o c)))
-              (setf undefined
-                    (loop :for w :in sb-c::*undefined-warnings*
-                          :when (eq (sb-c::undefined-warning-kind w) :function)
-                            :collect (qualified (sb-c::undefined-warning-name w))))
-              (setf sb-c::*undefined-warnings* nil)))
-          (when failure
-            (format *error-output* "~&plait: compiling ~a failed: ~a~%"
-                    (namestring (asdf:component-pathname c)) failure)
-            (when (string= mode "declared")
-              (format *error-output* "~&plait: with --deps declared this compile saw only ~
-                what the .asd declares; if it builds with --deps system, the file uses a ~
-                component it does not :depends-on~%"))
-            (write-warnings warnings-file warnings undefined '())
-            (finish-output *error-output*)
-            (sb-ext:exit :code 1 :abort t))
-          (phase-done "compiling")
-          (postpone-gc)
-          (let ((fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
-            (when fasl (load fasl))
-            (write-warnings warnings-file warnings undefined (defined-since before))
-            (phase-done "recording definitions")))))))
+    (as-in-a-plan (compile-target warnings-file on-warnings on-failure mode target loads))))
+
+(defun compile-target (warnings-file on-warnings on-failure mode target loads)
+  (perform-loads loads)
+  (phase-done (format nil "loading ~d dependencies" (length loads)))
+  (multiple-value-bind (o c) (action-of target)
+    (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c))
+          ;; What the file defines is what is defined after loading its fasl and not
+          ;; before compiling it (compiling may define some, at compile time).
+          (before (or (and (null loads) *fbound-when-warm*) (fbound-symbols))))
+      (setf *fixed-source* (namestring (truename (asdf:component-pathname c))))
+      (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
+            (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
+            (failure nil))
+        (handler-bind ((warning
+                         (lambda (w)
+                           (when (bookkeeping-p w) (muffle-warning w))
+                           (push (list (if (typep w 'style-warning) "style-warning" "warning")
+                                       (princ-to-string w))
+                                 warnings))))
+          (with-compilation-unit (:override t)
+            ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
+            ;; report needs the dynamic extent it was signalled in, so it is taken there.
+            (block perform
+              (handler-bind ((serious-condition
+                               (lambda (e)
+                                 (setf failure (princ-to-string e))
+                                 (return-from perform))))
+                (asdf:perform o c)))
+            (setf undefined
+                  (loop :for w :in sb-c::*undefined-warnings*
+                        :when (eq (sb-c::undefined-warning-kind w) :function)
+                          :collect (qualified (sb-c::undefined-warning-name w))))
+            (setf sb-c::*undefined-warnings* nil)))
+        (when failure
+          (format *error-output* "~&plait: compiling ~a failed: ~a~%"
+                  (namestring (asdf:component-pathname c)) failure)
+          (when (string= mode "declared")
+            (format *error-output* "~&plait: with --deps declared this compile saw only ~
+              what the .asd declares; if it builds with --deps system, the file uses a ~
+              component it does not :depends-on~%"))
+          (write-warnings warnings-file warnings undefined '())
+          (finish-output *error-output*)
+          (sb-ext:exit :code 1 :abort t))
+        (phase-done "compiling")
+        (postpone-gc)
+        (let ((fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
+          (when fasl (load fasl))
+          (write-warnings warnings-file warnings undefined (defined-since before))
+          (phase-done "recording definitions"))))))
 
 (defun write-warnings (file warnings undefined defined)
   (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)

@@ -1,0 +1,4 @@
+(in-package :plait-requiring)
+
+(defun twice-rotated (x)
+  (rotated (rotated x)))
