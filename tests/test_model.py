@@ -46,6 +46,14 @@ def test_two_actions_writing_one_output_is_an_error_naming_both() -> None:
     assert "P.py:3" in e.value.hint
 
 
+def test_a_clash_with_an_action_of_no_location_leaves_the_location_out_of_the_hint() -> None:
+    g = Graph()
+    g.add(Action("a", ("true",), outputs=("x",)))
+    with pytest.raises(BuildDescriptionError) as e:
+        g.add(Action("b", ("true",), outputs=("x",)))
+    assert e.value.hint == "each file has one producer"
+
+
 def test_a_name_used_twice_is_an_error() -> None:
     g = Graph()
     g.add(act("a", outputs=["x"]))

@@ -125,9 +125,10 @@ class Graph:
         for out in action.outputs:
             if out in self.producer:
                 other = self.actions[self.producer[out]]
+                at = f"'{other.name}' is at {other.location}; " if other.location else ""
                 raise BuildDescriptionError(
                     f"output '{out}' is written by two actions: '{other.name}' and '{action.name}'",
-                    hint=f"'{other.name}' is at {other.location}; each file has one producer",
+                    hint=at + "each file has one producer",
                     location=where,
                 )
             self.producer[out] = action.name
