@@ -517,6 +517,27 @@ def test_a_missing_system_is_named_with_where_asdf_looked(
     assert "ASDF looked in" in result.stderr and str(tmp_path) in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("depends_on", "said"),
+    [
+        ('"no-such-dependency"', "ASDF cannot find system 'no-such-dependency'"),
+        ('(:version "alexandria" "99")', "ASDF cannot find system 'alexandria' (version 99)"),
+    ],
+)
+def test_a_missing_dependency_is_named_with_what_needs_it_and_where_asdf_looked(
+    depends_on: str, said: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "plait-needy.asd").write_text(
+        f'(defsystem "plait-needy" :depends-on ({depends_on}) :components ((:file "n")))\n'
+    )
+    (tmp_path / "n.lisp").write_text("(defun n () 1)\n")
+    result = plait("build", "plait-needy", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    first, *rest = result.stderr.splitlines()
+    assert first == f"plait: error: {said}, which 'plait-needy' depends on"
+    assert rest[0].startswith("hint: ASDF looked in") and str(tmp_path) in rest[0]
+
+
 def test_a_definition_that_writes_much_does_not_block_the_dump(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -12,7 +12,10 @@
 (in-package :plait-dump)
 
 (defun fail (kind fmt &rest args)
-  (format *error-output* "~&plait-error: ~a: ~?~%" kind fmt args)
+  "Exit 3, saying what went wrong on one line (SBCL's pretty printer breaks long messages)."
+  (format *error-output* "~&plait-error: ~a: ~{~a~^ ~}~%" kind
+          (mapcar (lambda (line) (string-trim " " line))
+                  (uiop:split-string (format nil "~?" fmt args) :separator '(#\Newline))))
   (finish-output *error-output*)
   (sb-ext:exit :code 3 :abort t))
 
@@ -201,6 +204,15 @@
     (dolist (d asdf:*central-registry*) (push (princ-to-string d) dirs))
     (format nil "~{~a~^, ~}" (reverse dirs))))
 
+(defun missing-dependency (e)
+  "A system a system depends on is nowhere ASDF looks."
+  (let ((by (asdf::missing-required-by e)))
+    (format *error-output* "~&plait-looked: ~a~%" (looked))
+    (fail "missing-system" "ASDF cannot find system '~a'~@[ (version ~a)~], which '~a' depends on"
+          (asdf:coerce-name (asdf::missing-requires e))
+          (and (typep e 'asdf::missing-component-of-version) (asdf::missing-version e))
+          (if (typep by 'asdf:component) (asdf:component-name by) by))))
+
 (defun walk (targets)
   "Find each target's system and number every action its operation needs; return the roots,
 as (operation system) lists."
@@ -268,6 +280,7 @@ as (operation system) lists."
 
 (multiple-value-bind (core serve)
     (handler-bind ((warning #'muffle-warning)
+                   (asdf::missing-dependency #'missing-dependency)
                    (error (lambda (e) (fail "internal" "~a" e))))
       (main (rest sb-ext:*posix-argv*)))
   ;; Out here, the server forked runs under none of the handlers above.
