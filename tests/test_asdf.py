@@ -491,6 +491,50 @@ def test_a_file_that_requires_a_module_itself_does_not_make_asdf_compile_itself(
     assert "ROTATED 4" in out
 
 
+def fasls_under(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*.fasl"))}
+
+
+def test_cffi_grovel_files_build_deterministically_and_load_naming_where_the_user_has_them(
+    tmp_path: Path,
+) -> None:
+    # cffi-grovel's process-op writes, in its sandbox, the Lisp file that the component's
+    # compile-op compiles, and for a wrapper file a library, whose directory that Lisp file
+    # names. What the user's images load must name the user's cache, not a sandbox.
+    p = project("grovel", tmp_path)
+    asdf_lisp = Path("/usr/share/common-lisp/source/cl-asdf/build/asdf.lisp")
+    before = asdf_lisp.stat().st_mtime_ns if asdf_lisp.exists() else None
+    cache = tmp_path / "cache"
+    builds = []
+    for store in ("store1", "store2"):  # the second starts afresh: other sandboxes
+        env = {"XDG_CACHE_HOME": str(cache), "PLAIT_CACHE": str(tmp_path / store)}
+        result = plait("build", "plait-grovel", "-j", "2", cwd=p, env=env, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ran process:plait-grovel:wrappers" in result.stdout
+        builds.append(fasls_under(cache))
+    assert builds[0] == builds[1]
+    mine = next(cache.rglob("plait-grovel/wrappers.fasl")).parent
+    generated = (mine / "wrappers.processed-wrapper-file").read_text()
+    assert f'"{mine}/"' in generated  # the library's directory
+    for f in [*mine.glob("*.fasl"), *mine.glob("*.processed-*")]:
+        assert b"/work/out/" not in f.read_bytes(), f
+    assert f'compiled from "{mine}/wrappers.processed-wrapper-file"'.encode() in (
+        mine / "wrappers.fasl"
+    ).read_bytes()
+    # ASDF's own sources are not rewritten: "asdf/defsystem", which cffi-toolchain needs
+    # through "asdf", concatenates them into asdf.lisp, and is preloaded.
+    if before is not None:
+        assert asdf_lisp.stat().st_mtime_ns == before
+    out = load_without_compiling(
+        "plait-grovel",
+        env,
+        p,
+        then='(format t "~&EINTR-TWICE ~a~%" (plait-grovel:eintr-twice))',
+        registry=p,
+    )
+    assert "EINTR-TWICE 8" in out
+
+
 def test_a_compile_out_of_stack_or_heap_fails_saying_so(
     env: dict[str, str], tmp_path: Path
 ) -> None:

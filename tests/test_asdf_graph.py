@@ -107,8 +107,8 @@ def test_every_compile_that_writes_a_fasl_is_a_builder() -> None:
     g = translate()
     assert sorted(g.actions) == ["compile:app:m", "compile:lib:a", "compile:lib:b", "compile:lib:c"]
     a = g.actions["compile:lib:a"]
-    assert a.outputs == ("out/src/lib/a.fasl", "warnings/lib/a.json")
-    assert a.install == {"out/src/lib/a.fasl": "/cache/lib/a.fasl", "warnings/lib/a.json": ""}
+    assert a.outputs == ("out/src/lib/a.fasl", "warnings/compile-op/lib/a.json")
+    assert a.install == {"out/src/lib/a.fasl": "/cache/lib/a.fasl", "warnings/compile-op/lib/a.json": ""}
     assert "/src/lib/a.lisp" in a.inputs
     # The definitions core is named in the argv, by what made it, and not hashed as an input:
     # a compile may start while it is being saved.

@@ -53,11 +53,22 @@ tuning plait makes there is then not made."
   (asdf:clear-output-translations))
 
 (defmacro as-in-a-plan (&body body)
-  "BODY as ASDF's plan performs an action: in an ASDF session that has ASDF upgraded already.
-A file that calls REQUIRE when compiled or loaded makes ASDF operate; out of such a session,
-ASDF would first upgrade itself, and compile its newer self anew, as its fasl is not in the
-sandbox (4 s, each time)."
-  `(plait-upgrade:upgraded-session ,@body))
+  "BODY as ASDF's plan performs an action: in an ASDF session that has ASDF upgraded already,
+and has found each system this image defines. A file that calls REQUIRE when compiled or loaded
+makes ASDF operate; out of such a session, ASDF would first upgrade itself, and compile its
+newer self anew, as its fasl is not in the sandbox (4 s, each time)."
+  `(plait-upgrade:upgraded-session
+     (found-as-defined)
+     ,@body))
+
+(defun found-as-defined ()
+  "Record in this session that each registered system is found as this image has it. Its
+definition is the one the dump loaded, and plait keeps that current: the .asd files are in
+every action's key. Left to check, ASDF would look for the fasls of what a definition needs
+(its defsystem-depends-on), which a sandbox need not hold, find them missing, and load the .asd
+again, compiling all those systems anew in the sandbox."
+  (dolist (name (asdf:registered-systems))
+    (asdf::set-asdf-cache-entry `(asdf:find-system ,name) (list (asdf:registered-system name)))))
 
 (defun perform-loads (tokens)
   "Perform each action TOKENS name, in order, with ASDF's own perform; exit 4 when one fails."
@@ -69,7 +80,8 @@ sandbox (4 s, each time)."
       (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
                      (error (lambda (e)
                               (format *error-output* "~&plait-error: load: loading ~a failed: ~a~%"
-                                      (asdf:component-find-path c) e)
+                                      (asdf:component-find-path c)
+                                      (let ((*print-pretty* nil)) (princ-to-string e)))
                               (sb-ext:exit :code 4 :abort t))))
         (asdf:perform o c)))))
 

@@ -8,7 +8,7 @@
 ;;;; order. WARNINGS receives the compile's warnings, undefined and defined functions as JSON.
 ;;;; Exit: 0 compiled; 1 the compile failed; 4 loading a dependency failed.
 
-(defpackage :plait-compile (:use :cl :plait-lisp) (:export #:main))
+(defpackage :plait-compile (:use :cl :plait-lisp) (:export #:main #:relocated))
 (in-package :plait-compile)
 
 (defun qualified (name)
@@ -72,6 +72,68 @@ consing only for what is new."
             0
             (funcall f file))))))
 
+(defvar *user-root* nil
+  "For a builder that reads or writes what builders made in their sandboxes: the directory the
+user's output translations put what ./out/ holds (a namestring).")
+
+(defun sandbox-out ()
+  (namestring (merge-pathnames "out/" (uiop:getcwd))))
+
+(defun as-the-user-sees (namestring)
+  "Where the user's images see NAMESTRING, a file under ./out/; NIL if it is not, or when no
+user root is given."
+  (let ((out (sandbox-out)))
+    (when (and *user-root* (uiop:string-prefix-p out namestring))
+      (concatenate 'string *user-root* (subseq namestring (length out))))))
+
+;; A fasl says what it was compiled from in its header, and in its debug information
+;; (sb-c::*source-namestring*, bound around the compile): for a generated file, where the user's
+;; images see it, not a sandbox's path.
+(let ((open (find-symbol "OPEN-FASL-OUTPUT" "SB-FASL")))
+  (when (and open (fboundp open) (not (sb-int:encapsulated-p open 'plait-source-name)))
+    (sb-ext:without-package-locks
+      (sb-int:encapsulate open 'plait-source-name
+        (lambda (f name where)
+          (funcall f name (or (and (stringp where) (as-the-user-sees where)) where)))))))
+
+(defun octets-as-text (octets)
+  "OCTETS as a string of one character per octet: any bytes round-trip."
+  (sb-ext:octets-to-string octets :external-format :latin-1))
+
+(defun replace-all (text old new)
+  (with-output-to-string (s)
+    (loop :with start = 0
+          :for at = (search old text :start2 start)
+          :do (write-string text s :start start :end (or at (length text)))
+          :while at
+          :do (write-string new s)
+              (setf start (+ at (length old))))))
+
+(defun relocate (files)
+  "In each text file among FILES, make the paths under ./out/ name where the user's images see
+those files (cffi-grovel writes the directory of the library it links into the Lisp file it
+generates). Files with a NUL byte are binaries, and are left as they are."
+  (let ((out (octets-as-text (sb-ext:string-to-octets (sandbox-out) :external-format :utf-8)))
+        (root (octets-as-text (sb-ext:string-to-octets *user-root* :external-format :utf-8))))
+    (dolist (file files)
+      (when (probe-file file)
+        (let ((octets (with-open-file (s file :element-type '(unsigned-byte 8))
+                        (let ((v (make-array (file-length s) :element-type '(unsigned-byte 8))))
+                          (read-sequence v s)
+                          v))))
+          (unless (find 0 octets)
+            (let ((text (octets-as-text octets)))
+              (when (search out text)
+                (with-open-file (s file :direction :output :if-exists :supersede
+                                        :external-format :latin-1)
+                  (write-string (replace-all text out root) s))))))))))
+
+(defun relocated (args)
+  "MAIN, for a builder that reads or writes what builders made in their sandboxes: ARGS are the
+user root (*USER-ROOT*), then MAIN's."
+  (let ((*user-root* (first args)))
+    (main (rest args))))
+
 (defun postpone-gc ()
   "Let what is left of a worker's life allocate without collecting the compile's garbage,
 which its exit drops anyway, while the heap has room for it: a collection would cost more
@@ -110,7 +172,8 @@ than touching fresh pages."
           ;; What the file defines is what is defined after loading its fasl and not
           ;; before compiling it (compiling may define some, at compile time).
           (before (or (and (null loads) *fbound-when-warm*) (fbound-symbols))))
-      (setf *fixed-source* (namestring (truename (asdf:component-pathname c))))
+      (setf *fixed-source* (namestring (truename (or (first (asdf:input-files o c))
+                                                     (asdf:component-pathname c)))))
       (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
             (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
             (failure nil))
@@ -128,7 +191,8 @@ than touching fresh pages."
                                (lambda (e)
                                  (setf failure (princ-to-string e))
                                  (return-from perform))))
-                (asdf:perform o c)))
+                (let ((sb-c::*source-namestring* (as-the-user-sees *fixed-source*)))
+                  (asdf:perform o c))))
             (setf undefined
                   (loop :for w :in sb-c::*undefined-warnings*
                         :when (eq (sb-c::undefined-warning-kind w) :function)
@@ -144,6 +208,8 @@ than touching fresh pages."
           (write-warnings warnings-file warnings undefined '())
           (finish-output *error-output*)
           (sb-ext:exit :code 1 :abort t))
+        (when *user-root*
+          (relocate (remove "fasl" fasls :key #'pathname-type :test #'equal)))
         (phase-done "compiling")
         (postpone-gc)
         (let ((fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))

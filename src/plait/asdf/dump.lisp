@@ -134,7 +134,9 @@
 
 (defun system-kind (system)
   (cond ((typep system 'asdf::require-system) "require")
-        ((member (asdf:component-name system) '("asdf" "uiop" "asdf-package-system")
+        ;; With their secondary systems: "asdf/defsystem" concatenates ASDF's sources into the
+        ;; asdf.lisp that the upgrade compiles, in ASDF's own directory.
+        ((member (asdf:primary-system-name system) '("asdf" "uiop" "asdf-package-system")
                  :test #'string=)
          "preloaded")
         ((and asdf::*immutable-systems*

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plait import digest
-from plait.asdf.dump import SANDBOX_MARK, Dump, default_core, lisp_file
+from plait.asdf.dump import SANDBOX_MARK, Dump, LispError, default_core, lisp_file
 from plait.model import Action, Graph, Warm
 
 Deps = Literal["declared", "system", "plan"]
@@ -161,6 +161,15 @@ class Translation:
             below = (self._systems[d] for d in n["deps"] or ())
             self._systems[i] = frozenset([n["system"]]).union(*below)
         self._asds: dict[frozenset[str], tuple[str, ...]] = {}
+        # Where each file a builder writes is, in the sandboxes, and which builder writes it: the
+        # first in plan order to name it among its ASDF outputs. A later one that names it too
+        # reads it (cffi-grovel's compile-op names the library its process-op links).
+        self._made: dict[str, tuple[str, int]] = {}
+        for i in sorted(self.nodes):
+            if self.is_builder(self.nodes[i]):
+                pairs = zip(self.nodes[i]["outputs"], self.fasls(self.nodes[i]), strict=True)
+                for mine, boxed in pairs:
+                    self._made.setdefault(mine, (boxed, i))
         # The definitions core as the key of an action on it names it: the image the dump made
         # (SBCL, ASDF, plait's drivers, ASDF's configuration), not which roots it was for, from
         # which project, nor the definitions it loaded. Each action has the .asd files it
@@ -246,13 +255,38 @@ class Translation:
         """A builder's outputs inside the sandbox, in the order of its ASDF outputs."""
         return [p.removeprefix(SANDBOX_MARK) for p in node["sandbox_outputs"] or ()]
 
+    def writes(self, node: Node) -> dict[str, str]:
+        """The outputs a builder writes itself, inside the sandbox, with where ASDF has them."""
+        pairs = zip(self.fasls(node), node["outputs"], strict=True)
+        return {boxed: mine for boxed, mine in pairs if self._made[mine][1] == node["id"]}
+
+    def made(self, node: Node) -> list[str]:
+        """The files a builder reads that other builders write (a Lisp file generated from its
+        component, a library), inside the sandbox."""
+        named = [*(node["inputs"] or ()), *node["outputs"]]
+        return [self._made[f][0] for f in named if f in self._made and self._made[f][1] != node["id"]]
+
+    def user_root(self, node: Node) -> str | None:
+        """The directory ASDF's output translations put what a builder's `out/` holds, if one
+        does for all its outputs."""
+        roots = set()
+        for boxed, mine in zip(self.fasls(node), node["outputs"], strict=True):
+            below = boxed.removeprefix("out")
+            if not mine.endswith(below):
+                return None
+            roots.add(mine[: -len(below)] + "/")
+        return roots.pop() if len(roots) == 1 else None
+
     def reads(self, load: int, builders: set[int]) -> tuple[str, ...]:
         """The fasls a load reads: those of the builders among its direct dependencies."""
         deps = self.nodes[load]["deps"] or ()
         return tuple(f for b in deps if b in builders for f in self.fasls(self.nodes[b]))
 
     def warnings_output(self, node: Node) -> str:
-        return f"warnings/{node['system']}/{'/'.join(node['path'] or ())}.json"
+        """Where a builder's warnings go: one file per action, as a component may have two
+        builders (cffi-grovel's process-op writes the Lisp file that its compile-op compiles)."""
+        path = "/".join(node["path"] or ())
+        return f"warnings/{node['operation']}/{node['system']}/{path}.json"
 
     def plan_loads(self, node: Node) -> tuple[set[int], set[int]]:
         return self.reach(self.visible(node))
@@ -304,6 +338,16 @@ class Translation:
         )
 
     def action(self, node: Node) -> Action:
+        untranslated = [p for p in node["sandbox_outputs"] or () if not p.startswith(SANDBOX_MARK)]
+        if untranslated:
+            # Its command would write them in place, outside any sandbox.
+            raise LispError(
+                f"'{node_name(node)}' writes {', '.join(repr(p) for p in untranslated)}, where"
+                " ASDF's output translations do not apply: plait builds an action only in a"
+                " sandbox",
+                hint="have the operation's output-files go through ASDF's output translations,"
+                " or build this system with ASDF",
+            )
         loads, builders = self.plan_loads(node)
         # The definitions core is in the argv, and the key names it by what it is to compiles
         # (core_name): a compile can start while it is being saved (plait.asdf.dump).
@@ -319,24 +363,44 @@ class Translation:
             loads -= set(shared)
             _, covered = self.reach(shared)
             builders -= covered
-        inputs = [*node["inputs"], *asds, *links, *driver_inputs()]
+        made = self.made(node)
+        sources = [f for f in node["inputs"] if f not in self._made]
+        inputs = [*sources, *made, *asds, *links, *driver_inputs()]
         fasls = [f for b in sorted(builders) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
-        links += tuple(fasls)  # only loaded: read-only links, not copies
-        outputs = self.fasls(node)
-        install = dict(zip(outputs, node["outputs"], strict=True))
+        # Fasls are only loaded: read-only links, not copies. Files other builders made are
+        # copied, and so is a fasl compiled from one: ASDF finds it from the file it was
+        # compiled from, already under out/, through its truename, which for a link is in the
+        # store.
+        copied = set(made)
+        for b in sorted(builders):
+            if self.made(self.nodes[b]):
+                copied.update(self.fasls(self.nodes[b]))
+        links += tuple(f for f in fasls if f not in copied)
+        install = self.writes(node)
+        outputs = list(install)
         warnings = self.warnings_output(node)
         install[warnings] = ""
-        args = (warnings, self.policy.on_warnings, self.policy.on_failure, self.policy.deps)
+        args: tuple[str, ...] = (
+            warnings,
+            self.policy.on_warnings,
+            self.policy.on_failure,
+            self.policy.deps,
+        )
+        entry = "plait-compile:main"
+        root = self.user_root(node)
+        if root is not None and (made or node["operation"] != "compile-op"):
+            # What it writes or reads was made in a sandbox, and may name where it is.
+            entry, args = "plait-compile:relocated", (root, *args)
         target = self.token(node["id"])
         ordered = sorted(loads)
         load_tokens = tuple(self.token(i) for i in ordered)
-        argv = (str(self.sbcl), "--core", core, *driver("plait-compile:main"), *args, target)
+        argv = (str(self.sbcl), "--core", core, *driver(entry), *args, target)
         argv = (*argv, *load_tokens)
         warm = (
             Warm(
                 server=warm_server(self.sbcl, core),
-                entry="plait-compile:main",
+                entry=entry,
                 args=(*args, target),
                 loads=load_tokens,
                 reads=tuple(self.reads(i, builders) for i in ordered),

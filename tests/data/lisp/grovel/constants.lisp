@@ -1,0 +1,5 @@
+(in-package :plait-grovel)
+
+(include "errno.h")
+
+(constant (+eintr+ "EINTR"))

@@ -1,0 +1,3 @@
+(defpackage :plait-grovel
+  (:use :cl)
+  (:export #:+eintr+ #:twice #:eintr-twice))

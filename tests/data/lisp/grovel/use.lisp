@@ -1,0 +1,4 @@
+(in-package :plait-grovel)
+
+(defun eintr-twice ()
+  (twice +eintr+))
