@@ -9,7 +9,7 @@ import pytest
 
 from plait import planner
 from plait.asdf import graph as asdf_graph
-from plait.asdf.dump import SANDBOX_MARK, Dump
+from plait.asdf.dump import SANDBOX_MARK, Dump, LispError
 from plait.asdf.graph import Policy, Translation, driver, node_name, token
 from plait.asdf.products import closure
 from plait.asdf.warnings import lines, reconcile
@@ -108,7 +108,10 @@ def test_every_compile_that_writes_a_fasl_is_a_builder() -> None:
     assert sorted(g.actions) == ["compile:app:m", "compile:lib:a", "compile:lib:b", "compile:lib:c"]
     a = g.actions["compile:lib:a"]
     assert a.outputs == ("out/src/lib/a.fasl", "warnings/compile-op/lib/a.json")
-    assert a.install == {"out/src/lib/a.fasl": "/cache/lib/a.fasl", "warnings/compile-op/lib/a.json": ""}
+    assert a.install == {
+        "out/src/lib/a.fasl": "/cache/lib/a.fasl",
+        "warnings/compile-op/lib/a.json": "",
+    }
     assert "/src/lib/a.lisp" in a.inputs
     # The definitions core is named in the argv, by what made it, and not hashed as an input:
     # a compile may start while it is being saved.
@@ -288,3 +291,68 @@ def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:
     # done a compile's loads is worth making when another compile begins with them.
     assert [len(w.loads) for w in warm.values()] == [1, 2, 3, 5]
     assert [w.shared for w in warm.values()] == [1, 2, 3, 3]
+
+
+def grovel_dump() -> Dump:
+    """lib: w, a cffi-grovel wrapper file. Its process-op writes the Lisp file its compile-op
+    compiles and links a library, which the compile-op also names among its outputs. ASDF's
+    translations put files under /cache/ at their sources' paths, as the sandbox's under out/."""
+    process = node(4, "compile", "lib", ["w"], [3], source=True)
+    process.update(
+        operation="process-op",
+        op_class="CFFI-GROVEL::PROCESS-OP",
+        inputs=["/src/lib/w.lisp"],
+        outputs=["/cache/src/lib/w.processed", "/cache/src/lib/libw.so"],
+        sandbox_outputs=[
+            f"{SANDBOX_MARK}out/src/lib/w.processed",
+            f"{SANDBOX_MARK}out/src/lib/libw.so",
+        ],
+    )
+    compile_ = node(5, "compile", "lib", ["w"], [4], source=True)
+    compile_.update(
+        inputs=["/cache/src/lib/w.processed"],
+        outputs=["/cache/src/lib/w.fasl", "/cache/src/lib/libw.so"],
+        sandbox_outputs=[f"{SANDBOX_MARK}out/src/lib/w.fasl", f"{SANDBOX_MARK}out/src/lib/libw.so"],
+    )
+    nodes = [
+        node(2, "define", "lib", None, []),
+        node(3, "prepare", "lib", None, [2]),
+        process,
+        compile_,
+        node(6, "load", "lib", ["w"], [5], source=True),
+        node(7, "load", "lib", None, [6, 3]),
+    ]
+    data = {"nodes": nodes, "roots": [7], "system_asds": [["lib", "/src/lib.asd"]], "image": "i"}
+    return Dump(data, Path("/store/definitions.core"))
+
+
+def test_a_generated_file_is_read_from_the_sandbox_and_paths_in_it_are_the_user_s() -> None:
+    graph = Graph()
+    Translation(grovel_dump(), Policy(), Path("/usr/bin/sbcl")).add_to(graph)
+    process, compile_ = graph.actions["process:lib:w"], graph.actions["compile:lib:w"]
+    # The process-op writes the library; the compile-op, which names it too, reads it.
+    assert process.outputs == (
+        "out/src/lib/w.processed",
+        "out/src/lib/libw.so",
+        "warnings/process-op/lib/w.json",
+    )
+    assert compile_.outputs == ("out/src/lib/w.fasl", "warnings/compile-op/lib/w.json")
+    assert compile_.install["out/src/lib/w.fasl"] == "/cache/src/lib/w.fasl"
+    assert {"out/src/lib/w.processed", "out/src/lib/libw.so"} <= set(compile_.inputs)
+    assert "/cache/src/lib/w.processed" not in compile_.inputs
+    # Copied, not linked: ASDF names the fasl after the generated file's truename.
+    assert not {"out/src/lib/w.processed", "out/src/lib/libw.so"} & set(compile_.links)
+    # Both are told where the user's images see what their out/ holds.
+    for action in (process, compile_):
+        assert action.argv[5:7] == ("plait-compile:relocated", "/cache/")
+    graph.freeze([*process.inputs, *compile_.inputs])
+    assert graph.deps["compile:lib:w"] == ("process:lib:w",)
+
+
+def test_an_action_writing_where_asdf_does_not_translate_is_an_error() -> None:
+    d = grovel_dump()
+    d.nodes[2]["sandbox_outputs"][1] = "/src/lib/libw.so"  # written in place, in the source tree
+    with pytest.raises(LispError) as e:
+        Translation(d, Policy(), Path("/usr/bin/sbcl")).add_to(Graph())
+    assert "'process:lib:w' writes '/src/lib/libw.so'" in e.value.message
+    assert e.value.hint

@@ -264,7 +264,8 @@ class Translation:
         """The files a builder reads that other builders write (a Lisp file generated from its
         component, a library), inside the sandbox."""
         named = [*(node["inputs"] or ()), *node["outputs"]]
-        return [self._made[f][0] for f in named if f in self._made and self._made[f][1] != node["id"]]
+        others = [self._made[f] for f in named if f in self._made]
+        return [boxed for boxed, maker in others if maker != node["id"]]
 
     def user_root(self, node: Node) -> str | None:
         """The directory ASDF's output translations put what a builder's `out/` holds, if one
