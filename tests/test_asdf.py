@@ -591,6 +591,22 @@ def test_a_missing_dependency_is_named_with_what_needs_it_and_where_asdf_looked(
     assert rest[0].startswith("hint: ASDF looked in") and str(tmp_path) in rest[0]
 
 
+def test_a_fasl_that_does_not_load_fails_its_compile_saying_why(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Compiling evaluates the defconstant; loading the fasl in that image redefines it with a
+    # list that is not EQL: under ASDF, the load-op after the compile fails so.
+    (tmp_path / "plait-unloadable.asd").write_text(
+        '(defsystem "plait-unloadable" :components ((:file "k")))\n'
+    )
+    (tmp_path / "k.lisp").write_text("(defconstant +tones+ (list 1 2))\n")
+    result = plait("build", "plait-unloadable", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    block = result.stdout.split("FAILED compile:plait-unloadable:k")[1]
+    assert f"plait: loading the fasl of {tmp_path / 'k.lisp'} failed: " in block
+    assert "The constant +TONES+ is being redefined" in block
+
+
 def test_a_definition_that_writes_much_does_not_block_the_dump(
     env: dict[str, str], tmp_path: Path
 ) -> None:

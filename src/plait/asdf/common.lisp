@@ -1,4 +1,5 @@
-;;;; What plait's Lisp drivers share (compile, checkpoint, run). Each loads this file first.
+;;;; What plait's Lisp drivers share (compile, checkpoint, run). Each loads this file first; it
+;;;; needs upgrade.lisp's plait-upgrade, which the dump loads before it.
 
 (defpackage :plait-lisp
   (:use :cl)

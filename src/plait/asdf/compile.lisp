@@ -213,7 +213,16 @@ than touching fresh pages."
         (phase-done "compiling")
         (postpone-gc)
         (let ((fasl (find "fasl" fasls :key #'pathname-type :test #'equal)))
-          (when fasl (load fasl))
+          (when fasl
+            ;; ASDF's load-op would load it next; when that fails, so does the build.
+            (handler-bind ((serious-condition
+                             (lambda (e)
+                               (format *error-output* "~&plait: loading the fasl of ~a failed: ~a~%"
+                                       (namestring (asdf:component-pathname c))
+                                       (let ((*print-pretty* nil)) (princ-to-string e)))
+                               (finish-output *error-output*)
+                               (sb-ext:exit :code 1 :abort t))))
+              (load fasl)))
           (write-warnings warnings-file warnings undefined (defined-since before))
           (phase-done "recording definitions"))))))
 
