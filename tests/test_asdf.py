@@ -544,6 +544,27 @@ def test_cffi_grovel_files_build_deterministically_and_load_naming_where_the_use
     assert "EINTR-TWICE 8" in out
 
 
+def test_a_fasl_a_compile_loads_is_where_the_user_s_images_load_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # A file compiled after another sees the other's *load-truename* as under ASDF: its fasl
+    # in the user's cache, not in plait's store (osicat's tests make a directory there).
+    p = project("truename", tmp_path)
+    result = plait("build", "plait-truename", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = load_without_compiling(
+        "plait-truename",
+        env,
+        p,
+        then='(format t "~&SEEN ~a~%LOADED ~a~%" plait-truename:*compiled-seeing*'
+        " plait-truename:*loaded-from*)",
+        registry=p,
+    )
+    seen = out.split("SEEN ")[1].split("\n")[0]
+    assert f"LOADED {seen}\n" in out
+    assert seen.startswith(env["XDG_CACHE_HOME"]) and seen.endswith(f"{p}/")
+
+
 def test_a_compile_out_of_stack_or_heap_fails_saying_so(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -111,6 +111,9 @@ class Build:
         self.idle = idle
         self.last = store.last_builds()
         self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
+        # Where this build left each produced file outside the store: materialized, or found
+        # there with the recorded content.
+        self._installed: dict[str, Path] = {}
         self._t0 = 0.0
         self._running: dict[str, Running] = {}
         self._free_slots: set[int] = set(range(max(1, options.jobs)))
@@ -224,7 +227,7 @@ class Build:
             argv=action.argv,
             env=action.env,
             inputs={
-                p: self._content_path(p, d)
+                p: self._content_path(p, d, p in action.links)
                 for p, d in prepared.inputs.items()
                 if not p.startswith("/")
             },
@@ -237,10 +240,15 @@ class Build:
     def ingest(self, path: Path) -> Digest:
         return self.store.put_file(path, move=True)
 
-    def _content_path(self, rel: str, d: Digest) -> tuple[Path, bool]:
+    def _content_path(self, rel: str, d: Digest, linked: bool) -> tuple[Path, bool]:
         """Where an input's content is (the store's blob for a produced file, else the tree),
-        and whether it is executable."""
+        and whether it is executable. A produced file the command only reads, through a link,
+        is linked to where this build materialized it, when it did: a program that asks where
+        the file it reads is (Lisp's *load-truename* of a fasl) learns where it is installed,
+        as when it runs outside plait, and not the store."""
         out = self.produced.get(rel)
+        if out is not None and linked and rel in self._installed:
+            return self._installed[rel], out.executable
         if out is not None and self.store.has_blob(d):
             return self.store.blob_path(d), out.executable
         path = self.project / rel
@@ -278,6 +286,9 @@ class Build:
             self.store.register(action.name, decision.key, decision.material, result, ran=ran)
         for out in result.outputs:
             self.produced[out.path] = out
+            where = self.destination(action, out.path)
+            if where is not None:
+                self._installed[out.path] = where
 
     def _failure(self, action: Action, result: Result) -> Failure:
         if result.error:

@@ -1,0 +1,3 @@
+(in-package :plait-truename)
+
+(defparameter *compiled-seeing* #.*loaded-from*)
