@@ -356,3 +356,20 @@ def test_an_action_writing_where_asdf_does_not_translate_is_an_error() -> None:
         Translation(d, Policy(), Path("/usr/bin/sbcl")).add_to(Graph())
     assert "'process:lib:w' writes '/src/lib/libw.so'" in e.value.message
     assert e.value.hint
+
+
+def test_a_source_file_that_is_not_there_is_named(tmp_path: Path) -> None:
+    d = dump()
+    for n in d.nodes:  # every source there but lib's b
+        n["inputs"] = [str(tmp_path / Path(f).name) for f in n["inputs"] or ()]
+        for f in n["inputs"]:
+            if not f.endswith("/b.lisp"):
+                Path(f).write_text("")
+    t = Translation(d, Policy(), Path("/usr/bin/sbcl"))
+    t.add_to(Graph())
+    with pytest.raises(LispError) as e:
+        t.check_sources()
+    assert e.value.message == f"'compile:lib:b' compiles '{tmp_path}/b.lisp', which does not exist"
+    assert "'lib' names a file that is not there" in e.value.hint
+    (tmp_path / "b.lisp").write_text("")
+    t.check_sources()

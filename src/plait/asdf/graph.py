@@ -422,6 +422,20 @@ class Translation:
             named={definitions: self.core_name},
         )
 
+    def check_sources(self) -> None:
+        """A LispError if a builder reads a source file that is not there (Debian's packages
+        leave out some test files that their .asd files name)."""
+        for i in sorted(self.actions):
+            node = self.nodes[i]
+            for f in node["inputs"] or ():
+                if f not in self._made and not Path(f).exists():
+                    raise LispError(
+                        f"'{node_name(node)}' compiles '{f}', which does not exist",
+                        hint=f"the definition of '{node['system']}' names a file that is not"
+                        " there, and ASDF would fail on it too: restore the file, or correct"
+                        " the .asd",
+                    )
+
     def add_to(self, graph: Graph) -> None:
         if not self.policy.warm:
             self.checkpoints()
