@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -102,6 +103,24 @@ def loaders_of(fasl: str, p: Path, env: dict[str, str]) -> set[str]:
             else:
                 os.environ[k] = v
     return {a.name for a in graph.actions.values() if any(i.endswith("/" + fasl) for i in a.inputs)}
+
+
+def built(name: str, system: str, env: dict[str, str], tmp_path: Path) -> Path:
+    """The project NAME of tests/data/lisp, copied under TMP_PATH, once SYSTEM built there."""
+    p = project(name, tmp_path)
+    result = plait("build", system, cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return p
+
+
+def value_after_loading(system: str, env: dict[str, str], p: Path, form: str) -> str:
+    """What FORM prints (princ) in a fresh SBCL that loaded SYSTEM, from project P, with
+    compilation impossible."""
+    then = f'(format t "~&VALUE ~a~%" {form})'
+    out = load_without_compiling(system, env, p, then=then, registry=p)
+    found = re.search(r"^VALUE (.*)$", out, re.MULTILINE)
+    assert found, out
+    return found.group(1)
 
 
 def report(p: Path) -> dict[str, str]:
@@ -456,14 +475,7 @@ def test_a_package_inferred_system_builds_and_loads(env: dict[str, str], tmp_pat
     # Each file is a system ASDF infers from its package; its one component is ASDF's.
     ran = {n for n, s in report(p).items() if s == "ran" and "plait-inferred" in n}
     assert ran == {f"compile:plait-inferred/{f}:file-type" for f in ("util", "more", "main")}
-    out = load_without_compiling(
-        "plait-inferred",
-        env,
-        p,
-        then='(format t "~&RUN ~a~%" (plait-inferred/main:run))',
-        registry=p,
-    )
-    assert "RUN 12" in out
+    assert value_after_loading("plait-inferred", env, p, "(plait-inferred/main:run)") == "12"
 
 
 def test_a_file_that_requires_a_module_itself_does_not_make_asdf_compile_itself(
@@ -481,14 +493,9 @@ def test_a_file_that_requires_a_module_itself_does_not_make_asdf_compile_itself(
         assert log.returncode == 0, log.stderr
         assert "plait: compiling took" in log.stdout
         assert "asdf.lisp" not in log.stdout
-    out = load_without_compiling(
-        "plait-requiring",
-        env,
-        p,
-        then='(format t "~&ROTATED ~a~%" (plait-requiring:twice-rotated 1))',
-        registry=p,
+    assert (
+        value_after_loading("plait-requiring", env, p, "(plait-requiring:twice-rotated 1)") == "4"
     )
-    assert "ROTATED 4" in out
 
 
 def fasls_under(root: Path) -> dict[str, bytes]:
@@ -534,14 +541,7 @@ def test_cffi_grovel_files_build_deterministically_and_load_naming_where_the_use
     # through "asdf", concatenates them into asdf.lisp, and is preloaded.
     if before is not None:
         assert asdf_lisp.stat().st_mtime_ns == before
-    out = load_without_compiling(
-        "plait-grovel",
-        env,
-        p,
-        then='(format t "~&EINTR-TWICE ~a~%" (plait-grovel:eintr-twice))',
-        registry=p,
-    )
-    assert "EINTR-TWICE 8" in out
+    assert value_after_loading("plait-grovel", env, p, "(plait-grovel:eintr-twice)") == "8"
 
 
 def test_a_fasl_a_compile_loads_is_where_the_user_s_images_load_it(
@@ -549,19 +549,10 @@ def test_a_fasl_a_compile_loads_is_where_the_user_s_images_load_it(
 ) -> None:
     # A file compiled after another sees the other's *load-truename* as under ASDF: its fasl
     # in the user's cache, not in plait's store (osicat's tests make a directory there).
-    p = project("truename", tmp_path)
-    result = plait("build", "plait-truename", cwd=p, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = load_without_compiling(
-        "plait-truename",
-        env,
-        p,
-        then='(format t "~&SEEN ~a~%LOADED ~a~%" plait-truename:*compiled-seeing*'
-        " plait-truename:*loaded-from*)",
-        registry=p,
-    )
-    seen = out.split("SEEN ")[1].split("\n")[0]
-    assert f"LOADED {seen}\n" in out
+    p = built("truename", "plait-truename", env, tmp_path)
+    form = '(format nil "~a|~a" plait-truename:*compiled-seeing* plait-truename:*loaded-from*)'
+    seen, loaded = value_after_loading("plait-truename", env, p, form).split("|")
+    assert seen == loaded
     assert seen.startswith(env["XDG_CACHE_HOME"]) and seen.endswith(f"{p}/")
 
 
@@ -723,17 +714,8 @@ def test_a_plaitfile_can_build_an_asdf_system_beside_its_actions(
 def test_defsystem_depends_on_and_around_compile_work_as_under_asdf(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    p = project("dsd", tmp_path)
-    result = plait("build", "plait-dsd", cwd=p, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = load_without_compiling(
-        "plait-dsd",
-        env,
-        p,
-        '(format t "~&HOOK ~a~%" (plait-dsd:compiled-inside-hook-p))',
-        registry=p,
-    )
-    assert "HOOK T" in out
+    p = built("dsd", "plait-dsd", env, tmp_path)
+    assert value_after_loading("plait-dsd", env, p, "(plait-dsd:compiled-inside-hook-p)") == "T"
 
 
 def bundled_asdf_is_older_than_debians() -> bool:
