@@ -4,7 +4,8 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads #:as-in-a-plan #:*when-warm* #:call #:save-core #:runtime-variable))
+           #:forget-translations #:perform-loads #:as-in-a-plan #:*when-warm* #:call #:save-core
+           #:runtime-variable))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()

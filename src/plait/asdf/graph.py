@@ -165,11 +165,17 @@ class Translation:
         # first in plan order to name it among its ASDF outputs. A later one that names it too
         # reads it (cffi-grovel's compile-op names the library its process-op links).
         self._made: dict[str, tuple[str, int]] = {}
-        for i in sorted(self.nodes):
-            if self.is_builder(self.nodes[i]):
-                pairs = zip(self.nodes[i]["outputs"], self.fasls(self.nodes[i]), strict=True)
-                for mine, boxed in pairs:
-                    self._made.setdefault(mine, (boxed, i))
+        builders = [i for i in sorted(self.nodes) if self.is_builder(self.nodes[i])]
+        for i in builders:
+            pairs = zip(self.nodes[i]["outputs"], self.fasls(self.nodes[i]), strict=True)
+            for mine, boxed in pairs:
+                self._made.setdefault(mine, (boxed, i))
+        # And the files each builder reads that others write, inside the sandbox.
+        self._made_for: dict[int, list[str]] = {}
+        for i in builders:
+            named = [*(self.nodes[i]["inputs"] or ()), *self.nodes[i]["outputs"]]
+            others = [self._made[f] for f in named if f in self._made]
+            self._made_for[i] = [boxed for boxed, maker in others if maker != i]
         # The definitions core as the key of an action on it names it: the image the dump made
         # (SBCL, ASDF, plait's drivers, ASDF's configuration), not which roots it was for, from
         # which project, nor the definitions it loaded. Each action has the .asd files it
@@ -263,9 +269,7 @@ class Translation:
     def made(self, node: Node) -> list[str]:
         """The files a builder reads that other builders write (a Lisp file generated from its
         component, a library), inside the sandbox."""
-        named = [*(node["inputs"] or ()), *node["outputs"]]
-        others = [self._made[f] for f in named if f in self._made]
-        return [boxed for boxed, maker in others if maker != node["id"]]
+        return self._made_for.get(node["id"], [])
 
     def user_root(self, node: Node) -> str | None:
         """The directory ASDF's output translations put what a builder's `out/` holds, if one
