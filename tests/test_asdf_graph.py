@@ -302,10 +302,11 @@ def grovel_dump() -> Dump:
         operation="process-op",
         op_class="CFFI-GROVEL::PROCESS-OP",
         inputs=["/src/lib/w.lisp"],
-        outputs=["/cache/src/lib/w.processed", "/cache/src/lib/libw.so"],
+        outputs=["/cache/src/lib/w.processed", "/cache/src/lib/libw.so", "/cache/src/lib/w.c"],
         sandbox_outputs=[
             f"{SANDBOX_MARK}out/src/lib/w.processed",
             f"{SANDBOX_MARK}out/src/lib/libw.so",
+            f"{SANDBOX_MARK}out/src/lib/w.c",
         ],
     )
     compile_ = node(5, "compile", "lib", ["w"], [4], source=True)
@@ -334,12 +335,16 @@ def test_a_generated_file_is_read_from_the_sandbox_and_paths_in_it_are_the_user_
     assert process.outputs == (
         "out/src/lib/w.processed",
         "out/src/lib/libw.so",
+        "out/src/lib/w.c",
         "warnings/process-op/lib/w.json",
     )
     assert compile_.outputs == ("out/src/lib/w.fasl", "warnings/compile-op/lib/w.json")
     assert compile_.install["out/src/lib/w.fasl"] == "/cache/src/lib/w.fasl"
     assert {"out/src/lib/w.processed", "out/src/lib/libw.so"} <= set(compile_.inputs)
     assert "/cache/src/lib/w.processed" not in compile_.inputs
+    # What it does not read (the C file the process-op compiled) is no input: an edit that
+    # changes only that stops at the process-op.
+    assert "out/src/lib/w.c" not in compile_.inputs
     # Copied, not linked: ASDF names the fasl after the generated file's truename.
     assert not {"out/src/lib/w.processed", "out/src/lib/libw.so"} & set(compile_.links)
     # Both are told where the user's images see what their out/ holds.

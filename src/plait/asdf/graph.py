@@ -371,7 +371,12 @@ class Translation:
         made = self.made(node)
         sources = [f for f in node["inputs"] if f not in self._made]
         inputs = [*sources, *made, *asds, *links, *driver_inputs()]
-        fasls = [f for b in sorted(builders) for f in self.fasls(self.nodes[b])]
+        # A builder this one depends on directly, and no load reads from (cffi-grovel's
+        # process-op), gives it only what ASDF says it reads (made): the C program it ran is
+        # no input, and editing a grovel file without changing what it generates stops there.
+        read = {b for i in loads for b in self.nodes[i]["deps"] or () if b in builders}
+        given = read | (builders - set(node["deps"] or ()))
+        fasls = [f for b in sorted(given) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
         # Fasls are only loaded: read-only links, not copies. Files other builders made are
         # copied, and so is a fasl compiled from one: ASDF finds it from the file it was
