@@ -544,8 +544,8 @@ def test_cffi_grovel_files_build_deterministically_and_load_naming_where_the_use
     assert value_after_loading("plait-grovel", env, p, "(plait-grovel:eintr-twice)") == "8"
     # A comment in the grovel file changes what the C program is, not what it prints: the
     # Lisp file it generates is the same, and nothing after it runs.
-    with (p / "constants.lisp").open("a") as f:
-        f.write(";; a comment\n")
+    with (p / "constants.lisp").open("a") as spec:
+        spec.write(";; a comment\n")
     result = plait("build", "plait-grovel", "--report", "r.json", cwd=p, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [n for n, s in report(p).items() if s == "ran"] == ["process:plait-grovel:constants"]
