@@ -626,6 +626,30 @@ def test_a_fasl_that_does_not_load_fails_its_compile_saying_why(
     assert "The constant +TONES+ is being redefined" in block
 
 
+def test_a_fasl_is_loaded_after_its_compile_by_asdf_s_load_op_with_the_class_s_methods(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # As clx's .asd does: its files' class has a method around every operation that keeps a
+    # constant whose new value is EQUAL to the old one.
+    (tmp_path / "plait-tolerant.asd").write_text(
+        "(defclass tolerant-file (cl-source-file) ())\n"
+        "(defmethod perform :around (o (f tolerant-file))\n"
+        "  (handler-bind ((sb-ext:defconstant-uneql\n"
+        "                   (lambda (c)\n"
+        "                     (when (equal (sb-ext:defconstant-uneql-old-value c)\n"
+        "                                  (sb-ext:defconstant-uneql-new-value c))\n"
+        "                       (abort c)))))\n"
+        "    (call-next-method)))\n"
+        '(defsystem "plait-tolerant"\n'
+        '  :components ((tolerant-file "k") (:file "m" :depends-on ("k"))))\n'
+    )
+    (tmp_path / "k.lisp").write_text("(defconstant +tones+ (list 1 2))\n")
+    (tmp_path / "m.lisp").write_text("(defun tones () +tones+)\n")
+    result = plait("build", "plait-tolerant", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert value_after_loading("plait-tolerant", env, tmp_path, "(tones)") == "(1 2)"
+
+
 def test_a_definition_that_writes_much_does_not_block_the_dump(
     env: dict[str, str], tmp_path: Path
 ) -> None:
