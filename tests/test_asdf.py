@@ -650,6 +650,23 @@ def test_a_fasl_is_loaded_after_its_compile_by_asdf_s_load_op_with_the_class_s_m
     assert value_after_loading("plait-tolerant", env, tmp_path, "(tones)") == "(1 2)"
 
 
+def test_a_source_file_the_asd_names_and_that_is_not_there_is_named(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "plait-gone.asd").write_text(
+        '(defsystem "plait-gone" :components ((:file "here") (:file "gone")))\n'
+    )
+    (tmp_path / "here.lisp").write_text("(defun here () t)\n")
+    result = plait("build", "plait-gone", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    first, hint = result.stderr.splitlines()[:2]
+    gone = tmp_path / "gone.lisp"
+    assert (
+        first == f"plait: error: 'compile:plait-gone:gone' compiles '{gone}', which does not exist"
+    )
+    assert "'plait-gone' names a file that is not there" in hint
+
+
 def test_a_definition_that_writes_much_does_not_block_the_dump(
     env: dict[str, str], tmp_path: Path
 ) -> None:

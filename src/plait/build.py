@@ -111,9 +111,6 @@ class Build:
         self.idle = idle
         self.last = store.last_builds()
         self.produced: dict[str, Output] = {}  # output path -> output, for finished builders
-        # Where this build left each produced file outside the store: materialized, or found
-        # there with the recorded content.
-        self._installed: dict[str, Path] = {}
         self._t0 = 0.0
         self._running: dict[str, Running] = {}
         self._free_slots: set[int] = set(range(max(1, options.jobs)))
@@ -247,8 +244,11 @@ class Build:
         the file it reads is (Lisp's *load-truename* of a fasl) learns where it is installed,
         as when it runs outside plait, and not the store."""
         out = self.produced.get(rel)
-        if out is not None and linked and rel in self._installed:
-            return self._installed[rel], out.executable
+        if out is not None and linked:
+            # Invariant: a produced file is at its destination once its producer is done.
+            where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)
+            if where is not None:
+                return where, out.executable
         if out is not None and self.store.has_blob(d):
             return self.store.blob_path(d), out.executable
         path = self.project / rel
@@ -286,9 +286,6 @@ class Build:
             self.store.register(action.name, decision.key, decision.material, result, ran=ran)
         for out in result.outputs:
             self.produced[out.path] = out
-            where = self.destination(action, out.path)
-            if where is not None:
-                self._installed[out.path] = where
 
     def _failure(self, action: Action, result: Result) -> Failure:
         if result.error:

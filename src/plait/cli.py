@@ -22,7 +22,13 @@ from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
 from plait.asdf.products import add_bundle, add_program
 from plait.asdf.warnings import summarize
 from plait.build import Build, Early, Options, Report
-from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, PlaitError, UsageError
+from plait.errors import (
+    EXIT_ACTION_FAILED,
+    EXIT_OK,
+    BuildDescriptionError,
+    PlaitError,
+    UsageError,
+)
 from plait.events import Bus
 from plait.executor import LocalExecutor
 from plait.model import Graph
@@ -274,7 +280,12 @@ def _load(
     asdf = add_systems(graph, store, project, roots, policy, start, pool) if roots else None
     if extra is not None and asdf is not None:
         extra(graph, asdf)
-    plaitfile.freeze(graph, project)
+    try:
+        plaitfile.freeze(graph, project)
+    except BuildDescriptionError:
+        if asdf is not None:  # an input is missing: a file an .asd names, it may be
+            asdf.translation.check_sources()
+        raise
     return Loaded(graph, asdf)
 
 

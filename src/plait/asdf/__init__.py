@@ -122,5 +122,4 @@ def add_systems(
     d = dumping.load(store, program, roots, project, on_upgrade, host)
     translation = Translation(d, policy, program)
     translation.add_to(graph)
-    translation.check_sources()
     return AsdfBuild(d, translation, roots)

@@ -4,8 +4,8 @@
 (defpackage :plait-lisp
   (:use :cl)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
-           #:forget-translations #:perform-loads #:as-in-a-plan #:*when-warm* #:call #:save-core
-           #:runtime-variable))
+           #:forget-translations #:perform-loads #:perform-or-exit #:as-in-a-plan #:*when-warm*
+           #:call #:save-core #:runtime-variable))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()
@@ -59,9 +59,14 @@ tuning plait makes there is then not made."
 and has found each system this image defines. A file that calls REQUIRE when compiled or loaded
 makes ASDF operate; out of such a session, ASDF would first upgrade itself, and compile its
 newer self anew, as its fasl is not in the sandbox (4 s, each time)."
-  `(plait-upgrade:upgraded-session
-     (found-as-defined)
-     ,@body))
+  `(call-as-in-a-plan (lambda () ,@body)))
+
+(defun call-as-in-a-plan (thunk)
+  (if asdf::*asdf-session*  ; one is made once: a compile performs its loads in its own
+      (funcall thunk)
+      (plait-upgrade:upgraded-session
+        (found-as-defined)
+        (funcall thunk))))
 
 (defun found-as-defined ()
   "Record in this session that each registered system is found as this image has it. Its
@@ -74,18 +79,23 @@ again, compiling all those systems anew in the sandbox."
 
 (defun perform-loads (tokens)
   "Perform each action TOKENS name, in order, with ASDF's own perform; exit 4 when one fails."
-  (as-in-a-plan (perform-each tokens)))
+  (as-in-a-plan
+    (dolist (token tokens)
+      (multiple-value-bind (o c) (action-of token)
+        (perform-or-exit o c 4 "plait-error: load: loading ~a failed: ~a"
+                         (asdf:component-find-path c))))))
 
-(defun perform-each (tokens)
-  (dolist (token tokens)
-    (multiple-value-bind (o c) (action-of token)
-      (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
-                     (error (lambda (e)
-                              (format *error-output* "~&plait-error: load: loading ~a failed: ~a~%"
-                                      (asdf:component-find-path c)
-                                      (let ((*print-pretty* nil)) (princ-to-string e)))
-                              (sb-ext:exit :code 4 :abort t))))
-        (asdf:perform o c)))))
+(defun perform-or-exit (o c code control what)
+  "Perform O on C with ASDF's own perform. When that fails, say so on one line, CONTROL's two
+arguments being WHAT and the condition, and exit CODE."
+  (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
+                 (serious-condition
+                   (lambda (e)
+                     (format *error-output* "~&~?~%" control
+                             (list what (let ((*print-pretty* nil)) (princ-to-string e))))
+                     (finish-output *error-output*)
+                     (sb-ext:exit :code code :abort t))))
+    (asdf:perform o c)))
 
 (defun save-core (file)
   "Save this image as the core FILE and exit. Not statically linked: SBCL would first rewrite

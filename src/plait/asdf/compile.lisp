@@ -96,9 +96,10 @@ user root is given."
         (lambda (f name where)
           (funcall f name (or (and (stringp where) (as-the-user-sees where)) where)))))))
 
-(defun octets-as-text (octets)
-  "OCTETS as a string of one character per octet: any bytes round-trip."
-  (sb-ext:octets-to-string octets :external-format :latin-1))
+(defun as-octets (string)
+  "STRING's UTF-8 bytes, one character each, as a file read as Latin-1 has them."
+  (sb-ext:octets-to-string (sb-ext:string-to-octets string :external-format :utf-8)
+                           :external-format :latin-1))
 
 (defun replace-all (text old new)
   (with-output-to-string (s)
@@ -113,20 +114,16 @@ user root is given."
   "In each text file among FILES, make the paths under ./out/ name where the user's images see
 those files (cffi-grovel writes the directory of the library it links into the Lisp file it
 generates). Files with a NUL byte are binaries, and are left as they are."
-  (let ((out (octets-as-text (sb-ext:string-to-octets (sandbox-out) :external-format :utf-8)))
-        (root (octets-as-text (sb-ext:string-to-octets *user-root* :external-format :utf-8))))
+  (let ((out (as-octets (sandbox-out)))
+        (root (as-octets *user-root*)))
     (dolist (file files)
       (when (probe-file file)
-        (let ((octets (with-open-file (s file :element-type '(unsigned-byte 8))
-                        (let ((v (make-array (file-length s) :element-type '(unsigned-byte 8))))
-                          (read-sequence v s)
-                          v))))
-          (unless (find 0 octets)
-            (let ((text (octets-as-text octets)))
-              (when (search out text)
-                (with-open-file (s file :direction :output :if-exists :supersede
-                                        :external-format :latin-1)
-                  (write-string (replace-all text out root) s))))))))))
+        ;; Read as Latin-1, any bytes round-trip.
+        (let ((text (uiop:read-file-string file :external-format :latin-1)))
+          (when (and (search out text) (not (find (code-char 0) text)))
+            (with-open-file (s file :direction :output :if-exists :supersede
+                                    :external-format :latin-1)
+              (write-string (replace-all text out root) s))))))))
 
 (defun relocated (args)
   "MAIN, for a builder that reads or writes what builders made in their sandboxes: ARGS are the
@@ -217,15 +214,9 @@ than touching fresh pages."
             ;; Loaded by ASDF's load-op, as ASDF would load it next, with the methods the
             ;; component's class has around it (clx's abort a DEFCONSTANT's redefinition with
             ;; an EQUAL value). When that fails, so does the build.
-            (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
-                           (serious-condition
-                             (lambda (e)
-                               (format *error-output* "~&plait: loading the fasl of ~a failed: ~a~%"
-                                       (namestring (asdf:component-pathname c))
-                                       (let ((*print-pretty* nil)) (princ-to-string e)))
-                               (finish-output *error-output*)
-                               (sb-ext:exit :code 1 :abort t))))
-              (asdf:perform (asdf:make-operation 'asdf:load-op) c)))
+            (perform-or-exit (asdf:make-operation 'asdf:load-op) c 1
+                             "plait: loading the fasl of ~a failed: ~a"
+                             (namestring (asdf:component-pathname c))))
           (write-warnings warnings-file warnings undefined (defined-since before))
           (phase-done "recording definitions"))))))
 

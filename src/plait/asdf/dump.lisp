@@ -234,50 +234,53 @@ as (operation system) lists."
     (dolist (r roots) (visit (asdf:make-operation (first r)) (second r)))
     roots))
 
+(defun sandbox-outputs ()
+  "Each action's output files as ASDF's translations have them now: ((id file...) ...). Called in a
+session, where ASDF finds each system once: out of one, FIND-SYSTEM checks a system's definition
+dependencies anew each time, ~0.1 s for a system with a defsystem-depends-on (consfigurator's
+851 nodes took 104 s)."
+  (let ((pairs '()))
+    (maphash (lambda (key id)
+               (destructuring-bind (op-type (sys path)) key
+                 (let ((c (asdf:find-component (asdf:find-system sys) (rest path))))
+                   (push (cons id (arr (safe-files #'asdf:output-files
+                                                   (asdf:make-operation op-type) c)))
+                         pairs))))
+             *ids*)
+    pairs))
+
 (defun main (args)
   "Write the graph; return the core to save and how to serve it (NIL: no server)."
   (destructuring-bind (out core serve sandbox-root project &rest targets) args
     (asdf:initialize-source-registry
      `(:source-registry (:directory ,(uiop:ensure-directory-pathname project))
                         :inherit-configuration))
-    (let ((roots (if *upgrade*
-                     (upgraded-session (walk targets))
-                     (walk targets))))
-      ;; Outputs once more under the sandbox's translation: where a compile writes them.
-      (let ((nodes (reverse *nodes*)))
-        (translate-outputs-under sandbox-root)
-        (let ((sandbox-nodes '()))
-          ;; In one session, ASDF finds each system once: out of one, FIND-SYSTEM checks a
-          ;; system's definition dependencies anew for each node, ~0.1 s each for a system with
-          ;; a defsystem-depends-on (consfigurator's 851 nodes took 104 s).
-          (asdf::with-asdf-session ()
-            (maphash (lambda (key id)
-                       (destructuring-bind (op-type (sys path)) key
-                         (let ((c (asdf:find-component (asdf:find-system sys) (rest path))))
-                           (push (cons id (arr (safe-files #'asdf:output-files
-                                                           (asdf:make-operation op-type) c)))
-                                 sandbox-nodes))))
-                     *ids*))
-          (with-open-file (s out :direction :output :if-exists :supersede
-                                 :external-format :utf-8)
-            (json (list :obj
-                        :asdf_version (asdf:asdf-version)
-                        :lisp_version (lisp-implementation-version)
-                        :asdf_upgrade *upgrade*
-                        :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
-                                               *features*))
-                        :system_asds (arr (system-asds))
-                        :roots (arr (mapcar (lambda (r)
-                                              (gethash (list (first r)
-                                                             (component-key (second r)))
-                                                       *ids*))
-                                            roots))
-                        :nodes (arr (mapcar (lambda (n)
-                                              (let ((id (getf (rest n) :id)))
-                                                (append n (list :sandbox_outputs
-                                                                (cdr (assoc id sandbox-nodes))))))
-                                            nodes)))
-                  s)))))
+    (let ((roots (upgraded-session (walk targets))))
+      ;; Outputs once more under the sandbox's translation, where a compile writes them, in a
+      ;; session of their own: a session remembers the output files it computed.
+      (translate-outputs-under sandbox-root)
+      (let ((nodes (reverse *nodes*))
+            (sandbox-nodes (asdf::with-asdf-session () (sandbox-outputs))))
+        (with-open-file (s out :direction :output :if-exists :supersede
+                               :external-format :utf-8)
+          (json (list :obj
+                      :asdf_version (asdf:asdf-version)
+                      :lisp_version (lisp-implementation-version)
+                      :asdf_upgrade *upgrade*
+                      :features (arr (mapcar (lambda (f) (string-downcase (symbol-name f)))
+                                             *features*))
+                      :system_asds (arr (system-asds))
+                      :roots (arr (mapcar (lambda (r)
+                                            (gethash (list (first r)
+                                                           (component-key (second r)))
+                                                     *ids*))
+                                          roots))
+                      :nodes (arr (mapcar (lambda (n)
+                                            (let ((id (getf (rest n) :id)))
+                                              (append n (list :sandbox_outputs
+                                                              (cdr (assoc id sandbox-nodes))))))
+                                          nodes)))
+                s))))
     ;; Forget the sandbox's translation: an image started from the core computes the user's
     ;; translations afresh, from its own environment.
     (forget-translations)

@@ -282,10 +282,9 @@ class Translation:
             roots.add(mine[: -len(below)] + "/")
         return roots.pop() if len(roots) == 1 else None
 
-    def reads(self, load: int, builders: set[int]) -> tuple[str, ...]:
-        """The fasls a load reads: those of the builders among its direct dependencies."""
-        deps = self.nodes[load]["deps"] or ()
-        return tuple(f for b in deps if b in builders for f in self.fasls(self.nodes[b]))
+    def readers(self, loads: Iterable[int], builders: set[int]) -> list[list[int]]:
+        """For each load, the builders among its direct dependencies: whose fasls it reads."""
+        return [[b for b in self.nodes[i]["deps"] or () if b in builders] for i in loads]
 
     def warnings_output(self, node: Node) -> str:
         """Where a builder's warnings go: one file per action, as a component may have two
@@ -371,11 +370,12 @@ class Translation:
         made = self.made(node)
         sources = [f for f in node["inputs"] if f not in self._made]
         inputs = [*sources, *made, *asds, *links, *driver_inputs()]
+        ordered = sorted(loads)
+        readers = self.readers(ordered, builders)
         # A builder this one depends on directly, and no load reads from (cffi-grovel's
         # process-op), gives it only what ASDF says it reads (made): the C program it ran is
         # no input, and editing a grovel file without changing what it generates stops there.
-        read = {b for i in loads for b in self.nodes[i]["deps"] or () if b in builders}
-        given = read | (builders - set(node["deps"] or ()))
+        given = {b for bs in readers for b in bs} | (builders - set(node["deps"] or ()))
         fasls = [f for b in sorted(given) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
         # Fasls are only loaded: read-only links, not copies. Files other builders made are
@@ -398,12 +398,12 @@ class Translation:
             self.policy.deps,
         )
         entry = "plait-compile:main"
-        root = self.user_root(node)
-        if root is not None and (made or node["operation"] != "compile-op"):
+        if made or node["operation"] != "compile-op":
             # What it writes or reads was made in a sandbox, and may name where it is.
-            entry, args = "plait-compile:relocated", (root, *args)
+            root = self.user_root(node)
+            if root is not None:
+                entry, args = "plait-compile:relocated", (root, *args)
         target = self.token(node["id"])
-        ordered = sorted(loads)
         load_tokens = tuple(self.token(i) for i in ordered)
         argv = (str(self.sbcl), "--core", core, *driver(entry), *args, target)
         argv = (*argv, *load_tokens)
@@ -413,7 +413,9 @@ class Translation:
                 entry=entry,
                 args=(*args, target),
                 loads=load_tokens,
-                reads=tuple(self.reads(i, builders) for i in ordered),
+                reads=tuple(
+                    tuple(f for b in bs for f in self.fasls(self.nodes[b])) for bs in readers
+                ),
             )
             if self.policy.warm
             else None
@@ -433,7 +435,8 @@ class Translation:
 
     def check_sources(self) -> None:
         """A LispError if a builder reads a source file that is not there (Debian's packages
-        leave out some test files that their .asd files name)."""
+        leave out some test files that their .asd files name). Called only once the graph has
+        found an input missing, to say so in ASDF's terms: a build stats every input once."""
         for i in sorted(self.actions):
             node = self.nodes[i]
             for f in node["inputs"] or ():
