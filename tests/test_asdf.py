@@ -113,6 +113,16 @@ def built(name: str, system: str, env: dict[str, str], tmp_path: Path) -> Path:
     return p
 
 
+def build_written(
+    tmp_path: Path, env: dict[str, str], system: str, asd: str, files: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Build SYSTEM, whose .asd is ASD and whose FILES (name: text) are written in TMP_PATH."""
+    (tmp_path / f"{system}.asd").write_text(asd)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return plait("build", system, cwd=tmp_path, env=env)
+
+
 def value_after_loading(system: str, env: dict[str, str], p: Path, form: str) -> str:
     """What FORM prints (princ) in a fresh SBCL that loaded SYSTEM, from project P, with
     compilation impossible."""
@@ -599,11 +609,8 @@ def test_a_missing_system_is_named_with_where_asdf_looked(
 def test_a_missing_dependency_is_named_with_what_needs_it_and_where_asdf_looked(
     depends_on: str, said: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    (tmp_path / "plait-needy.asd").write_text(
-        f'(defsystem "plait-needy" :depends-on ({depends_on}) :components ((:file "n")))\n'
-    )
-    (tmp_path / "n.lisp").write_text("(defun n () 1)\n")
-    result = plait("build", "plait-needy", cwd=tmp_path, env=env)
+    asd = f'(defsystem "plait-needy" :depends-on ({depends_on}) :components ((:file "n")))\n'
+    result = build_written(tmp_path, env, "plait-needy", asd, {"n.lisp": "(defun n () 1)\n"})
     assert result.returncode == 2
     first, *rest = result.stderr.splitlines()
     assert first == f"plait: error: {said}, which 'plait-needy' depends on"
@@ -615,11 +622,9 @@ def test_a_fasl_that_does_not_load_fails_its_compile_saying_why(
 ) -> None:
     # Compiling evaluates the defconstant; loading the fasl in that image redefines it with a
     # list that is not EQL: under ASDF, the load-op after the compile fails so.
-    (tmp_path / "plait-unloadable.asd").write_text(
-        '(defsystem "plait-unloadable" :components ((:file "k")))\n'
-    )
-    (tmp_path / "k.lisp").write_text("(defconstant +tones+ (list 1 2))\n")
-    result = plait("build", "plait-unloadable", cwd=tmp_path, env=env)
+    asd = '(defsystem "plait-unloadable" :components ((:file "k")))\n'
+    k = {"k.lisp": "(defconstant +tones+ (list 1 2))\n"}
+    result = build_written(tmp_path, env, "plait-unloadable", asd, k)
     assert result.returncode == 1
     block = result.stdout.split("FAILED compile:plait-unloadable:k")[1]
     assert f"plait: loading the fasl of {tmp_path / 'k.lisp'} failed: " in block
@@ -631,7 +636,7 @@ def test_a_fasl_is_loaded_after_its_compile_by_asdf_s_load_op_with_the_class_s_m
 ) -> None:
     # As clx's .asd does: its files' class has a method around every operation that keeps a
     # constant whose new value is EQUAL to the old one.
-    (tmp_path / "plait-tolerant.asd").write_text(
+    asd = (
         "(defclass tolerant-file (cl-source-file) ())\n"
         "(defmethod perform :around (o (f tolerant-file))\n"
         "  (handler-bind ((sb-ext:defconstant-uneql\n"
@@ -643,9 +648,8 @@ def test_a_fasl_is_loaded_after_its_compile_by_asdf_s_load_op_with_the_class_s_m
         '(defsystem "plait-tolerant"\n'
         '  :components ((tolerant-file "k") (:file "m" :depends-on ("k"))))\n'
     )
-    (tmp_path / "k.lisp").write_text("(defconstant +tones+ (list 1 2))\n")
-    (tmp_path / "m.lisp").write_text("(defun tones () +tones+)\n")
-    result = plait("build", "plait-tolerant", cwd=tmp_path, env=env)
+    files = {"k.lisp": "(defconstant +tones+ (list 1 2))\n", "m.lisp": "(defun tones () +tones+)\n"}
+    result = build_written(tmp_path, env, "plait-tolerant", asd, files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert value_after_loading("plait-tolerant", env, tmp_path, "(tones)") == "(1 2)"
 
@@ -653,11 +657,8 @@ def test_a_fasl_is_loaded_after_its_compile_by_asdf_s_load_op_with_the_class_s_m
 def test_a_source_file_the_asd_names_and_that_is_not_there_is_named(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    (tmp_path / "plait-gone.asd").write_text(
-        '(defsystem "plait-gone" :components ((:file "here") (:file "gone")))\n'
-    )
-    (tmp_path / "here.lisp").write_text("(defun here () t)\n")
-    result = plait("build", "plait-gone", cwd=tmp_path, env=env)
+    asd = '(defsystem "plait-gone" :components ((:file "here") (:file "gone")))\n'
+    result = build_written(tmp_path, env, "plait-gone", asd, {"here.lisp": "(defun here () t)\n"})
     assert result.returncode == 2
     first, hint = result.stderr.splitlines()[:2]
     gone = tmp_path / "gone.lisp"
