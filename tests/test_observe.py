@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -210,7 +211,15 @@ def test_explain_trace_graph_record_and_log_on_an_asdf_system(
     assert '"compile:plait-demo:util" -> "compile:plait-demo:main";' in ok(
         "graph", "plait-demo", cwd=p, env=env
     )
-    assert "plait: compiling took" in ok("log", "compile:plait-demo:main", cwd=p, env=env)
+    log = ok("log", "compile:plait-demo:main", cwd=p, env=env)
+    # Each phase of a compile says its wall time, its GC, its CPU and the pages it faulted in.
+    phases = re.findall(
+        r"plait: (loading \d+ dependencies|compiling|recording definitions) took [\d.]+s "
+        r"\(gc [\d.]+s, cpu ([\d.]+)s, (\d+) page faults\)",
+        log,
+    )
+    assert [phase[0] for phase in phases][1:] == ["compiling", "recording definitions"], log
+    assert float(phases[1][1]) > 0 and int(phases[1][2]) > 0
     recorded = read(p / "r.json")["started"]
     shutil.rmtree(p / ".plait")
     fresh = {**env, "XDG_CACHE_HOME": str(p.parent / "cache2")}
