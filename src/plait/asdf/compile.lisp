@@ -162,16 +162,6 @@ than touching fresh pages."
       (setf (sb-sys:sap-ref-word trigger 0)
             (+ (sb-kernel:dynamic-usage) (* 256 1024 1024))))))
 
-(defun keep-freed-pages ()
-  "Keep the pages this worker's collections free mapped, for it to allocate in again. SBCL
-gives them back to the kernel after each collection of generation 2 or older, and a compile
-allocating there next faults each one in afresh, zero-filled: in a process that lives for one
-compile that costs system time and saves nothing (kalyna's compile faulted 277k times, 145k
-with them kept)."
-  (let ((limit (runtime-variable "small_generation_limit")))  ; a C generation_index_t
-    (when limit
-      (setf (sb-sys:signed-sap-ref-8 limit 0) sb-vm:+pseudo-static-generation+))))
-
 (defun usage ()
   "This process's CPU time so far (user and system, in seconds) and its minor page faults."
   (multiple-value-bind (ok user system rss ixrss idrss isrss faults)
@@ -201,7 +191,7 @@ it took and the pages it faulted in (the clock is SBCL's coarse one: 4 ms steps)
 (defun main (args)
   (setf *clock* (get-internal-real-time) *gc-clock* sb-ext:*gc-run-time*)
   (setf (values *cpu-clock* *faults*) (usage))
-  (keep-freed-pages)
+  (plait-upgrade:keep-freed-pages)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
     (as-in-a-plan (compile-target warnings-file on-warnings on-failure mode target loads))))
