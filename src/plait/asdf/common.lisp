@@ -3,6 +3,7 @@
 
 (defpackage :plait-lisp
   (:use :cl)
+  (:import-from :plait-upgrade #:runtime-variable)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
            #:forget-translations #:perform-loads #:perform-or-exit #:as-in-a-plan #:*when-warm*
            #:call #:save-core #:runtime-variable))
@@ -10,12 +11,6 @@
 
 (defvar *when-warm* '()
   "Functions a warm server calls when its loads are done, before it forks any worker.")
-
-(defun runtime-variable (name)
-  "The address (a SAP) of the SBCL runtime's C variable NAME, or NIL on an SBCL without it: a
-tuning plait makes there is then not made."
-  (let ((address (sb-sys:find-foreign-symbol-address name)))
-    (and address (sb-sys:int-sap address))))
 
 (defun call (entry args)
   "Call the function ENTRY names (a printed PACKAGE:FUNCTION) on the list ARGS."

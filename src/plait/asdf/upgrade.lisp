@@ -9,11 +9,14 @@
 ;;;;        --eval '(plait-upgrade:main)' ASD SOURCE
 ;;;; The fasl goes under ./out/ (the directories of SOURCE below it). Style-warnings are muffled,
 ;;;; as ASDF's upgrade muffles them. Exit: 0 compiled; 1 it did not.
+;;;;
+;;;; Every plait Lisp process loads this file first, so it also holds the few runtime tunings
+;;;; they share (RUNTIME-VARIABLE, KEEP-FREED-PAGES).
 
 (require :asdf)
 (defpackage :plait-upgrade
   (:use :cl)
-  (:export #:upgraded-session #:newer-asdf #:keep-freed-pages #:main))
+  (:export #:upgraded-session #:newer-asdf #:runtime-variable #:keep-freed-pages #:main))
 (in-package :plait-upgrade)
 
 (defmacro upgraded-session (&body body)
@@ -38,16 +41,21 @@ newer ASDF than the running one; else NIL."
                (uiop:version< (asdf:asdf-version) (asdf:component-version system)))
       (first files))))
 
+(defun runtime-variable (name)
+  "The address (a SAP) of the SBCL runtime's C variable NAME, or NIL on an SBCL without it: a
+tuning plait makes there is then not made."
+  (let ((address (sb-sys:find-foreign-symbol-address name)))
+    (and address (sb-sys:int-sap address))))
+
 (defun keep-freed-pages ()
   "Keep the pages this process's collections free mapped, for it to allocate in again. SBCL
 gives them back to the kernel after each collection of generation 2 or older, and a compile
 allocating there next faults each one in afresh, zero-filled: in a process that lives for one
 compile that costs system time and saves nothing (kalyna's compile faulted 277k times, 145k
 with them kept; ASDF's compile of itself 142k, 64k)."
-  (let ((limit (sb-sys:find-foreign-symbol-address "small_generation_limit")))
-    (when limit  ; a C generation_index_t
-      (setf (sb-sys:signed-sap-ref-8 (sb-sys:int-sap limit) 0)
-            sb-vm:+pseudo-static-generation+))))
+  (let ((limit (runtime-variable "small_generation_limit")))  ; a C generation_index_t
+    (when limit
+      (setf (sb-sys:signed-sap-ref-8 limit 0) sb-vm:+pseudo-static-generation+))))
 
 (defun main ()
   (keep-freed-pages)
