@@ -36,6 +36,15 @@ def servers_alive(pool: WarmPool) -> list[str]:
     return out.stdout.split()
 
 
+def all_gone(pool: WarmPool) -> bool:
+    """Whether every process of `pool` has ended, within seconds: a worker forked ahead of a
+    request that never came ends once it reads that its server has."""
+    deadline = time.monotonic() + 10
+    while servers_alive(pool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return servers_alive(pool) == []
+
+
 def start_hanging(pool: WarmPool, tmp_path: Path) -> tuple[threading.Thread, list[int | None]]:
     """A worker that sleeps 600 s, run from a thread: returns once it runs, with the list its
     status goes to."""
@@ -45,7 +54,8 @@ def start_hanging(pool: WarmPool, tmp_path: Path) -> tuple[threading.Thread, lis
     )
     thread.start()
     deadline = time.monotonic() + 30
-    while len(servers_alive(pool)) < 2 and time.monotonic() < deadline:  # server and worker
+    # The server, the worker, and the worker the server forks ahead of its next request.
+    while len(servers_alive(pool)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     return thread, statuses
 
@@ -66,7 +76,31 @@ def test_a_worker_runs_in_its_directory_with_its_arguments(tmp_path: Path) -> No
         assert (other / "report.txt").read_text().splitlines() == [f"{other}/"]
     finally:
         pool.close()
-    assert servers_alive(pool) == []
+    assert all_gone(pool)
+
+
+def test_the_worker_for_a_request_is_forked_before_the_request(tmp_path: Path) -> None:
+    # A server forks the worker for its next request while it waits for one: the request's
+    # worker is the process that was already there, a child of the server.
+    pool = WarmPool()
+    try:
+        assert pool.run(warm("report"), {}, tmp_path, tmp_path / "log") == 0
+        deadline = time.monotonic() + 30
+        while len(servers_alive(pool)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = servers_alive(pool)
+        parents = {pid: parent_of(pid) for pid in alive}
+        (waiting,) = [pid for pid in alive if parents[pid] in alive]
+        assert pool.run(warm("pid"), {}, tmp_path, tmp_path / "log") == 0
+        assert (tmp_path / "pid.txt").read_text() == f"{waiting}\n"
+    finally:
+        pool.close()
+    assert all_gone(pool)  # a worker that got no request goes with its server
+
+
+def parent_of(pid: str) -> str:
+    out = subprocess.run(["ps", "-o", "ppid=", "-p", pid], capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def test_a_worker_is_the_only_thread_of_its_image(tmp_path: Path) -> None:
@@ -177,20 +211,14 @@ def test_a_worker_whose_server_dies_is_stopped_and_its_status_unknown(tmp_path: 
     try:
         thread, statuses = start_hanging(pool, tmp_path)
         alive = servers_alive(pool)
-        assert len(alive) == 2  # the server, and the worker it forked (a copy of it)
-        parents = {
-            pid: subprocess.run(
-                ["ps", "-o", "ppid=", "-p", pid], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            for pid in alive
-        }
+        assert len(alive) == 3  # the server, the worker, and the next worker (copies of it)
+        parents = {pid: parent_of(pid) for pid in alive}
         (server,) = [pid for pid in alive if parents[pid] not in alive]
         subprocess.run(["kill", "-9", server], check=True)
         thread.join(10)
         assert not thread.is_alive()
         assert statuses == [None]
-        time.sleep(0.5)
-        assert servers_alive(pool) == []  # the worker went with it
+        assert all_gone(pool)  # the workers went with it
     finally:
         pool.close()
 

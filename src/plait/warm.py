@@ -60,7 +60,8 @@ class _Waiter:
 class _Server:
     """One server: its fifos, the loads it has performed, and the requests waiting on it."""
 
-    def __init__(self, directory: Path, loads: tuple[str, ...]) -> None:
+    def __init__(self, directory: Path, loads: tuple[str, ...], listen: bool = True) -> None:
+        """`listen`: start reading its replies now; else `listen` does, before it can reply."""
         self.dir = directory
         self.loads = loads
         directory.mkdir()
@@ -83,6 +84,16 @@ class _Server:
         self.saved: Callable[[], None] | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._lock = threading.Lock()
+        self._listening = False
+        if listen:
+            self.listen()
+
+    def listen(self) -> None:
+        """Start reading the server's replies (once)."""
+        with self._lock:
+            if self._listening:
+                return
+            self._listening = True
         threading.Thread(target=self._read, daemon=True).start()
 
     def request(self, form: str, ident: int | None = None) -> _Waiter:
@@ -146,6 +157,7 @@ class _Server:
 
     def stop(self) -> None:
         """The server is gone or going: wake its reader, which fails whatever still waits."""
+        self.listen()
         with self._lock:
             if self.dead:
                 return
@@ -260,9 +272,12 @@ class WarmPool:
                 )
             finally:
                 # Asked after the worker: a server forks one request at a time, and forking a
-                # server takes it twice as long as forking a worker.
+                # server takes it twice as long as forking a worker. Idle servers are stopped
+                # after too, off the path to the worker's start.
                 if made is not None:
                     self._ask_fork(made, cwd)
+                    with self._lock:
+                        self._evict(self._families.get(_family(warm.server, env), {}))
             waiter.started.wait()
             if waiter.pid is None:
                 raise Unavailable("the server stopped before starting the command")
@@ -322,7 +337,6 @@ class WarmPool:
             if len(longest.loads) < warm.shared:
                 made = self._new_server(longest, warm.loads[: warm.shared])
                 family[made.loads] = made
-                self._evict(family)
         if not chosen.ready.wait(READY_SECONDS) or chosen.dead:
             with self._lock:
                 chosen.busy -= 1
@@ -353,7 +367,7 @@ class WarmPool:
     def _new_server(self, parent: _Server, loads: tuple[str, ...]) -> _Server:
         """A server that `parent` is to fork (`_ask_fork`) and that performs `loads`."""
         ident = next(self._ids)
-        server = _Server(self._box.work / f"s{ident}", loads)
+        server = _Server(self._box.work / f"s{ident}", loads, listen=False)
         server.ident = ident
         server.parent = parent
         parent.busy += 1  # not stopped before it has forked the new one
@@ -363,6 +377,7 @@ class WarmPool:
         """Ask the parent of `server` to fork it, loading from `cwd` what the parent lacks."""
         parent = server.parent
         assert parent is not None
+        server.listen()
         try:
             parent.request(
                 f"(:serve {server.ident} {lisp_string(str(cwd))}"

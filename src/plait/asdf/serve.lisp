@@ -3,10 +3,11 @@
 ;;;; again (loaded into the definitions core by the dump):
 ;;;;   sbcl --core CORE --script call.lisp plait-serve:main IN OUT
 ;;;; Requests, one Lisp form per line on the fifo IN:
-;;;;   (:run ID CWD LOG FUNCTION ARGS)   fork a worker that, in a session of its own, in CWD, with
-;;;;                                      stdout and stderr to LOG, calls FUNCTION on ARGS: what
+;;;;   (:run ID CWD LOG FUNCTION ARGS)   have a worker, in a session of its own, in CWD, with
+;;;;                                      stdout and stderr to LOG, call FUNCTION on ARGS: what
 ;;;;                                      `sbcl --core CORE --script call.lisp FUNCTION ARGS...`
-;;;;                                      started in CWD does
+;;;;                                      started in CWD does. The worker was forked while the
+;;;;                                      server waited for the request (MAKE-STANDBY).
 ;;;;   (:status ID)                      wait for the worker ID, which has ended, and say how
 ;;;;   (:serve ID CWD LOG IN OUT LOADS)  fork a server that performs LOADS as a compile does
 ;;;;                                      (their fasls under CWD/out/), then serves IN and OUT;
@@ -71,16 +72,30 @@ threads leave registered until they are joined."
               (cdr (sb-thread:list-all-threads)))
       (error "cannot fork: other threads are running"))))
 
-(defun fork (streams cwd log)
-  "Fork; in the child, leave the server behind: a session of its own, none of the server's
-STREAMS, LOG for output, CWD to work in. Returns the child's pid in the server, 0 in the child."
+(defvar *standby* nil
+  "The worker forked ahead of the next :run request, which it waits for: (PID . FD), FD the end
+of its pipe this server writes the request to.")
+
+(defun fork-child (streams)
+  "Fork; in the child, close the server's STREAMS and its end of the standby's pipe. Returns the
+child's pid in the server, 0 in the child."
   (sole-thread)
   (finish-output *standard-output*)
   (finish-output *error-output*)
   (let ((pid (c-call "fork" sb-alien:int)))
     (when (zerop pid)
-      (c-call "setsid" sb-alien:int)
       (dolist (s streams) (sb-unix:unix-close (sb-sys:fd-stream-fd s)))
+      (when *standby*
+        (sb-unix:unix-close (cdr *standby*))
+        (setf *standby* nil)))
+    pid))
+
+(defun fork (streams cwd log)
+  "Fork a child that leaves the server behind: a session of its own, LOG for output, CWD to
+work in. Returns its pid in the server, 0 in it."
+  (let ((pid (fork-child streams)))
+    (when (zerop pid)
+      (c-call "setsid" sb-alien:int)
       (redirect log)
       (enter cwd))
     pid))
@@ -98,6 +113,45 @@ exits 1 through the disabled debugger, as under --script."
          (progn (call function args)
                 (setf code 0))
       (finish code))))
+
+(defun make-standby (streams)
+  "Fork the worker for the next :run request now, while no request waits on this server: the
+fork takes ~2 ms of the server's time, and the child's new session (SETSID, which on a busy
+machine waits ~2 ms for the scheduler to place it in a group of its own) as long again, which
+each compile of a chain of dependent ones waited for. It reads its request from a pipe, and
+exits when the server does without having sent it one."
+  (multiple-value-bind (in out) (sb-unix:unix-pipe)
+    (when in
+      (let ((pid (fork-child streams)))
+        (cond ((zerop pid)
+               (sb-unix:unix-close out)
+               (c-call "setsid" sb-alien:int)
+               (let ((request (with-open-stream
+                                  (s (sb-sys:make-fd-stream in :input t :external-format :utf-8))
+                                (let ((*read-eval* nil)) (read s nil nil)))))
+                 (unless request
+                   (finish 0))
+                 (destructuring-bind (cwd log function args) request
+                   (redirect log)
+                   (enter cwd)
+                   (work function args))))
+              (t
+               (sb-unix:unix-close in)
+               (setf *standby* (cons pid out))))))))
+
+(defun hand-over (cwd log function args)
+  "Give the standby worker its request; its pid, or NIL if it could not be given one."
+  (destructuring-bind (pid . fd) *standby*
+    (setf *standby* nil)
+    (handler-case
+        (with-open-stream (s (sb-sys:make-fd-stream fd :output t :external-format :utf-8))
+          (with-standard-io-syntax
+            (prin1 (list cwd log function args) s))
+          pid)
+      (error ()  ; it is gone: SBCL ignores SIGPIPE, and the write fails
+        (sb-unix:unix-kill pid sb-unix:sigkill)
+        (wait-for pid)
+        nil))))
 
 (defun wait-for (pid)
   "How the child PID ended: its exit code, or minus the signal that killed it."
@@ -136,6 +190,8 @@ exits 1 through the disabled debugger, as under --script."
         (sb-ext:gc :gen 1)
         (reply out "ready")
         (loop
+          (unless (or *standby* (listen in))
+            (make-standby (list in out)))
           (let ((request (let ((*read-eval* nil)) (read in nil :eof))))
             (when (eq request :eof)
               (return))
@@ -144,7 +200,9 @@ exits 1 through the disabled debugger, as under --script."
                   (progn (reply out "exited ~d ~d" id (wait-for (gethash id pids)))
                          (remhash id pids))
                   (destructuring-bind (cwd log &rest more) more
-                    (let ((pid (fork (list in out) cwd log)))
+                    (let ((pid (or (and (eq kind :run) *standby*
+                                        (apply #'hand-over cwd log more))
+                                   (fork (list in out) cwd log))))
                       (when (zerop pid)
                         (ecase kind
                           (:run (destructuring-bind (function args) more

@@ -16,6 +16,12 @@
     (format s "~a~%~{~a~%~}" (uiop:getcwd) args))
   (format t "reported ~d~%" (length args)))
 
+(defun pid (args)
+  "Write this process's pid to pid.txt."
+  (declare (ignore args))
+  (with-open-file (s "pid.txt" :direction :output :if-exists :supersede)
+    (format s "~d~%" (sb-unix:unix-getpid))))
+
 (defun threads (args)
   "Write how many threads the runtime knows of to threads.txt, after a full GC (which stops
 them all: one that is gone in a forked worker would be fatal)."
