@@ -3,6 +3,8 @@ their directory, arguments, output and exit status; cancelling; servers that can
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import subprocess
 import threading
@@ -96,6 +98,44 @@ def test_the_worker_for_a_request_is_forked_before_the_request(tmp_path: Path) -
     finally:
         pool.close()
     assert all_gone(pool)  # a worker that got no request goes with its server
+
+
+def test_a_worker_says_how_it_ended_before_it_exits(tmp_path: Path) -> None:
+    # The server's protocol, spoken by hand: a worker given its request says "exited ID CODE"
+    # on the server's replies itself, with no :status asked (its exit, which unmaps its image,
+    # comes after); :status still reaps it, and says the same.
+    requests, replies = tmp_path / "in", tmp_path / "out"
+    os.mkfifo(requests)
+    os.mkfifo(replies)
+    to_server = os.open(requests, os.O_RDWR)
+    from_server = os.open(replies, os.O_RDWR)
+    server = subprocess.Popen([*SERVER, str(requests), str(replies)], cwd=tmp_path)
+    lines: list[str] = []
+
+    def until(wanted: str) -> None:
+        deadline = time.monotonic() + 60
+        while wanted not in lines:
+            assert time.monotonic() < deadline, f"no '{wanted}' in {lines}"
+            if select.select([from_server], [], [], 0.5)[0]:
+                lines.extend(os.read(from_server, 4096).decode().splitlines())
+
+    try:
+        until("ready")
+        work = tmp_path / "work"
+        work.mkdir()
+        run = f'(:run 7 "{work}" "{work / "log"}" "plait-test::report" ())\n'
+        os.write(to_server, run.encode())
+        until("exited 7 0")
+        assert (work / "report.txt").is_file()
+        started = [line for line in lines if line.startswith("started 7 ")]
+        assert len(started) == 1
+        lines.clear()
+        os.write(to_server, b"(:status 7)\n")
+        until("exited 7 0")
+    finally:
+        os.close(to_server)  # EOF: the server stops
+        server.wait(30)
+        os.close(from_server)
 
 
 def parent_of(pid: str) -> str:
@@ -265,6 +305,9 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
 
     with LocalExecutor() as executor:
         first = executor.execute(request("first"), ingest)
+        pool = executor.warm_pool()
+        assert pool is not None
+        pool.settle()  # the server the first made is ready once its status is known, or after
         second = executor.execute(request("second"), ingest)
     assert first.ok and second.ok, (tmp_path / "second.log").read_text()
     assert stored == [b"T T\n", b"NIL T\n"]

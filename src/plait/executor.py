@@ -106,13 +106,15 @@ class LocalExecutor:
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
         root = Path(tempfile.mkdtemp(prefix="sb-", dir=self._scratch.path))
+        # Removed once collected, and once a warm pool that ran the command is done with it.
+        release = _Release(root)
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.
             later = _Later(request, box)
             try:
                 box.populate(later.now, request.outputs, request.links)
-                status, error = self._run(request, box, later)
+                status, error = self._run(request, box, later, release)
             except OSError as e:
                 return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
             result = Result(status, time.monotonic() - start, error=error)
@@ -120,17 +122,31 @@ class LocalExecutor:
                 _collect(request, box, ingest, result)
             return result
         finally:
-            remove_tree(root)
+            release.done()
 
-    def _run(self, request: Request, box: Sandbox, later: _Later) -> tuple[int | None, str]:
+    def _run(
+        self, request: Request, box: Sandbox, later: _Later, release: _Release
+    ) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         if request.warm is not None:
             pool = self.warm_pool()
             if pool is not None:
                 with contextlib.suppress(Unavailable):
-                    status = pool.run(
-                        request.warm, request.env, box.work, request.log_path, later.stage
-                    )
+                    # A server the pool makes meanwhile may still be loading from the sandbox
+                    # when the command's status is known; the pool releases it when it returns.
+                    by_pool = release.also_by()
+                    try:
+                        status = pool.run(
+                            request.warm,
+                            request.env,
+                            box.work,
+                            request.log_path,
+                            later.stage,
+                            by_pool,
+                        )
+                    except Unavailable:
+                        by_pool()
+                        raise
                     return status, "" if status is not None else "its warm process stopped"
         later.stage(0)
         with request.log_path.open("wb") as log:
@@ -167,6 +183,28 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._pool is not None:
                 self._pool.cancel()
+
+
+class _Release:
+    """Removes a sandbox once each party that uses it is done: the executor, and a warm pool
+    that took it (`also_by`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._users = 1
+
+    def also_by(self) -> Callable[[], None]:
+        with self._lock:
+            self._users += 1
+        return self.done
+
+    def done(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            remove_tree(self.root)
 
 
 class _Later:

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ KEPT = 8
 
 # Seconds a server may take to start, or to perform its loads, before plait stops waiting.
 READY_SECONDS = 120.0
+
+# Seconds between looks at whether a worker that has not said how it ended has ended.
+POLL_SECONDS = 0.05
 
 
 class Unavailable(Exception):
@@ -79,6 +83,8 @@ class _Server:
         self.used = time.monotonic()
         self.parent: _Server | None = None
         self.ident = 0  # the number plait gave a forked server
+        # Forked for a command that has ended: it is being waited for to be ready (`_settle`).
+        self.settling = False
         # A root another process forked (the dump) before the core its argv names was saved:
         # waits until the core is there.
         self.saved: Callable[[], None] | None = None
@@ -196,6 +202,9 @@ class WarmPool:
         self._hosted: list[_Server] = []
         self._ids = itertools.count(1)  # request and server numbers; next() is atomic
         self._cancelled = False
+        # Where servers a command made are waited for once its status is known (`run`).
+        self._settlers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plait-settle")
+        self._settling: set[Future[None]] = set()
 
     def host(self, env: Mapping[str, str]) -> Hosted:
         """A root server for another process to fork, with `env` over a sandbox's environment;
@@ -238,12 +247,15 @@ class WarmPool:
         cwd: Path,
         log: Path,
         stage: Callable[[int], None] = lambda first: None,
+        release: Callable[[], None] | None = None,
     ) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
-        first: `cwd` must then hold what the loads from the n-th on read."""
+        first: `cwd` must then hold what the loads from the n-th on read. `release`, when it
+        returns: called once nothing the pool started reads `cwd` any more, which may be
+        later (a server it makes meanwhile loads from there); `cwd` is the caller's again."""
         try:
-            return self._run(warm, env, cwd, log, stage)
+            return self._run(warm, env, cwd, log, stage, release)
         except Unavailable:
             with self._lock:
                 root = self._families.get(_family(warm.server, env), {}).get(())
@@ -258,8 +270,10 @@ class WarmPool:
         cwd: Path,
         log: Path,
         stage: Callable[[int], None],
+        release: Callable[[], None] | None,
     ) -> int | None:
         server, made = self._server(warm, env, cwd)
+        returned = False
         try:
             ident = next(self._ids)
             args = [*warm.args, *warm.loads[len(server.loads) :]]
@@ -281,70 +295,91 @@ class WarmPool:
             waiter.started.wait()
             if waiter.pid is None:
                 raise Unavailable("the server stopped before starting the command")
-            self._wait_end(waiter.pid, server)
+            self._wait_end(waiter, server)
             with contextlib.suppress(Unavailable):
                 server.request(f"(:status {ident})")
             waiter.done.wait()
+            returned = True
             return waiter.status
         finally:
             with self._lock:
                 server.busy -= 1
                 server.used = time.monotonic()
-            if made is not None:
+            if returned and release is not None and made is not None:
+                # The command's result is not kept waiting for the server it made to have
+                # loaded from `cwd` (a chain of dependent compiles waited for it at each step),
+                # nor for a thread to start.
+                made.settling = True
+                settling = self._settlers.submit(self._settle, made, release)
+                with self._lock:
+                    self._settling.add(settling)
+                settling.add_done_callback(self._settled)
+            elif made is not None:
                 self._settle(made)
+            elif returned and release is not None:
+                release()
 
-    def _wait_end(self, pid: int, server: _Server) -> None:
-        """Until the worker `pid` has ended (killing it once the build is cancelled), or its
-        server has, which leaves no way to know."""
+    def _wait_end(self, waiter: _Waiter, server: _Server) -> None:
+        """Until the worker has said how it ended, or has ended (killing it once the build is
+        cancelled), or its server has, which leaves no way to know. A worker says so before its
+        exit unmaps its image; its end is looked at every `POLL_SECONDS`, for one that ends
+        without a word (killed, or exiting from the command itself)."""
+        assert waiter.pid is not None
         try:
-            fd = os.pidfd_open(pid)
+            fd = os.pidfd_open(waiter.pid)
         except ProcessLookupError:
             return
         try:
-            while not select.select([fd], [], [], 0.1)[0]:
-                if self._cancelled or server.dead:
-                    kill_group(pid)  # a worker whose end cannot be learnt is stopped
-                    if server.dead:
-                        break
+            while not waiter.done.wait(POLL_SECONDS):
+                if select.select([fd], [], [], 0)[0]:
+                    return
+                if self._cancelled:
+                    kill_group(waiter.pid)
+            if server.dead and waiter.status is None:
+                kill_group(waiter.pid)  # a worker whose end cannot be learnt is stopped
         finally:
             os.close(fd)
 
     def _server(
         self, warm: Warm, env: Mapping[str, str], cwd: Path
     ) -> tuple[_Server, _Server | None]:
-        """The ready server whose loads begin the command's longest, to fork its worker from; and
-        the server being made, meanwhile, that has performed the `shared` loads the command
-        begins with, when there is none yet: forked from the one with the longest of them,
-        while `cwd` holds what they load."""
-        with self._lock:
-            if self._cancelled:
-                raise Unavailable("cancelled")
-            family = self._families.setdefault(_family(warm.server, env), {})
-            for loads, old in list(family.items()):
-                if old.dead and loads:
-                    del family[loads]
-            if () not in family:
-                family[()] = self._start(warm.server, env)
-            root = family[()]
-            if root.dead:  # not started again: what stopped it would stop it again
-                raise Unavailable("the warm server has stopped")
-            servers = [s for s in family.values() if _begins(warm.loads, s.loads)]
-            longest = max(servers, key=lambda s: len(s.loads))
-            ready = [s for s in servers if s.ready.is_set()]
-            chosen = max(ready, key=lambda s: len(s.loads), default=root)
-            chosen.busy += 1
-            made = None
-            if len(longest.loads) < warm.shared:
-                made = self._new_server(longest, warm.loads[: warm.shared])
-                family[made.loads] = made
-        if not chosen.ready.wait(READY_SECONDS) or chosen.dead:
+        """The ready server whose loads begin the command's longest, to fork its worker from (one
+        whose maker has returned counts as ready: it is waited for); and the server being made,
+        meanwhile, that has performed the `shared` loads the command begins with, when there is
+        none yet: forked from the one with the longest of them, while `cwd` holds what they
+        load."""
+        made: _Server | None = None
+        while True:
+            with self._lock:
+                if self._cancelled:
+                    raise Unavailable("cancelled")
+                family = self._families.setdefault(_family(warm.server, env), {})
+                for loads, old in list(family.items()):
+                    if old.dead and loads:
+                        del family[loads]
+                if () not in family:
+                    family[()] = self._start(warm.server, env)
+                root = family[()]
+                if root.dead:  # not started again: what stopped it would stop it again
+                    raise Unavailable("the warm server has stopped")
+                servers = [s for s in family.values() if _begins(warm.loads, s.loads)]
+                longest = max(servers, key=lambda s: len(s.loads))
+                ready = [s for s in servers if s.ready.is_set() or s.settling]
+                chosen = max(ready, key=lambda s: len(s.loads), default=root)
+                chosen.busy += 1
+                if made is None and len(longest.loads) < warm.shared:
+                    made = self._new_server(longest, warm.loads[: warm.shared])
+                    family[made.loads] = made
+            if chosen.ready.wait(READY_SECONDS) and not chosen.dead:
+                return chosen, made
             with self._lock:
                 chosen.busy -= 1
+            if chosen.loads and chosen.dead:
+                continue  # a server that failed its loads: another is chosen
             if made is not None:  # never forked: nothing may be loaded from `cwd` yet
                 made.stop()
                 self._settle(made)
             raise Unavailable("the warm server stopped before it was ready")
-        return chosen, made
 
     def _start(self, argv: tuple[str, ...], env: Mapping[str, str]) -> _Server:
         server = _Server(self._box.work / f"s{next(self._ids)}", ())
@@ -389,8 +424,9 @@ class WarmPool:
         except Unavailable:
             server.stop()
 
-    def _settle(self, server: _Server) -> None:
-        """Wait until `server` has loaded what it loads from its maker's sandbox, or stopped."""
+    def _settle(self, server: _Server, then: Callable[[], None] = lambda: None) -> None:
+        """Wait until `server` has loaded what it loads from its maker's sandbox, or stopped;
+        then call `then`."""
         deadline = time.monotonic() + READY_SECONDS
         while not server.ready.wait(0.05):
             # A parent that stops before forking the new server never will.
@@ -404,6 +440,18 @@ class WarmPool:
             if server.parent is not None:
                 server.parent.busy -= 1
                 server.parent = None
+        then()
+
+    def _settled(self, settling: Future[None]) -> None:
+        with self._lock:
+            self._settling.discard(settling)
+
+    def settle(self) -> None:
+        """Until each server the commands run so far made is ready (or stopped), and has
+        released their directories."""
+        with self._lock:
+            settling = list(self._settling)
+        wait(settling)
 
     def _evict(self, family: dict[tuple[str, ...], _Server]) -> None:
         idle = sorted(
@@ -430,6 +478,7 @@ class WarmPool:
         for proc in self._roots:
             kill_group(proc.pid)
             proc.wait()
+        self._settlers.shutdown(wait=True)  # each ends once its server is stopped
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -15,7 +15,9 @@
 ;;;;                                      when this one is stopped
 ;;;; Replies, one line each on OUT: "pid PID" first, "ready" once serving, "started ID PID" for
 ;;;; :run, "exited ID STATUS" for :status (STATUS the exit code, or minus the signal that killed
-;;;; it). The server only ever blocks reading IN: plait learns that a worker ended from its pid.
+;;;; it). A worker that ends through FINISH says "exited ID CODE" itself first, before it exits.
+;;;; The server only ever blocks reading IN (and waiting for a worker that has ended, on
+;;;; :status): plait learns that a worker ended from that line, or from its pid.
 ;;;; EOF on IN stops the server; its workers run on.
 
 (defpackage :plait-serve (:use :cl :plait-lisp) (:export #:main #:detach))
@@ -100,9 +102,18 @@ work in. Returns its pid in the server, 0 in it."
       (enter cwd))
     pid))
 
+(defvar *report* nil
+  "In a worker given its request as a standby: (FD . ID), FD the server's reply fifo, on which
+it says how it ends, as the server would once it is gone (\"exited ID CODE\").")
+
 (defun finish (code)
   (finish-output *standard-output*)
   (finish-output *error-output*)
+  (when *report*
+    ;; Said before exiting, which unmaps the image (~3 ms that a chain of dependent compiles
+    ;; waited for at each step). One write, of less than PIPE_BUF: no other reply is mixed in.
+    (let ((line (sb-ext:string-to-octets (format nil "exited ~d ~d~%" (cdr *report*) code))))
+      (sb-unix:unix-write (car *report*) line 0 (length line))))
   (sb-ext:exit :code code :abort t))
 
 (defun work (function args)
@@ -114,39 +125,44 @@ exits 1 through the disabled debugger, as under --script."
                 (setf code 0))
       (finish code))))
 
-(defun make-standby (streams)
-  "Fork the worker for the next :run request now, while no request waits on this server: the
-fork takes ~2 ms of the server's time, and the child's new session (SETSID, which on a busy
-machine waits ~2 ms for the scheduler to place it in a group of its own) as long again, which
-each compile of a chain of dependent ones waited for. It reads its request from a pipe, and
-exits when the server does without having sent it one."
-  (multiple-value-bind (in out) (sb-unix:unix-pipe)
-    (when in
-      (let ((pid (fork-child streams)))
+(defun make-standby (in out)
+  "Fork the worker for the next :run request now, while no request waits on this server (which
+reads IN and replies on OUT): the fork takes ~2 ms of the server's time, and the child's new
+session (SETSID, which on a busy machine waits ~2 ms for the scheduler to place it in a group of
+its own) as long again, which each compile of a chain of dependent ones waited for. It reads
+its request from a pipe, and exits when the server does without having sent it one."
+  (multiple-value-bind (request-in request-out) (sb-unix:unix-pipe)
+    (when request-in
+      (let ((pid (fork-child (list in))))
         (cond ((zerop pid)
-               (sb-unix:unix-close out)
+               (sb-unix:unix-close request-out)
                (c-call "setsid" sb-alien:int)
                (let ((request (with-open-stream
-                                  (s (sb-sys:make-fd-stream in :input t :external-format :utf-8))
-                                (let ((*read-eval* nil)) (read s nil nil)))))
+                                  (s (sb-sys:make-fd-stream request-in :input t
+                                                                       :external-format :utf-8))
+                                  (let ((*read-eval* nil)) (read s nil nil))))
+                     (replies (sb-sys:fd-stream-fd out)))
                  (unless request
                    (finish 0))
-                 (destructuring-bind (cwd log function args) request
+                 ;; What the command runs does not inherit the reply fifo (F_SETFD, FD_CLOEXEC).
+                 (c-call "fcntl" sb-alien:int sb-alien:int replies sb-alien:int 2 sb-alien:int 1)
+                 (destructuring-bind (id cwd log function args) request
+                   (setf *report* (cons replies id))
                    (redirect log)
                    (enter cwd)
                    (work function args))))
               (t
-               (sb-unix:unix-close in)
-               (setf *standby* (cons pid out))))))))
+               (sb-unix:unix-close request-in)
+               (setf *standby* (cons pid request-out))))))))
 
-(defun hand-over (cwd log function args)
+(defun hand-over (id cwd log function args)
   "Give the standby worker its request; its pid, or NIL if it could not be given one."
   (destructuring-bind (pid . fd) *standby*
     (setf *standby* nil)
     (handler-case
         (with-open-stream (s (sb-sys:make-fd-stream fd :output t :external-format :utf-8))
           (with-standard-io-syntax
-            (prin1 (list cwd log function args) s))
+            (prin1 (list id cwd log function args) s))
           pid)
       (error ()  ; it is gone: SBCL ignores SIGPIPE, and the write fails
         (sb-unix:unix-kill pid sb-unix:sigkill)
@@ -191,7 +207,7 @@ exits when the server does without having sent it one."
         (reply out "ready")
         (loop
           (unless (or *standby* (listen in))
-            (make-standby (list in out)))
+            (make-standby in out))
           (let ((request (let ((*read-eval* nil)) (read in nil :eof))))
             (when (eq request :eof)
               (return))
@@ -201,7 +217,7 @@ exits when the server does without having sent it one."
                          (remhash id pids))
                   (destructuring-bind (cwd log &rest more) more
                     (let ((pid (or (and (eq kind :run) *standby*
-                                        (apply #'hand-over cwd log more))
+                                        (apply #'hand-over id cwd log more))
                                    (fork (list in out) cwd log))))
                       (when (zerop pid)
                         (ecase kind
