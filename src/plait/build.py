@@ -116,6 +116,9 @@ class Build:
         self._free_slots: set[int] = set(range(max(1, options.jobs)))
         # Invariant: PATH lookups do not change during one build.
         self._programs: dict[tuple[str, str | None], Path | None] = {}
+        # Where each output goes, as `destination` says: asked ~40 times an action (each
+        # compile of a system reads the fasls of the files before it), from several threads.
+        self._destinations: dict[tuple[str, str], Path | None] = {}
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -163,10 +166,13 @@ class Build:
 
     def destination(self, action: Action, output: str) -> Path | None:
         """Where an output is materialized; None: it stays in the store only."""
+        known = (action.name, output)
+        if known in self._destinations:
+            return self._destinations[known]
         where = action.install.get(output)
-        if where is None:
-            return self.project / output
-        return Path(where) if where else None
+        path = self.project / output if where is None else Path(where) if where else None
+        self._destinations[known] = path
+        return path
 
     def _materialize(self, action: Action, outputs: Iterable[Output]) -> None:
         for out in outputs:
