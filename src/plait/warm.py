@@ -35,9 +35,6 @@ KEPT = 8
 # Seconds a server may take to start, or to perform its loads, before plait stops waiting.
 READY_SECONDS = 120.0
 
-# Seconds between looks at whether a worker that has not said how it ended has ended.
-POLL_SECONDS = 0.05
-
 
 class Unavailable(Exception):
     """No server could run the command; the caller runs its argv instead."""
@@ -59,6 +56,31 @@ class _Waiter:
         self.done = threading.Event()
         self.pid: int | None = None
         self.status: int | None = None
+        # An eventfd that the one waiting for the end watches beside the worker's pidfd
+        # (`watch_end`), written to once the end is known.
+        self._woken: int | None = None
+        self._lock = threading.Lock()
+
+    def end(self, status: int | None) -> None:
+        with self._lock:
+            self.status = status
+            self.done.set()
+            if self._woken is not None:
+                os.eventfd_write(self._woken, 1)
+
+    def watch_end(self) -> int:
+        """An eventfd that becomes readable once the end is known (at once if it is)."""
+        woken = os.eventfd(0, os.EFD_CLOEXEC)
+        with self._lock:
+            self._woken = woken
+            if self.done.is_set():
+                os.eventfd_write(woken, 1)
+        return woken
+
+    def unwatch_end(self, woken: int) -> None:
+        with self._lock:
+            self._woken = None
+        os.close(woken)
 
 
 class _Server:
@@ -133,7 +155,7 @@ class _Server:
         self.ready.set()
         for w in waiters:
             w.started.set()
-            w.done.set()
+            w.end(None)
 
     def watch(self, pid: int) -> None:
         """Learn of the end of the server, process `pid`, whose child it may not be."""
@@ -158,8 +180,7 @@ class _Server:
             waiter.pid = number
             waiter.started.set()
         else:
-            waiter.status = number
-            waiter.done.set()
+            waiter.end(number)
 
     def stop(self) -> None:
         """The server is gone or going: wake its reader, which fails whatever still waits."""
@@ -251,9 +272,9 @@ class WarmPool:
     ) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
-        first: `cwd` must then hold what the loads from the n-th on read. `release`, when it
-        returns: called once nothing the pool started reads `cwd` any more, which may be
-        later (a server it makes meanwhile loads from there); `cwd` is the caller's again."""
+        first: `cwd` must then hold what the loads from the n-th on read. If `run` returns,
+        `release` is called once nothing the pool started reads `cwd` any more, which may be
+        later (a server it made meanwhile loads from there)."""
         try:
             return self._run(warm, env, cwd, log, stage, release)
         except Unavailable:
@@ -320,24 +341,25 @@ class WarmPool:
                 release()
 
     def _wait_end(self, waiter: _Waiter, server: _Server) -> None:
-        """Until the worker has said how it ended, or has ended (killing it once the build is
-        cancelled), or its server has, which leaves no way to know. A worker says so before its
-        exit unmaps its image; its end is looked at every `POLL_SECONDS`, for one that ends
-        without a word (killed, or exiting from the command itself)."""
+        """Until the worker has said how it ended (it does before its exit unmaps its image), or
+        has ended (killing it once the build is cancelled), or its server has, which leaves no
+        way to know."""
         assert waiter.pid is not None
         try:
             fd = os.pidfd_open(waiter.pid)
         except ProcessLookupError:
             return
+        woken = waiter.watch_end()
         try:
-            while not waiter.done.wait(POLL_SECONDS):
-                if select.select([fd], [], [], 0)[0]:
+            while not waiter.done.is_set():
+                if fd in select.select([fd, woken], [], [], 0.1)[0]:
                     return
                 if self._cancelled:
                     kill_group(waiter.pid)
             if server.dead and waiter.status is None:
                 kill_group(waiter.pid)  # a worker whose end cannot be learnt is stopped
         finally:
+            waiter.unwatch_end(woken)
             os.close(fd)
 
     def _server(
