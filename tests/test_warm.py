@@ -16,7 +16,7 @@ import pytest
 from plait.digest import Digest
 from plait.executor import LocalExecutor, Request
 from plait.model import Warm
-from plait.warm import Unavailable, WarmPool
+from plait.warm import Unavailable, WarmPool, _Server
 from tests.support import DATA
 
 pytestmark = pytest.mark.skipif(
@@ -138,6 +138,53 @@ def test_a_worker_says_how_it_ended_before_it_exits(tmp_path: Path) -> None:
         os.close(to_server)  # EOF: the server stops
         server.wait(30)
         os.close(from_server)
+
+
+def test_a_request_whose_waiting_worker_died_gets_a_worker_forked_for_it(tmp_path: Path) -> None:
+    pool = WarmPool()
+    try:
+        for _ in range(2):  # the worker forked ahead of the third request is there after these
+            assert pool.run(warm("report"), {}, tmp_path, tmp_path / "log") == 0
+        deadline = time.monotonic() + 30
+        while len(servers_alive(pool)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = servers_alive(pool)
+        (waiting,) = [pid for pid in alive if parent_of(pid) in alive]
+        subprocess.run(["kill", "-9", waiting], check=True)
+        while time.monotonic() < deadline and not dead_or_zombie(waiting):
+            time.sleep(0.01)  # until its end of the pipe its request goes through is closed
+        assert pool.run(warm("pid"), {}, tmp_path, tmp_path / "log") == 0
+        forked = (tmp_path / "pid.txt").read_text().strip()
+        assert forked != waiting
+    finally:
+        pool.close()
+    assert all_gone(pool)
+
+
+def test_a_worker_may_say_it_ended_before_its_server_says_it_started_it(tmp_path: Path) -> None:
+    # Both write to the server's replies: the worker's "exited" can come first. The request
+    # then ends with the worker's status, not as one the server never started.
+    server = _Server(tmp_path / "s", ())
+    try:
+        waiter = server.request("(:run 5)", 5)
+        replies = os.open(server.replies_path, os.O_WRONLY)
+        try:
+            os.write(replies, b"exited 5 3\nstarted 5 12345\n")
+        finally:
+            os.close(replies)
+        assert waiter.done.wait(10)
+        assert waiter.started.is_set()
+        assert (waiter.status, waiter.pid) == (3, None)
+    finally:
+        server.stop()
+
+
+def dead_or_zombie(pid: str) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
 
 
 def parent_of(pid: str) -> str:

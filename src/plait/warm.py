@@ -180,6 +180,8 @@ class _Server:
             waiter.pid = number
             waiter.started.set()
         else:
+            # A worker may say that it ended before its server says that it started it.
+            waiter.started.set()
             waiter.end(number)
 
     def stop(self) -> None:
@@ -314,9 +316,10 @@ class WarmPool:
                     with self._lock:
                         self._evict(self._families.get(_family(warm.server, env), {}))
             waiter.started.wait()
-            if waiter.pid is None:
+            if waiter.pid is None and waiter.status is None:
                 raise Unavailable("the server stopped before starting the command")
-            self._wait_end(waiter, server)
+            if waiter.pid is not None:  # else the worker said it ended before that it started
+                self._wait_end(waiter, server)
             with contextlib.suppress(Unavailable):
                 server.request(f"(:status {ident})")
             waiter.done.wait()
