@@ -3,6 +3,7 @@ ninja and make, log — on a Plaitfile project and on an ASDF system."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from plait.events import BuildEnded, Finished, Planned, Started
+from plait.reporter import ConsoleReporter
 from plait.trace import critical_path
 from tests.support import DATA, ROOT, plait
 
@@ -264,3 +267,19 @@ def test_a_replay_file_that_is_not_a_recording_is_refused(tmp_path: Path) -> Non
     result = plait("build", "--replay", "bad.json", cwd=p)
     assert result.returncode == 2
     assert "is not a recording of a build" in result.stderr and "hint:" in result.stderr
+
+
+def test_on_a_terminal_a_status_line_shows_the_running_actions_then_goes() -> None:
+    # The status line (rich's progress display) is drawn only on a terminal; it is transient,
+    # and the lines of the actions that ran and the summary stay.
+    out = io.StringIO()
+    reporter = ConsoleReporter(out, live=True)
+    reporter(Planned(("compile a", "link b"), 2))
+    reporter(Started("compile a", 0.0, "never built"))
+    assert reporter.progress is not None
+    reporter(Finished("compile a", "ran", "never built", 0.0, 0.5))
+    reporter(Finished("link b", "cached", "up to date", 0.5, 0.5))
+    reporter(BuildEnded(True, 0.6))
+    text = out.getvalue()
+    assert "[1/2] ran compile a (never built) 0.50s" in text
+    assert "plait: ok: 1 ran, 1 cached in 0.60s" in text
