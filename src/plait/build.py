@@ -170,7 +170,10 @@ class Build:
         if known in self._destinations:
             return self._destinations[known]
         where = action.install.get(output)
-        path = self.project / output if where is None else Path(where) if where else None
+        if where is None:
+            path: Path | None = self.project / output
+        else:
+            path = Path(where) if where else None
         self._destinations[known] = path
         return path
 

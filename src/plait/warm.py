@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +227,6 @@ class WarmPool:
         self._cancelled = False
         # Where servers a command made are waited for once its status is known (`run`).
         self._settlers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plait-settle")
-        self._settling: set[Future[None]] = set()
 
     def host(self, env: Mapping[str, str]) -> Hosted:
         """A root server for another process to fork, with `env` over a sandbox's environment;
@@ -270,7 +269,7 @@ class WarmPool:
         cwd: Path,
         log: Path,
         stage: Callable[[int], None] = lambda first: None,
-        release: Callable[[], None] | None = None,
+        release: Callable[[], None] = lambda: None,
     ) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
@@ -293,7 +292,7 @@ class WarmPool:
         cwd: Path,
         log: Path,
         stage: Callable[[int], None],
-        release: Callable[[], None] | None,
+        release: Callable[[], None],
     ) -> int | None:
         server, made = self._server(warm, env, cwd)
         returned = False
@@ -329,19 +328,17 @@ class WarmPool:
             with self._lock:
                 server.busy -= 1
                 server.used = time.monotonic()
-            if returned and release is not None and made is not None:
+            if made is None:
+                if returned:
+                    release()
+            elif returned:
                 # The command's result is not kept waiting for the server it made to have
                 # loaded from `cwd` (a chain of dependent compiles waited for it at each step),
-                # nor for a thread to start.
+                # nor for a thread to start; the next command that wants it waits (`_server`).
                 made.settling = True
-                settling = self._settlers.submit(self._settle, made, release)
-                with self._lock:
-                    self._settling.add(settling)
-                settling.add_done_callback(self._settled)
-            elif made is not None:
-                self._settle(made)
-            elif returned and release is not None:
-                release()
+                self._settlers.submit(self._settle, made, release)
+            else:
+                self._settle(made)  # `cwd` stays the caller's, who runs the command itself
 
     def _wait_end(self, waiter: _Waiter, server: _Server) -> None:
         """Until the worker has said how it ended (it does before its exit unmaps its image), or
@@ -466,17 +463,6 @@ class WarmPool:
                 server.parent.busy -= 1
                 server.parent = None
         then()
-
-    def _settled(self, settling: Future[None]) -> None:
-        with self._lock:
-            self._settling.discard(settling)
-
-    def settle(self) -> None:
-        """Until each server the commands run so far made is ready (or stopped), and has
-        released their directories."""
-        with self._lock:
-            settling = list(self._settling)
-        wait(settling)
 
     def _evict(self, family: dict[tuple[str, ...], _Server]) -> None:
         idle = sorted(

@@ -46,30 +46,35 @@ packages, twice)."
                    (unless ,more (return))
                    ,@body)))))))
 
+(defun fbound-kind (symbol setf-name)
+  "Whether SYMBOL names a function (T), a setf function (:SETF), both (:BOTH) or neither (NIL).
+SETF-NAME is a list (SETF x) to reuse, so that asking conses nothing."
+  (let ((function (fboundp symbol)))
+    (setf (second setf-name) symbol)
+    (if (fboundp setf-name) (if function :both :setf) (and function t))))
+
 (defun fbound-symbols ()
-  "Symbols naming a function (T), a setf function (:SETF) or both (:BOTH), by identity: cheap
+  "Each symbol naming a function or a setf function, with its FBOUND-KIND, by identity: cheap
 to take twice."
   (let ((fbound (make-hash-table :test 'eq :size 8192)) (setf-name (list 'setf nil)))
     (do-walked-symbols (s)
-      (let ((function (fboundp s)))
-        (setf (second setf-name) s)
-        (cond ((fboundp setf-name) (setf (gethash s fbound) (if function :both :setf)))
-              (function (setf (gethash s fbound) t)))))
+      (let ((kind (fbound-kind s setf-name)))
+        (when kind
+          (setf (gethash s fbound) kind))))
     fbound))
 
 (defun defined-since (before)
-  "Qualified names of the functions defined since BEFORE was taken: one pass over the symbols,
-consing only for what is new."
+  "Qualified names of the functions defined since BEFORE (FBOUND-SYMBOLS) was taken: one pass
+over the symbols, consing only for what is new."
   (let ((names '()) (setf-name (list 'setf nil)))
     (flet ((new (name) (pushnew (qualified name) names :test #'string=)))
       (do-walked-symbols (s)
-        (let ((function (fboundp s))
-              (setf-function (progn (setf (second setf-name) s) (fboundp setf-name))))
-          (when (or function setf-function)
+        (let ((now (fbound-kind s setf-name)))
+          (when now
             (let ((old (gethash s before)))
-              (when (and function (not (member old '(t :both))))
+              (when (and (member now '(t :both)) (not (member old '(t :both))))
                 (new s))
-              (when (and setf-function (not (member old '(:setf :both))))
+              (when (and (member now '(:setf :both)) (not (member old '(:setf :both))))
                 (new (list 'setf s))))))))
     (sort names #'string<)))
 
