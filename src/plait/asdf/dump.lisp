@@ -174,7 +174,8 @@
     (multiple-value-bind (id found) (gethash key *ids*)
       (when found
         (when (eq id :visiting)
-          (fail "cycle" "dependency cycle through ~a on ~a" (type-of o) (asdf:component-find-path c)))
+          (fail "cycle" "dependency cycle through ~a on ~a"
+                (type-of o) (asdf:component-find-path c)))
         (return-from visit id)))
     (setf (gethash key *ids*) :visiting)
     (let ((deps '()))
