@@ -143,3 +143,36 @@ def test_the_project_lock_makes_a_second_build_wait(tmp_path: Path) -> None:
     thread.join()
     first.close()
     second.close()
+
+
+def test_plaits_materializing_the_same_file_at_once_each_succeed(tmp_path: Path) -> None:
+    # Two builds of different projects install the same fasl where ASDF looks (the user's
+    # cache) at the same time: each writes it through a temporary name of its own.
+    content = os.urandom(1 << 21)
+    stores = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        stores.append(Store.open(tmp_path / name, root=tmp_path / f"store-{name}"))
+    (tmp_path / "f").write_bytes(content)
+    d = stores[0].put_file(tmp_path / "f")
+    assert stores[1].put_file(tmp_path / "f") == d
+    dest = tmp_path / "cache" / "x.fasl"
+    failures: list[BaseException] = []
+
+    def install(s: Store) -> None:
+        try:
+            for _ in range(40):
+                s.materialize(d, dest, executable=False)
+        except BaseException as e:  # collected, and asserted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=install, args=(s,)) for s in stores for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert failures == []
+    assert dest.read_bytes() == content
+    assert [p.name for p in dest.parent.iterdir()] == ["x.fasl"]  # no temporary file left

@@ -190,12 +190,19 @@ class Store:
         return d
 
     def materialize(self, d: Digest, dest: Path, executable: bool) -> None:
-        """Write a blob to `dest` through a temporary name, then record its stat."""
+        """Write a blob to `dest` through a temporary name of this call's own (another plait may
+        be writing the same file: the user's ASDF cache is every project's), then record its
+        stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.plait-tmp")
-        shutil.copyfile(self.blob_path(d), tmp)
-        tmp.chmod(0o755 if executable else 0o644)
-        tmp.replace(dest)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".plait")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copyfile(self.blob_path(d), tmp)
+            tmp.chmod(0o755 if executable else 0o644)
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         self.remember_stat(dest, d)
 
     # -- the stat cache --------------------------------------------------------------------
