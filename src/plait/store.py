@@ -18,6 +18,7 @@ import sqlite3
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,39 +171,26 @@ class Store:
         if dest.exists():
             return d
         dest.parent.mkdir(exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+
+        def fill(tmp: Path) -> None:
             if move:
                 try:
                     path.replace(tmp)
+                    return
                 except OSError as e:
                     if e.errno != errno.EXDEV:
                         raise
-                    shutil.copyfile(path, tmp)
-            else:
-                shutil.copyfile(path, tmp)
-            tmp.chmod(0o444)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+            shutil.copyfile(path, tmp)
+
+        _write_whole(dest, fill, 0o444, tmp_dir=self.tmp)
         return d
 
     def materialize(self, d: Digest, dest: Path, executable: bool) -> None:
-        """Write a blob to `dest` through a temporary name of this call's own (another plait may
-        be writing the same file: the user's ASDF cache is every project's), then record its
-        stat."""
+        """Write a blob to `dest`, whole (another plait may be writing the same file: the user's
+        ASDF cache is every project's), then record its stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".plait")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            shutil.copyfile(self.blob_path(d), tmp)
-            tmp.chmod(0o755 if executable else 0o644)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        blob = self.blob_path(d)
+        _write_whole(dest, lambda tmp: shutil.copyfile(blob, tmp), 0o755 if executable else 0o644)
         self.remember_stat(dest, d)
 
     # -- the stat cache --------------------------------------------------------------------
@@ -362,3 +350,21 @@ def connect(path: Path) -> sqlite3.Connection:
 def _needs_schema(db: sqlite3.Connection) -> bool:
     row = db.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone()
     return row is None
+
+
+def _write_whole(
+    dest: Path, fill: Callable[[Path], object], mode: int, tmp_dir: Path | None = None
+) -> None:
+    """Put a file at `dest` that no reader sees half-written: `fill` writes it under a
+    temporary name of this call's own, in `tmp_dir` (on `dest`'s file system; by default beside
+    `dest`), which then gets `mode` and is renamed into place."""
+    where = tmp_dir if tmp_dir is not None else dest.parent
+    fd, name = tempfile.mkstemp(dir=where, prefix=f".{dest.name}.", suffix=".plait")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        fill(tmp)
+        tmp.chmod(mode)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
