@@ -203,6 +203,22 @@ def test_a_worker_is_the_only_thread_of_its_image(tmp_path: Path) -> None:
         pool.close()
 
 
+def test_a_server_forking_a_second_worker_leaves_it_no_young_heap_to_copy(tmp_path: Path) -> None:
+    # What the server loaded sits in a young generation after its start; each worker collecting
+    # that generation would copy it again. Once a second worker is asked for, the server moves
+    # it where workers' collections leave it (a chain's servers, forking one, never pay that).
+    pool = WarmPool()
+    try:
+        young = []
+        for _ in range(3):
+            assert pool.run(warm("young"), {}, tmp_path, tmp_path / "log") == 0
+            young.append(int((tmp_path / "young.txt").read_text()))
+        assert young[0] > 1_000_000
+        assert young[1:] == [0, 0]
+    finally:
+        pool.close()
+
+
 def test_a_server_counts_the_defined_functions_once_for_its_workers(tmp_path: Path) -> None:
     # The compile driver counts what is defined before a compile; a worker reuses the count the
     # server took when ready, which has what the server had loaded by then (the test entries).

@@ -30,6 +30,14 @@ them all: one that is gone in a forked worker would be fatal)."
   (with-open-file (s "threads.txt" :direction :output :if-exists :supersede)
     (format s "~d~%" (length (sb-thread:avltree-list sb-thread::*all-threads*)))))
 
+(defun young (args)
+  "Write to young.txt how many bytes the generations a worker's collections copy (1 to 4) hold
+as it starts."
+  (declare (ignore args))
+  (let ((bytes (loop :for g :from 1 :to 4 :sum (sb-ext:generation-bytes-allocated g))))
+    (with-open-file (s "young.txt" :direction :output :if-exists :supersede)
+      (format s "~d~%" bytes))))
+
 (defun defined-when-ready (args)
   "Write to defined.txt whether the compile driver's count of defined functions, taken when the
 server was ready, has each function ARGS names."
