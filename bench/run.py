@@ -271,6 +271,7 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
                         f.write(f"\n(defun bench-edit-{r} () {r})\n")
                     table.add(f"{system}, edit one cipher file", "plait", run(build, project, env))
         cpu_bound(table, system)
+        run_by_run(table, system)
 
 
 def add_clean(table: Table, system: str, tool: str, measured: tuple[float, float | None]) -> None:
@@ -290,6 +291,19 @@ def cpu_bound(table: Table, system: str) -> None:
         table.notes.append(
             f"{system}: plait's CPU over {JOBS} cores is {cpu / JOBS:.1f} s, so its clean build"
             f" cannot take less than {cpu / JOBS / asdf:.2f}x ASDF's wall time."
+        )
+
+
+def run_by_run(table: Table, system: str) -> None:
+    """Say plait's ratio to ASDF within each run, where the two builds ran one after the other:
+    on a machine whose speed drifts, the spread of those says more than one ratio of medians."""
+    clean = table.rows.get(f"{system}, clean", {})
+    pairs = zip(clean.get("plait", []), clean.get("ASDF", []), strict=True)
+    ratios = [mine / theirs for mine, theirs in pairs]
+    if ratios:
+        each = ", ".join(f"{r:.2f}" for r in ratios)
+        table.notes.append(
+            f"{system}: plait / ASDF run by run {each} (median {statistics.median(ratios):.2f})."
         )
 
 

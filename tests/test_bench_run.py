@@ -21,3 +21,13 @@ def test_plait_s_bytecode_is_written_before_anything_is_measured() -> None:
     cached.unlink(missing_ok=True)
     run.compile_plait()
     assert cached.is_file()
+
+
+def test_the_lisp_benchmark_gives_the_ratio_of_each_run() -> None:
+    # The two tools run one after the other within a run; their ratio there is paired.
+    table = run.Table("t", ["plait", "ASDF"])
+    for mine, asdf in [(20.0, 40.0), (33.0, 44.0), (30.0, 50.0)]:
+        table.add("ironclad, clean", "plait", mine)
+        table.add("ironclad, clean", "ASDF", asdf)
+    run.run_by_run(table, "ironclad")
+    assert table.notes == ["ironclad: plait / ASDF run by run 0.50, 0.75, 0.60 (median 0.60)."]
