@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 import plait.cli
 from tests.support import ROOT
 
@@ -31,3 +33,21 @@ def test_the_lisp_benchmark_gives_the_ratio_of_each_run() -> None:
         table.add("ironclad, clean", "ASDF", asdf)
     run.run_by_run(table, "ironclad")
     assert table.notes == ["ironclad: plait / ASDF run by run 0.50, 0.75, 0.60 (median 0.60)."]
+
+
+def test_the_lisp_benchmark_lets_the_tools_take_turns_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On a machine whose speed drifts, the tool that always ran second would always meet what
+    # the first left behind.
+    order: list[str] = []
+
+    def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+        order.append("ASDF" if argv[0] == "sbcl" else "plait")
+        return 1.0, 1.0
+
+    monkeypatch.setattr(run, "run_cpu", measured)
+    table = run.Table("t", ["plait", "ASDF"])
+    run.lisp(["alexandria"], 3, table, ironclad_edits=False)
+    assert order == ["ASDF", "plait", "plait", "ASDF", "ASDF", "plait"]
+    assert table.rows["alexandria, clean"] == {"ASDF": [1.0] * 3, "plait": [1.0] * 3}
