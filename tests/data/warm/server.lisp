@@ -38,6 +38,15 @@ as it starts."
     (with-open-file (s "young.txt" :direction :output :if-exists :supersede)
       (format s "~d~%" bytes))))
 
+(defun nursery (args)
+  "Write to nursery.txt how many bytes this worker allocates between collections, then the
+same once the compile driver has set its own."
+  (declare (ignore args))
+  (let ((before (sb-ext:bytes-consed-between-gcs)))
+    (plait-compile::small-nursery)
+    (with-open-file (s "nursery.txt" :direction :output :if-exists :supersede)
+      (format s "~d ~d~%" before (sb-ext:bytes-consed-between-gcs)))))
+
 (defun defined-when-ready (args)
   "Write to defined.txt whether the compile driver's count of defined functions, taken when the
 server was ready, has each function ARGS names."
