@@ -2,11 +2,10 @@
 
     python3 bench/ironclad.py [--runs 3]
 
-Each run starts from nothing for both tools: a fresh fasl cache (XDG_CACHE_HOME) and, for plait,
-a fresh store, on a private copy of ironclad's sources; the tools take turns going first. Prints
-the medians and plait's ratio to ASDF (and each run's), plus plait's no-op build and the rebuild
-after an edit to one cipher file. This is the
-Common Lisp part of `bench/run.py`, alone.
+Each run starts from nothing for both tools: a fresh fasl cache (XDG_CACHE_HOME) and, for plait, a
+fresh store, on a private copy of ironclad's sources; the tools take turns going first. Prints the
+medians and plait's ratio to ASDF (and each run's), plus plait's no-op build and the rebuild after
+an edit to one cipher file. This is the Common Lisp part of `bench/run.py`, alone.
 """
 
 from __future__ import annotations

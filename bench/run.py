@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import os
 import platform
 import shutil
@@ -238,9 +239,12 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
                 root = Path(tmp)
                 # The tools take turns going first: on a machine whose speed drifts, the one
                 # that always ran second would always meet what the first left behind.
-                order = [lisp_asdf, lisp_plait] if r % 2 == 0 else [lisp_plait, lisp_asdf]
-                for tool in order:
-                    tool(system, r, root, table, ironclad_edits)
+                tools = [
+                    functools.partial(lisp_asdf, system, root, table),
+                    functools.partial(lisp_plait, system, r, root, table, ironclad_edits),
+                ]
+                for tool in tools if r % 2 == 0 else reversed(tools):
+                    tool()
                 print(
                     f"{system} run {r + 1}: ASDF {table.rows[f'{system}, clean']['ASDF'][-1]:.1f}s,"
                     f" plait {table.rows[f'{system}, clean']['plait'][-1]:.1f}s",
@@ -250,7 +254,7 @@ def lisp(systems: list[str], runs: int, table: Table, ironclad_edits: bool) -> N
         run_by_run(table, system)
 
 
-def lisp_asdf(system: str, r: int, root: Path, table: Table, ironclad_edits: bool) -> None:
+def lisp_asdf(system: str, root: Path, table: Table) -> None:
     """ASDF's serial build of `system`, clean, in a fasl cache of its own."""
     (root / "asdf").mkdir()
     asdf = [

@@ -30,6 +30,15 @@ def warm(entry: str, *args: str) -> Warm:
     return Warm(server=SERVER, entry=f"plait-test::{entry}", args=args)
 
 
+def run_once(tmp_path: Path, entry: str, *args: str) -> None:
+    """Run the test entry `entry` once, on a pool of its own, and check that it succeeded."""
+    pool = WarmPool()
+    try:
+        assert pool.run(warm(entry, *args), {}, tmp_path, tmp_path / "log") == 0
+    finally:
+        pool.close()
+
+
 def servers_alive(pool: WarmPool) -> list[str]:
     """The processes still running a server of `pool` (their command lines name its fifos)."""
     out = subprocess.run(
@@ -195,12 +204,8 @@ def parent_of(pid: str) -> str:
 def test_a_worker_is_the_only_thread_of_its_image(tmp_path: Path) -> None:
     # SBCL runs a finalizer thread; fork copies only the calling thread, so the server stops
     # it and forgets it before forking, or the worker's GC waits for a thread that is not there.
-    pool = WarmPool()
-    try:
-        assert pool.run(warm("threads"), {}, tmp_path, tmp_path / "log") == 0
-        assert (tmp_path / "threads.txt").read_text() == "1\n"
-    finally:
-        pool.close()
+    run_once(tmp_path, "threads")
+    assert (tmp_path / "threads.txt").read_text() == "1\n"
 
 
 def test_a_server_forking_a_second_worker_leaves_it_no_young_heap_to_copy(tmp_path: Path) -> None:
@@ -222,41 +227,28 @@ def test_a_server_forking_a_second_worker_leaves_it_no_young_heap_to_copy(tmp_pa
 def test_a_compile_collects_more_often_than_sbcl_would(tmp_path: Path) -> None:
     # A worker lives for one compile: a smaller nursery than SBCL's default means fewer pages
     # faulted in for the first time, and less to unmap at its exit.
-    pool = WarmPool()
-    try:
-        assert pool.run(warm("nursery"), {}, tmp_path, tmp_path / "log") == 0
-        before, after = map(int, (tmp_path / "nursery.txt").read_text().split())
-        assert after == 24 * 1024 * 1024 < before
-    finally:
-        pool.close()
+    run_once(tmp_path, "nursery")
+    before, after = map(int, (tmp_path / "nursery.txt").read_text().split())
+    assert after == 24 * 1024 * 1024 < before
 
 
 def test_a_server_counts_the_defined_functions_once_for_its_workers(tmp_path: Path) -> None:
     # The compile driver counts what is defined before a compile; a worker reuses the count the
     # server took when ready, which has what the server had loaded by then (the test entries).
-    pool = WarmPool()
-    try:
-        entries = ["plait-test::report", "plait-test::no-such-function"]
-        assert pool.run(warm("defined-when-ready", *entries), {}, tmp_path, tmp_path / "l") == 0
-        lines = (tmp_path / "defined.txt").read_text().splitlines()
-        assert lines == ["plait-test::report T", "plait-test::no-such-function NIL"]
-    finally:
-        pool.close()
+    run_once(tmp_path, "defined-when-ready", "plait-test::report", "plait-test::no-such-function")
+    lines = (tmp_path / "defined.txt").read_text().splitlines()
+    assert lines == ["plait-test::report T", "plait-test::no-such-function NIL"]
 
 
 def test_what_a_compile_defined_is_each_new_function_once(tmp_path: Path) -> None:
     # One pass over the symbols finds a new function, a new setf function, and a function whose
     # symbol two packages hold (which the pass meets twice), each named once.
-    pool = WarmPool()
-    try:
-        assert pool.run(warm("defined-since"), {}, tmp_path, tmp_path / "log") == 0
-        assert (tmp_path / "defined.txt").read_text().splitlines() == [
-            "(COMMON-LISP:SETF PLAIT-TEST::FRESH-FUNCTION)",
-            "PLAIT-TEST-EXPORTER:SHARED",
-            "PLAIT-TEST::FRESH-FUNCTION",
-        ]
-    finally:
-        pool.close()
+    run_once(tmp_path, "defined-since")
+    assert (tmp_path / "defined.txt").read_text().splitlines() == [
+        "(COMMON-LISP:SETF PLAIT-TEST::FRESH-FUNCTION)",
+        "PLAIT-TEST-EXPORTER:SHARED",
+        "PLAIT-TEST::FRESH-FUNCTION",
+    ]
 
 
 def test_a_worker_s_exit_status_is_its_command_s(tmp_path: Path) -> None:

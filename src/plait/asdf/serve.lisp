@@ -211,7 +211,8 @@ worker each, and do not collect: the ~10-20 ms would be the chain's, at each of 
         ;; Collecting the young generations makes SBCL give their free pages back (it does so
         ;; after a GC beyond generation 1), and they read as zeros after. Left as they are, a
         ;; worker zeroes each one it allocates in, and the kernel first copies it from this
-        ;; server's: on ironclad, 0.3 s less system time over the workers.
+        ;; server's: on ironclad, 0.3 s less system time over the workers. What survives
+        ;; stays young until a second worker is asked for (SETTLE-HEAP).
         (sb-ext:gc :gen 1)
         (reply out "ready")
         (loop
