@@ -38,16 +38,34 @@ as it starts."
     (with-open-file (s "young.txt" :direction :output :if-exists :supersede)
       (format s "~d~%" bytes))))
 
+(defun gc-settings ()
+  (list (sb-ext:bytes-consed-between-gcs) (sb-ext:generation-bytes-consed-between-gcs 1)))
+
 (defun nursery (args)
-  "Write to nursery.txt how many bytes this worker allocates between collections, then the
-same once the compile driver's MAIN has set up the worker (given no arguments, it then fails on
-them, which is caught here)."
+  "Write to nursery.txt how many bytes this worker allocates between collections and how many
+may survive into generation 1 before it is collected, then the same once the compile driver's
+MAIN has set up the worker (given no arguments, it then fails on them, which is caught here)."
   (declare (ignore args))
-  (let ((before (sb-ext:bytes-consed-between-gcs)))
+  (let ((before (gc-settings)))
     (handler-case (plait-compile:main '())
       (error () nil))
     (with-open-file (s "nursery.txt" :direction :output :if-exists :supersede)
-      (format s "~d ~d~%" before (sb-ext:bytes-consed-between-gcs)))))
+      (format s "~{~d~^ ~}~%" (append before (gc-settings))))))
+
+(defun crowded (args)
+  "Write to crowded.txt how many bytes may survive into generation 1 before it is collected,
+once the compile driver's MAIN has set up the worker, then after the heap has filled up so far
+that a collection leaves less than 400 MB free."
+  (declare (ignore args))
+  (handler-case (plait-compile:main '())
+    (error () nil))
+  (let ((set (sb-ext:generation-bytes-consed-between-gcs 1))
+        (kept '()))
+    (loop :while (> (plait-compile::heap-room) (* 350 1024 1024))
+          :do (push (make-array (* 16 1024 1024) :element-type '(unsigned-byte 8)) kept))
+    (sb-ext:gc)
+    (with-open-file (s "crowded.txt" :direction :output :if-exists :supersede)
+      (format s "~d ~d ~d~%" set (sb-ext:generation-bytes-consed-between-gcs 1) (length kept)))))
 
 (defun defined-when-ready (args)
   "Write to defined.txt whether the compile driver's count of defined functions, taken when the
