@@ -816,6 +816,33 @@ def test_asdf_upgrading_itself_is_a_compile_run_while_the_dump_runs(tmp_path: Pa
     assert "ran compile:plait-demo:main" in again.stdout
 
 
+def test_asdf_s_compile_of_itself_leaves_its_survivors_uncollected_longer(
+    tmp_path: Path,
+) -> None:
+    """Like a compile's worker, the process compiling the newer ASDF collects generation 1 after
+    200 MB survive into it rather than SBCL's ~10 MB: each such collection copied the compile's
+    long-lived data again. An exit hook reports the setting once the compile is done."""
+    if not bundled_asdf_is_older_than_debians():
+        pytest.skip("SBCL's own ASDF is as new as Debian's: it does not upgrade itself")
+    from plait.asdf.dump import lisp_file
+
+    report = tmp_path / "survivors.txt"
+    hook = (
+        "(push (lambda () (with-open-file (s "
+        + json.dumps(str(report))
+        + ' :direction :output) (format s "~d" (sb-ext:generation-bytes-consed-between-gcs 1))))'
+        " sb-ext:*exit-hooks*)"
+    )
+    argv = ["sbcl", "--noinform", "--non-interactive", "--no-sysinit", "--no-userinit"]
+    argv += ["--load", str(lisp_file("upgrade.lisp")), "--eval", hook]
+    argv += ["--eval", "(plait-upgrade:main)", "--end-toplevel-options"]
+    argv += [str(DEBIAN / "cl-asdf" / "asdf.asd"), str(DEBIAN / "cl-asdf" / "build" / "asdf.lisp")]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.rglob("out/**/asdf.fasl"))
+    assert int(report.read_text()) == 200 * 1024 * 1024
+
+
 def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
     tmp_path: Path, private: Path
 ) -> None:

@@ -157,16 +157,12 @@ user root (*USER-ROOT*), then MAIN's."
   (let ((*user-root* (first args)))
     (main (rest args))))
 
-(defun heap-room ()
-  "Bytes of the heap not in use."
-  (- (sb-ext:dynamic-space-size) (sb-kernel:dynamic-usage)))
-
 (defun postpone-gc ()
   "Let what is left of a worker's life allocate without collecting the compile's garbage,
 which its exit drops anyway, while the heap has room for it: a collection would cost more
 than touching fresh pages."
   (let ((trigger (runtime-variable "auto_gc_trigger"))
-        (room (heap-room)))
+        (room (plait-upgrade:heap-room)))
     (when (and trigger (> room (* 512 1024 1024)))
       (setf (sb-sys:sap-ref-word trigger 0)
             (+ (sb-kernel:dynamic-usage) (* 256 1024 1024))))))
@@ -197,38 +193,21 @@ it took and the pages it faulted in (the clock is SBCL's coarse one: 4 ms steps)
 (defun behaviour (name)
   (intern (string-upcase name) :keyword))
 
-(defun gc-for-one-compile ()
-  "Tune the collector for a process that lives for one compile.
-Collect after every 24 MB the compile allocates rather than SBCL's ~51 (5% of the heap): a
-worker faults in each page it allocates in for the first time, and exits without reusing more
-than its nursery. Over eight interleaved pairs of clean ironclad builds the compiles faulted in
-1.05M pages against 1.19M, and took 1.8 core-seconds less CPU (35.9 against 37.7 on average;
-one pair the other way), the builds 0.9 s less (23.9 against 24.8 s). With 16 MB they collected
-more for no fewer faults.
-Leave what survives the nursery in generation 1 until 200 MB of it has, rather than SBCL's 1% of
-the heap (~10 MB): much of what survives a compile's nursery (its source forms and their paths,
-the IR of a large function) lives on for a while, and each collection of generation 1 copied it
-again. kalyna's compile collected for 3.3 s of its 10.7 s of CPU, 1.9 of 7.9 with this (one
-build each). Over four interleaved pairs of clean ironclad builds the compiles' collections took
-4.8 core-seconds against 6.1, their CPU 36.1 against 38.9, the builds 24.1 s against 25.9 (one
-pair the other way); 400 MB did no better.
-At most a quarter of the room left in the heap; and once a collection leaves less room than
-twice that, back to SBCL's own setting, so that a compile whose survivors fill the heap collects
-them as it would have."
-  (setf (sb-ext:bytes-consed-between-gcs) (* 24 1024 1024))
-  (let* ((sbcl (sb-ext:generation-bytes-consed-between-gcs 1))
-         (survivors (max sbcl (min (* 200 1024 1024) (floor (heap-room) 4)))))
-    (setf (sb-ext:generation-bytes-consed-between-gcs 1) survivors)
-    (push (lambda ()
-            (when (< (heap-room) (* 2 survivors))
-              (setf (sb-ext:generation-bytes-consed-between-gcs 1) sbcl)))
-          sb-ext:*after-gc-hooks*)))
+(defun small-nursery ()
+  "Collect after every 24 MB a compile allocates rather than SBCL's ~51 (5% of the heap): a
+worker that lives for one compile faults in each page it allocates in for the first time, and
+exits without reusing more than its nursery. Over eight interleaved pairs of clean ironclad
+builds the compiles faulted in 1.05M pages against 1.19M, and took 1.8 core-seconds less CPU
+(35.9 against 37.7 on average; one pair the other way), the builds 0.9 s less (23.9 against
+24.8 s). With 16 MB they collected more for no fewer faults."
+  (setf (sb-ext:bytes-consed-between-gcs) (* 24 1024 1024)))
 
 (defun main (args)
   (setf *clock* (get-internal-real-time) *gc-clock* sb-ext:*gc-run-time*)
   (setf (values *cpu-clock* *faults*) (usage))
   (plait-upgrade:keep-freed-pages)
-  (gc-for-one-compile)
+  (small-nursery)
+  (plait-upgrade:keep-survivors)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
     (as-in-a-plan (compile-target warnings-file on-warnings on-failure mode target loads))))

@@ -61,7 +61,7 @@ that a collection leaves less than 400 MB free."
     (error () nil))
   (let ((set (sb-ext:generation-bytes-consed-between-gcs 1))
         (kept '()))
-    (loop :while (> (plait-compile::heap-room) (* 350 1024 1024))
+    (loop :while (> (plait-upgrade:heap-room) (* 350 1024 1024))
           :do (push (make-array (* 16 1024 1024) :element-type '(unsigned-byte 8)) kept))
     (sb-ext:gc)
     (with-open-file (s "crowded.txt" :direction :output :if-exists :supersede)
