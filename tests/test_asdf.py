@@ -824,7 +824,8 @@ def test_asdf_s_compile_of_itself_leaves_its_survivors_uncollected_longer(
     long-lived data again. An exit hook reports the setting once the compile is done."""
     if not bundled_asdf_is_older_than_debians():
         pytest.skip("SBCL's own ASDF is as new as Debian's: it does not upgrade itself")
-    from plait.asdf.dump import lisp_file
+    from plait.asdf.dump import sbcl
+    from plait.asdf.graph import upgrade_action
 
     report = tmp_path / "survivors.txt"
     hook = (
@@ -833,11 +834,20 @@ def test_asdf_s_compile_of_itself_leaves_its_survivors_uncollected_longer(
         + ' :direction :output) (format s "~d" (sb-ext:generation-bytes-consed-between-gcs 1))))'
         " sb-ext:*exit-hooks*)"
     )
-    argv = ["sbcl", "--noinform", "--non-interactive", "--no-sysinit", "--no-userinit"]
-    argv += ["--load", str(lisp_file("upgrade.lisp")), "--eval", hook]
-    argv += ["--eval", "(plait-upgrade:main)", "--end-toplevel-options"]
-    argv += [str(DEBIAN / "cl-asdf" / "asdf.asd"), str(DEBIAN / "cl-asdf" / "build" / "asdf.lisp")]
-    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    upgrade = {
+        "asd": str(DEBIAN / "cl-asdf" / "asdf.asd"),
+        "source": str(DEBIAN / "cl-asdf" / "build" / "asdf.lisp"),
+        "path": ["asdf", "build/asdf"],
+        "outputs": [],
+    }
+    action = upgrade_action(upgrade, sbcl())
+    argv = list(action.argv)
+    main = argv.index("(plait-upgrade:main)") - 1  # its --eval
+    argv[main:main] = ["--eval", hook]
+    env = {**os.environ, **action.env}
+    result = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.rglob("out/**/asdf.fasl"))
     assert int(report.read_text()) == 200 * 1024 * 1024

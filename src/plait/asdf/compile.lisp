@@ -205,9 +205,8 @@ builds the compiles faulted in 1.05M pages against 1.19M, and took 1.8 core-seco
 (defun main (args)
   (setf *clock* (get-internal-real-time) *gc-clock* sb-ext:*gc-run-time*)
   (setf (values *cpu-clock* *faults*) (usage))
-  (plait-upgrade:keep-freed-pages)
+  (plait-upgrade:tune-for-one-compile)
   (small-nursery)
-  (plait-upgrade:keep-survivors)
   (destructuring-bind (warnings-file on-warnings on-failure mode target &rest loads) args
     (use-sandbox-translations)
     (as-in-a-plan (compile-target warnings-file on-warnings on-failure mode target loads))))

@@ -11,13 +11,14 @@
 ;;;; as ASDF's upgrade muffles them. Exit: 0 compiled; 1 it did not.
 ;;;;
 ;;;; Every plait Lisp process loads this file first, so it also holds the few runtime tunings
-;;;; they share (RUNTIME-VARIABLE, KEEP-FREED-PAGES, KEEP-SURVIVORS).
+;;;; they share (RUNTIME-VARIABLE, HEAP-ROOM, and TUNE-FOR-ONE-COMPILE for the processes that
+;;;; live for one compile: this file's MAIN and the compile driver's workers).
 
 (require :asdf)
 (defpackage :plait-upgrade
   (:use :cl)
-  (:export #:upgraded-session #:newer-asdf #:runtime-variable #:keep-freed-pages
-           #:heap-room #:keep-survivors #:main))
+  (:export #:upgraded-session #:newer-asdf #:runtime-variable #:heap-room
+           #:tune-for-one-compile #:main))
 (in-package :plait-upgrade)
 
 (defmacro upgraded-session (&body body)
@@ -82,9 +83,13 @@ them as it would have."
               (setf (sb-ext:generation-bytes-consed-between-gcs 1) sbcl)))
           sb-ext:*after-gc-hooks*)))
 
-(defun main ()
+(defun tune-for-one-compile ()
+  "The collector's tunings for a process that lives for one compile."
   (keep-freed-pages)
-  (keep-survivors)
+  (keep-survivors))
+
+(defun main ()
+  (tune-for-one-compile)
   (destructuring-bind (asd source) (last sb-ext:*posix-argv* 2)
     ;; ASDF looks for itself where the dump found it, and nowhere else.
     (asdf:initialize-source-registry

@@ -39,12 +39,14 @@ as it starts."
       (format s "~d~%" bytes))))
 
 (defun gc-settings ()
-  (list (sb-ext:bytes-consed-between-gcs) (sb-ext:generation-bytes-consed-between-gcs 1)))
+  "The nursery's size, the bytes generation 1 takes before it is collected, and the oldest
+generation whose collection leaves the pages it frees mapped (SBCL's small_generation_limit)."
+  (list (sb-ext:bytes-consed-between-gcs) (sb-ext:generation-bytes-consed-between-gcs 1)
+        (sb-sys:signed-sap-ref-8 (plait-upgrade:runtime-variable "small_generation_limit") 0)))
 
 (defun nursery (args)
-  "Write to nursery.txt how many bytes this worker allocates between collections and how many
-may survive into generation 1 before it is collected, then the same once the compile driver's
-MAIN has set up the worker (given no arguments, it then fails on them, which is caught here)."
+  "Write to nursery.txt this worker's GC-SETTINGS, then the same once the compile driver's MAIN
+has set up the worker (given no arguments, it then fails on them, which is caught here)."
   (declare (ignore args))
   (let ((before (gc-settings)))
     (handler-case (plait-compile:main '())
@@ -59,13 +61,13 @@ that a collection leaves less than 400 MB free."
   (declare (ignore args))
   (handler-case (plait-compile:main '())
     (error () nil))
-  (let ((set (sb-ext:generation-bytes-consed-between-gcs 1))
+  (let ((set-up (sb-ext:generation-bytes-consed-between-gcs 1))
         (kept '()))
     (loop :while (> (plait-upgrade:heap-room) (* 350 1024 1024))
           :do (push (make-array (* 16 1024 1024) :element-type '(unsigned-byte 8)) kept))
     (sb-ext:gc)
     (with-open-file (s "crowded.txt" :direction :output :if-exists :supersede)
-      (format s "~d ~d ~d~%" set (sb-ext:generation-bytes-consed-between-gcs 1) (length kept)))))
+      (format s "~d ~d ~d~%" set-up (sb-ext:generation-bytes-consed-between-gcs 1) (length kept)))))
 
 (defun defined-when-ready (args)
   "Write to defined.txt whether the compile driver's count of defined functions, taken when the
