@@ -16,10 +16,7 @@ import pytest
 
 from tests.support import DATA, age, plait
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("sbcl") is None, reason="needs SBCL (apt-get install sbcl)"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.lisp]
 
 DEBIAN = Path("/usr/share/common-lisp/source")
 SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -17,11 +17,10 @@ import pytest
 from plait.events import BuildEnded, Finished, Planned, Started
 from plait.reporter import ConsoleReporter
 from plait.trace import critical_path
+from tests.conftest import need
 from tests.support import DATA, ROOT, plait
 
 pytestmark = pytest.mark.e2e
-
-HAS_SBCL = shutil.which("sbcl") is not None
 
 
 def hello(tmp_path: Path, name: str = "hello") -> Path:
@@ -158,8 +157,7 @@ def scenario_wide(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("tool", ["ninja", "make"])
 def test_an_exported_build_file_builds_the_same_bytes(tool: str, tmp_path: Path) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
+    need(tool)
     built = hello(tmp_path, "with-plait")
     ok("build", cwd=built)
     fresh = hello(tmp_path, f"with-{tool}")
@@ -185,8 +183,7 @@ def test_log_prints_the_last_run_of_an_action(tmp_path: Path) -> None:
 
 @pytest.fixture
 def lisp(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    if not HAS_SBCL:
-        pytest.skip("needs SBCL")
+    need("sbcl")
     p = tmp_path / "demo"
     shutil.copytree(DATA / "lisp" / "demo", p)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -245,8 +242,7 @@ def test_explain_trace_graph_record_and_log_on_an_asdf_system(
 def test_an_exported_build_file_compiles_the_system_as_plait_does(
     tool: str, lisp: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
+    need(tool)
     p, env = lisp
     ok("build", "plait-demo", cwd=p, env=env)
     elsewhere = tmp_path / f"{tool}-run"

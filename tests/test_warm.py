@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import subprocess
 import threading
 import time
@@ -19,9 +18,7 @@ from plait.model import Warm
 from plait.warm import Unavailable, WarmPool, _Server
 from tests.support import DATA
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("sbcl") is None, reason="needs SBCL (apt-get install sbcl)"
-)
+pytestmark = pytest.mark.lisp
 
 SERVER = ("sbcl", "--script", str(DATA / "warm" / "server.lisp"))
 

@@ -1,0 +1,3 @@
+(defpackage :wordcount
+  (:use :cl)
+  (:export #:words #:frequencies #:main))
