@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -311,7 +312,9 @@ class Build:
                 + " not written by the command"
             )
         log = self.store.log_path(action.name)
-        return Failure(action.argv, result.exit_status, message, _tail(log), str(log))
+        tail, diagnostics = _tail(log), _diagnostics(log)
+        _prepend_command(log, action.argv)
+        return Failure(action.argv, result.exit_status, message, tail, str(log), diagnostics)
 
     def _finished(
         self,
@@ -480,6 +483,29 @@ class Early:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# A compiler's complaint in the form GCC, SBCL (through plait's driver) and most tools print:
+# `file:line:col: error: message` (line and column optional).
+DIAGNOSTIC = re.compile(r"^[^\s:]+(?::\d+){0,2}: (?:fatal error|error|warning): \S")
+MAX_DIAGNOSTICS = 10
+
+
+def _diagnostics(log: Path) -> tuple[str, ...]:
+    """The log's diagnostic lines, in its order, at most MAX_DIAGNOSTICS."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if DIAGNOSTIC.match(ln)]
+    except OSError:
+        return ()
+    return tuple(lines[:MAX_DIAGNOSTICS])
+
+
+def _prepend_command(log: Path, argv: tuple[str, ...]) -> None:
+    """Put the command a failed action ran at the top of its log, for `plait log`."""
+    with contextlib.suppress(OSError):
+        body = log.read_bytes() if log.is_file() else b""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(f"$ {shlex.join(argv)}\n".encode() + body)
 
 
 def _tail(log: Path) -> str:

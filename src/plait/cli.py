@@ -24,6 +24,7 @@ from plait.asdf.warnings import summarize
 from plait.build import Build, Early, Options, Report
 from plait.errors import (
     EXIT_ACTION_FAILED,
+    EXIT_NO_TESTS,
     EXIT_OK,
     BuildDescriptionError,
     PlaitError,
@@ -35,6 +36,8 @@ from plait.model import Graph
 from plait.reporter import ConsoleReporter
 from plait.store import Store
 from plait.warm import WarmPool
+
+_ONLY_SYSTEM = "an ASDF system (default: the one .asd file in the project directory)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,20 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_directory(log)
 
     test = sub.add_parser("test", help="build an ASDF system's tests and run them (test-op)")
-    test.add_argument("system", metavar="SYSTEM")
+    test.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
     _add_build_options(test)
     _add_lisp_options(test)
 
     bundle = sub.add_parser(
         "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
     )
-    bundle.add_argument("system", metavar="SYSTEM")
+    bundle.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
     bundle.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
     _add_build_options(bundle)
     _add_lisp_options(bundle)
 
     program = sub.add_parser("program", help="an executable of an ASDF system")
-    program.add_argument("system", metavar="SYSTEM")
+    program.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
     program.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
     program.add_argument(
         "--entry",
@@ -270,11 +273,7 @@ def _load(
         roots = [*(f"load:{name}" for name in desc.asdf_systems), *roots]
     else:
         if not roots:
-            raise UsageError(
-                f"no {plaitfile.PLAITFILE} in '{project}' and no system named",
-                hint="name an ASDF system to build (e.g. 'plait build alexandria'), or write"
-                f" a {plaitfile.PLAITFILE}",
-            )
+            roots = [f"load:{_only_system(project, 'build')}"]
         graph = Graph()
     start = early.start if early is not None else None
     asdf = add_systems(graph, store, project, roots, policy, start, pool) if roots else None
@@ -287,6 +286,29 @@ def _load(
             asdf.translation.check_sources()
         raise
     return Loaded(graph, asdf)
+
+
+def _only_system(project: Path, command: str) -> str:
+    """The system a command with none named works on: the one `.asd` file in the project."""
+    asds = sorted(p.stem for p in project.glob("*.asd"))
+    if len(asds) == 1:
+        return asds[0]
+    if not asds:
+        raise UsageError(
+            f"no {plaitfile.PLAITFILE} and no .asd file in '{project}', and no system named",
+            hint=f"name an ASDF system (e.g. 'plait {command} alexandria'), or write"
+            f" a {plaitfile.PLAITFILE}",
+        )
+    raise UsageError(
+        f"'{project}' defines {len(asds)} systems: {', '.join(asds)}",
+        hint=f"name the one to work on, e.g. 'plait {command} {asds[0]}'",
+    )
+
+
+def _system(args: argparse.Namespace, project: Path) -> str:
+    """The SYSTEM argument of test, bundle and program, or the project's one system."""
+    name: str | None = args.system
+    return name if name is not None else _only_system(project, args.command)
 
 
 def _system_roots(project: Path, targets: list[str]) -> list[str]:
@@ -392,36 +414,44 @@ def _exit_status(report: Report) -> int:
 def _test(args: argparse.Namespace) -> int:
     """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
     project = _project(args)
+    system = _system(args, project)
     store = _open_store(project)
-    root = f"test:{args.system}"
+    root = f"test:{system}"
     try:
         loaded, report = _load_and_build(args, project, store, [root], [root])
         assert loaded.asdf is not None
         if not report.ok:
             return _exit_status(report)
+        if not loaded.asdf.defines_tests(root):
+            print(
+                f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
+                " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
+            )
+            return EXIT_NO_TESTS
         argv = loaded.asdf.test_argv(root)
     finally:
         store.close()
-    print(f"plait: running the tests of '{args.system}'", flush=True)
+    print(f"plait: running the tests of '{system}'", flush=True)
     status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
     verdict = "passed" if status == 0 else "failed"
-    print(f"plait: the tests of '{args.system}' {verdict}")
+    print(f"plait: the tests of '{system}' {verdict}")
     return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
 
 
 def _product(args: argparse.Namespace) -> int:
     """Build SYSTEM, then its bundle or program at -o FILE."""
     project = _project(args)
+    system = _system(args, project)
     out = args.output.resolve()
-    root = f"load:{args.system}"
+    root = f"load:{system}"
     names: list[str] = []
 
     def add(graph: Graph, asdf: AsdfBuild) -> None:
         node = asdf.root_id(root)
         if args.command == "bundle":
-            names.append(add_bundle(graph, asdf.translation, args.system, node, out))
+            names.append(add_bundle(graph, asdf.translation, system, node, out))
         else:
-            names.append(add_program(graph, asdf.translation, args.system, node, out, args.entry))
+            names.append(add_program(graph, asdf.translation, system, node, out, args.entry))
 
     store = _open_store(project)
     try:

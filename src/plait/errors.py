@@ -11,6 +11,8 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_ACTION_FAILED = 1
 EXIT_USAGE = 2
+# `plait test` on a system that defines no tests (pytest's status for "no tests collected").
+EXIT_NO_TESTS = 5
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

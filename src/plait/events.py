@@ -11,13 +11,15 @@ Status = Literal["ran", "cached", "failed", "skipped"]
 
 @dataclass(frozen=True)
 class Failure:
-    """Why an action failed: the command, its exit status, the end of its output, its log."""
+    """Why an action failed: the command, its exit status, the end of its output, its log, and
+    the lines of its output that say where and what went wrong (`file:line:col: error: ...`)."""
 
     argv: tuple[str, ...]
     exit_status: int | None
     message: str
     log_tail: str = ""
     log_path: str = ""
+    diagnostics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,13 @@ class ConsoleReporter:
     def _failure(self, name: str, failure: Failure) -> None:
         out = self.console
         out.print(f"[bold red]FAILED[/] {escape(name)}: {escape(failure.message)}")
-        if failure.argv:
+        if failure.argv and self.verbose:
             out.print(f"  command: {escape(shlex.join(failure.argv))}")
-        if failure.log_tail:
+        if failure.diagnostics:
+            # What the compiler said, where: enough to fix it; the rest is in the log.
+            for line in failure.diagnostics:
+                out.print(f"  {escape(line)}")
+        elif failure.log_tail:
             for line in failure.log_tail.splitlines():
                 out.print(f"  | {escape(line)}")
         if failure.log_path:

@@ -84,6 +84,12 @@ class AsdfBuild:
                 touched += 1
         return touched
 
+    def defines_tests(self, root: str) -> bool:
+        """Whether a test-op that `root` performs has a method of its own: ASDF's default
+        test-op does nothing."""
+        t = self.translation
+        return any(t.nodes[i]["runs_tests"] for i in t.needed(self.root_id(root)))
+
     def test_argv(self, root: str) -> list[str]:
         """The SBCL command that performs, in plan order, every load and test-op of `root`."""
         t = self.translation

@@ -98,6 +98,111 @@ over the symbols, consing only for what is new."
             0
             (funcall f file))))))
 
+;;; Diagnostics: where the compiler was when it complained, as file:line:column (both 1-based),
+;;; from SBCL's error context (the top-level form being compiled and the path to the subform in
+;;; it) and the subforms its form-tracking stream records as it reads each top-level form.
+
+(defun subform-start ()
+  "Where the subform SBCL's error context names starts in the file being compiled (a character
+position), else where its top-level form does; NIL outside a compile."
+  (let* ((context (ignore-errors (sb-c::find-error-context nil)))
+         (info (and context (boundp 'sb-c::*source-info*) sb-c::*source-info*
+                    (ignore-errors (sb-c::source-info-file-info sb-c::*source-info*))))
+         (subforms (and info (sb-c::file-info-subforms info)))
+         (path (and context (reverse (sb-c::compiler-error-context-original-source-path
+                                      context)))))
+    (or (and subforms path
+             (ignore-errors
+              ;; The innermost cons on the path: an atom may occur anywhere in the form.
+              (let ((form (aref (sb-c::file-info-forms info) (first path))) (found nil))
+                (dolist (i (rest path))
+                  (when (consp form) (setf found form))
+                  (setf form (and (listp form) (nth i form))))
+                (when (consp form) (setf found form))
+                (loop :for k :from 0 :below (length subforms) :by 3
+                      :when (eq (aref subforms (+ k 2)) found)
+                        :return (aref subforms k)))))
+        (and context (sb-c::compiler-error-context-file-position context)))))
+
+(defvar *source-text* nil "(truename . text) of the last source a position was looked up in.")
+
+(defun line-column (file position)
+  "The 1-based line and column of character POSITION in FILE, past the whitespace and comment
+lines SBCL counts into a top-level form's position."
+  (let ((name (namestring file)))
+    (unless (equal (car *source-text*) name)
+      (setf *source-text*
+            (cons name (ignore-errors
+                        (uiop:read-file-string file :external-format
+                                               '(:utf-8 :replacement #\?))))))
+    (let ((text (cdr *source-text*)))
+      (when (and text (<= position (length text)))
+        (loop :while (< position (length text))
+              :do (let ((c (char text position)))
+                    (cond ((member c '(#\Space #\Tab #\Newline #\Return #\Page))
+                           (incf position))
+                          ((char= c #\;)
+                           (setf position (or (position #\Newline text :start position)
+                                              (length text))))
+                          (t (return)))))
+        (let ((start (1+ (or (position #\Newline text :end position :from-end t) -1))))
+          (values (1+ (count #\Newline text :end position)) (1+ (- position start))))))))
+
+(defvar *diagnostics* '()
+  "What this compile complained of, newest first: (severity file:line:col message).")
+
+(defun first-line (condition)
+  "CONDITION's message on one line, without SBCL's advice on intercepting it."
+  (let* ((text (princ-to-string condition))
+         (advice "Use *BREAK-ON-SIGNALS* to intercept.")
+         (at (search advice text)))
+    (when at
+      (setf text (concatenate 'string (subseq text 0 at) (subseq text (+ at (length advice))))))
+    ;; SBCL's pointer to its manual ends the message.
+    (setf text (subseq text 0 (search "See also:" text)))
+    (format nil "~{~a~^ ~}"
+            (remove "" (uiop:split-string text :separator '(#\Space #\Newline #\Tab #\Return))
+                    :test #'string=))))
+
+(defun locate (condition)
+  "Where SBCL is compiling as CONDITION is signalled, as FILE:LINE:COLUMN (or less, where SBCL
+knows less), and CONDITION's message's first line."
+  (let* ((inner (if (typep condition 'sb-int:encapsulated-condition)
+                    (sb-int:encapsulated-condition condition)
+                    condition))
+         (file (or (ignore-errors
+                    (sb-c::compiler-error-context-file-name (sb-c::find-error-context nil)))
+                   *fixed-source*))
+         (message (first-line inner))
+         line column)
+    (cond ((typep inner 'sb-c::input-error-in-compile-file)
+           ;; The reader stopped just past the offending character: SBCL's 0-based column
+           ;; of where it stopped is that character's 1-based one.
+           (let ((at (ignore-errors
+                      (let ((stream (stream-error-stream inner)))
+                        (sb-int:line/col-from-charpos stream (file-position stream))))))
+             (setf line (car at) column (cdr at)
+                   message (let ((text (first-line (sb-int:encapsulated-condition inner))))
+                             ;; The reader's message goes on with where it was: said above.
+                             (format nil "read error: ~a"
+                                     (string-right-trim " " (subseq text 0 (search " Line: "
+                                                                                   text))))))))
+          (t
+           (let ((start (subform-start)))
+             (when (and start file (typep file '(or string pathname)))
+               (setf (values line column) (line-column file start))))))
+    (values (format nil "~a~@[:~d~]~@[:~d~]" (if file (namestring file) "?") line
+                    (and line column))
+            message)))
+
+(defun note-diagnostic (severity condition)
+  "Record CONDITION where SBCL is compiling, and print it as FILE:LINE:COL: SEVERITY: MESSAGE,
+the form compilers use, which plait shows first when the compile fails. Returns (FILE:LINE:COL)."
+  (multiple-value-bind (where message) (locate condition)
+    (push (list severity where message) *diagnostics*)
+    (format *error-output* "~&~a: ~a: ~a~%" where severity message)
+    (list where)))
+
 (defvar *user-root* nil
   "For a builder that reads or writes what builders made in their sandboxes: the directory the
 user's output translations put what ./out/ holds (a namestring).")
@@ -227,16 +332,24 @@ builds the compiles faulted in 1.05M pages against 1.19M, and took 1.8 core-seco
         (handler-bind ((warning
                          (lambda (w)
                            (when (bookkeeping-p w) (muffle-warning w))
-                           (push (list (if (typep w 'style-warning) "style-warning" "warning")
-                                       (princ-to-string w))
-                                 warnings))))
+                           (let ((style (typep w 'style-warning)))
+                             (push (list* (if style "style-warning" "warning")
+                                          (princ-to-string w)
+                                          (if style
+                                              (list (locate w))
+                                              (note-diagnostic "warning" w)))
+                                   warnings))))
+                       (sb-c:compiler-error
+                         (lambda (e) (note-diagnostic "error" e))))
           (with-compilation-unit (:override t)
             ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
             ;; report needs the dynamic extent it was signalled in, so it is taken there.
             (block perform
               (handler-bind ((serious-condition
                                (lambda (e)
-                                 (setf failure (princ-to-string e))
+                                 (setf failure e)
+                                 (unless (typep e 'uiop:compile-file-error)
+                                   (note-diagnostic "error" e))
                                  (return-from perform))))
                 (let ((sb-c::*source-namestring* (as-the-user-sees *fixed-source*)))
                   (asdf:perform o c))))
@@ -246,8 +359,13 @@ builds the compiles faulted in 1.05M pages against 1.19M, and took 1.8 core-seco
                           :collect (qualified (sb-c::undefined-warning-name w))))
             (setf sb-c::*undefined-warnings* nil)))
         (when failure
-          (format *error-output* "~&plait: compiling ~a failed: ~a~%"
-                  (namestring (asdf:component-pathname c)) failure)
+          (when (and (typep failure 'uiop:compile-file-error)
+                     (not (find "error" *diagnostics* :key #'first :test #'string=)))
+            ;; No error of the compiler's: ASDF failed the compile for its warnings.
+            (format *error-output* "~&~a: error: ~:[a WARNING fails the compile (--on-failure ~
+                                    error, SBCL's default under ASDF; --on-failure warn lets it ~
+                                    pass)~;warnings fail the compile (--on-warnings error)~]~%"
+                    *fixed-source* (typep failure 'uiop:compile-warned-error)))
           (when (string= mode "declared")
             (format *error-output* "~&plait: with --deps declared this compile saw only ~
               what the .asd declares; if it builds with --deps system, the file uses a ~
@@ -273,9 +391,11 @@ builds the compiles faulted in 1.05M pages against 1.19M, and took 1.8 core-seco
 (defun write-warnings (file warnings undefined defined)
   (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)
     (write-string "{\"warnings\":[" s)
-    (loop :for ((kind text) . more) :on (reverse warnings)
+    (loop :for ((kind text where) . more) :on (reverse warnings)
           :do (format s "{\"kind\":") (json-string kind s)
-              (format s ",\"text\":") (json-string text s) (write-char #\} s)
+              (format s ",\"text\":") (json-string text s)
+              (when where (format s ",\"where\":") (json-string where s))
+              (write-char #\} s)
               (when more (write-char #\, s)))
     (write-string "],\"undefined\":" s)
     (json-strings (remove-duplicates undefined :test #'string=) s)

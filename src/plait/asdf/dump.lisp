@@ -144,6 +144,20 @@
          "immutable")
         (t "source")))
 
+(defun asdf-own-p (specializer)
+  "Whether SPECIALIZER is a class of ASDF's, UIOP's or Common Lisp's own."
+  (and (typep specializer 'class)
+       (let ((package (symbol-package (class-name specializer))))
+         (or (null package)
+             (some (lambda (prefix) (uiop:string-prefix-p prefix (package-name package)))
+                   '("ASDF" "UIOP" "COMMON-LISP"))))))
+
+(defun user-perform-p (o c)
+  "Whether a PERFORM method other than ASDF's own applies to (O C): a test-op with none runs no
+tests, whatever ASDF's TEST-SYSTEM returns."
+  (some (lambda (m) (notevery #'asdf-own-p (sb-mop:method-specializers m)))
+        (compute-applicable-methods #'asdf:perform (list o c))))
+
 (defun add-node (o c deps &key (kind (system-kind (asdf:component-system c))))
   "Number the action (O C), whose dependencies have the ids DEPS, and record it as a node."
   (let ((id (incf *counter*))
@@ -162,6 +176,7 @@
                                   (asdf::component-entry-point c))
                 :is_source (if (typep c 'asdf:source-file) t :false)
                 :in_image (if (asdf::needed-in-image-p o c) t :false)
+                :runs_tests (if (and (typep o 'asdf:test-op) (user-perform-p o c)) t :false)
                 :inputs (arr (safe-files #'asdf:input-files o c))
                 :outputs (arr (safe-files #'asdf:output-files o c))
                 :deps (arr deps))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -394,11 +395,39 @@ def _dump_error(proc: subprocess.CompletedProcess[str], roots: list[str]) -> Pla
         )
     if kind == "definition":
         return LispError(
-            message,
+            _definition_error(message, proc.stderr),
             hint="the .asd file (or one it depends on) does not load in"
             " a fresh SBCL with ASDF; fix it, then build again",
         )
     return LispError(message, hint="this is what SBCL said while ASDF computed the graph")
+
+
+# SBCL's words, as it loads an .asd file, for the form whose evaluation failed (the innermost
+# load's come first) and for where its reader stopped.
+_EVALUATING = re.compile(
+    r'While evaluating the form starting at line (\d+), column (\d+)\s+of #P"([^"]+)"'
+)
+_READING = re.compile(r'Line: (\d+), Column: (\d+).*?Stream: #<[^>]*? for "file ([^"]+)"', re.S)
+_WRAPPED = re.compile(
+    r"^.*?Error while trying to load definition for system \S+ from pathname \S+?: "
+)
+
+
+def _definition_error(message: str, stderr: str) -> str:
+    """`file:line:col: what went wrong` for an .asd file that does not load, where SBCL
+    said where (1-based column; SBCL counts from 0 where the form starts, and gives the reader's
+    column just past the character it stopped at)."""
+    read = _READING.search(message)
+    evaluating = _EVALUATING.search(stderr)
+    what = " ".join(_WRAPPED.sub("", message).split())
+    if read is not None:
+        where = f"{read[3]}:{read[1]}:{read[2]}"
+        what = " ".join(what.split(" Line: ")[0].replace("READ error during LOAD:", "").split())
+        return f"{where}: read error: {what}"
+    if evaluating is not None:
+        line, column, path = evaluating.groups()
+        return f"{path}:{line}:{int(column) + 1}: {what}"
+    return message
 
 
 def _looked(stderr: str) -> str:

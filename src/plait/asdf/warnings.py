@@ -20,7 +20,8 @@ MAX_SHOWN = 10
 
 @dataclass
 class Summary:
-    warnings: dict[str, list[str]] = field(default_factory=dict)  # file -> full WARNING texts
+    # file -> (file:line:col, text) of each full WARNING
+    warnings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     style: dict[str, int] = field(default_factory=dict)  # file -> style-warning count
     undefined: dict[str, list[str]] = field(default_factory=dict)  # function -> files using it
 
@@ -32,7 +33,11 @@ def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
     for record in records.values():
         defined.update(record.get("defined", ()))
     for source, record in sorted(records.items()):
-        texts = [w["text"] for w in record.get("warnings", ()) if w["kind"] == "warning"]
+        texts = [
+            (w.get("where", source), w["text"])
+            for w in record.get("warnings", ())
+            if w["kind"] == "warning"
+        ]
         styles = sum(1 for w in record.get("warnings", ()) if w["kind"] == "style-warning")
         if texts:
             summary.warnings[source] = texts
@@ -69,10 +74,10 @@ def lines(summary: Summary) -> Iterator[str]:
             f"plait: {n_warn} warning{'s' * (n_warn != 1)} and {n_style} style-warning"
             f"{'s' * (n_style != 1)} in {files} file{'s' * (files != 1)}"
         )
-        for source, texts in summary.warnings.items():
-            for text in texts[:MAX_SHOWN]:
+        for texts in summary.warnings.values():
+            for where, text in texts[:MAX_SHOWN]:
                 first = text.strip().splitlines()[0] if text.strip() else text
-                yield f"  {source}: warning: {first}"
+                yield f"  {where}: warning: {first}"
         for source, count in summary.style.items():
             yield f"  {source}: {count} style-warning{'s' * (count != 1)}"
     for name, users in sorted(summary.undefined.items()):

@@ -1,0 +1,4 @@
+(defsystem "errs-asd"
+  :components ((:file "a")))
+
+(error "boom in asd")

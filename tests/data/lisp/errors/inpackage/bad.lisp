@@ -1,0 +1,3 @@
+(defun f () 1)
+  (in-package :nopkg-here)
+(defun h () 2)

@@ -1,0 +1,1 @@
+(defsystem "errs-inpackage" :components ((:file "bad")))

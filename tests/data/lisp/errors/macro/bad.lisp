@@ -1,0 +1,5 @@
+(defmacro m () (error "macro boom"))
+
+(defun g ()
+    (list 1
+      (m)))

@@ -1,0 +1,1 @@
+(defsystem "errs-macro" :components ((:file "bad")))

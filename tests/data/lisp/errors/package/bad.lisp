@@ -1,0 +1,4 @@
+(defun f ()
+  1)
+(defun g ()
+  (nopkg:thing 2))

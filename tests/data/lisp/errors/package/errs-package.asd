@@ -1,0 +1,1 @@
+(defsystem "errs-package" :components ((:file "bad")))

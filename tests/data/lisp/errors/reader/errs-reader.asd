@@ -1,0 +1,1 @@
+(defsystem "errs-reader" :components ((:file "bad")))

@@ -1,0 +1,3 @@
+;; a comment
+(defun f (x)
+  (+ x "a"))

@@ -1,0 +1,1 @@
+(defsystem "errs-warning" :components ((:file "bad")))

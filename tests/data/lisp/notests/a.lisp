@@ -1,0 +1,1 @@
+(defun plait-notests-f () 1)

@@ -1,0 +1,1 @@
+(defsystem "plait-notests" :components ((:file "a")))

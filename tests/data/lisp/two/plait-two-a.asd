@@ -1,0 +1,1 @@
+(defsystem "plait-two-a")

@@ -1,0 +1,135 @@
+"""What a Lisp programmer sees when a system does not build, and the defaults of the Lisp
+commands: errors as file:line:col, a project's one system, a system with no tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support import DATA, plait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.lisp]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("lisp-errors")
+    return {"XDG_CACHE_HOME": str(root / "cache"), "PLAIT_CACHE": str(root / "store")}
+
+
+def copy(name: str, tmp_path: Path) -> Path:
+    dest = tmp_path / Path(name).name
+    shutil.copytree(DATA / "lisp" / name, dest)
+    return dest
+
+
+def failed_build(name: str, tmp_path: Path, env: dict[str, str], *args: str) -> tuple[Path, str]:
+    """Build the scenario's one system (named by no argument); it must fail. Its output."""
+    p = copy(f"errors/{name}", tmp_path)
+    result = plait("build", *args, cwd=p, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    return p, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "message"),
+    [
+        ("reader", "5:14", "error: read error: unmatched close parenthesis"),
+        ("package", "4:14", "error: read error: Package NOPKG does not exist."),
+        ("inpackage", "2:3", 'error: The name "NOPKG-HERE" does not designate any package.'),
+        ("macro", "5:7", "error: during macroexpansion of (M). macro boom"),
+    ],
+)
+def test_a_failed_compile_shows_the_file_line_and_column_first(
+    name: str, where: str, message: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    p, out = failed_build(name, tmp_path, env)
+    lines = out.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith("FAILED compile:"))
+    assert lines[failed + 1] == f"  {(p / 'bad.lisp').resolve()}:{where}: {message}"
+    assert lines[failed + 2].startswith("  full log: ")
+    # The command (every load spelled out) is in the log, and with -v, not in the way.
+    assert "--core" not in out
+    log = Path(lines[failed + 2].removeprefix("  full log: "))
+    assert log.read_text().startswith("$ ")
+
+
+def test_a_full_warning_fails_the_compile_at_its_line_and_says_why(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p, out = failed_build("warning", tmp_path, env)
+    bad = (p / "bad.lisp").resolve()
+    assert f'  {bad}:3:3: warning: Constant "a" conflicts with its asserted type NUMBER.' in out
+    assert f"  {bad}: error: a WARNING fails the compile (--on-failure error" in out
+
+
+def test_with_on_failure_warn_the_end_summary_gives_the_warning_s_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p = copy("errors/warning", tmp_path)
+    result = plait("build", "--on-failure", "warn", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = (p / "bad.lisp").resolve()
+    assert f"  {bad}:3:3: warning: Constant" in result.stdout
+
+
+def test_verbose_shows_the_failed_command(tmp_path: Path, env: dict[str, str]) -> None:
+    _, out = failed_build("reader", tmp_path, env, "-v")
+    assert "  command: " in out and "plait-compile:main" in out
+
+
+def test_an_error_in_an_asd_file_names_its_line(tmp_path: Path, env: dict[str, str]) -> None:
+    p = copy("errors/asd", tmp_path)
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 2
+    asd = (p / "errs-asd.asd").resolve()
+    assert f"plait: error: {asd}:4:1: boom in asd" in result.stderr
+
+
+def test_a_read_error_in_an_asd_file_names_its_line(tmp_path: Path, env: dict[str, str]) -> None:
+    p = copy("errors/asd", tmp_path)
+    asd = p / "errs-asd.asd"
+    asd.write_text('(defsystem "errs-asd"\n  :components ((:file "a"))))\n')
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 2
+    expected = f"plait: error: {asd.resolve()}:2:29: read error: unmatched close parenthesis"
+    assert expected in result.stderr
+
+
+def test_with_no_target_the_project_s_one_system_is_built_and_tested(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p = copy("notests", tmp_path)
+    built = plait("build", cwd=p, env=env)
+    assert built.returncode == 0, built.stderr
+    assert "ran compile:plait-notests:a" in built.stdout
+    tested = plait("test", cwd=p, env=env)
+    assert tested.returncode == 5, tested.stdout + tested.stderr
+    assert "plait: 'plait-notests' defines no tests" in tested.stdout
+    assert "passed" not in tested.stdout
+
+
+def test_with_several_systems_and_no_target_plait_lists_them(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p = copy("two", tmp_path)
+    for command in ("build", "test"):
+        result = plait(command, cwd=p, env=env)
+        assert result.returncode == 2
+        assert "defines 2 systems: plait-two-a, plait-two-b" in result.stderr
+        assert f"hint: name the one to work on, e.g. 'plait {command} plait-two-a'" in (
+            result.stderr
+        )
+
+
+def test_a_system_whose_tests_are_another_system_s_has_tests(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p = tmp_path / "wordcount"
+    shutil.copytree(DATA.parent.parent / "examples" / "wordcount", p)
+    result = plait("test", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pass: 2" in result.stdout
+    assert "plait: the tests of 'wordcount' passed" in result.stdout
