@@ -1,11 +1,11 @@
-"""plait side by side with ninja, make and ASDF, in one run; writes bench/RESULTS.md.
+"""plait side by side with ninja, make and ASDF, in one run; adds to bench/RESULTS.md.
 
     python3 bench/run.py --quick     # under 5 minutes on a 2-core machine
     python3 bench/run.py             # the full suite (10,000-file project, ironclad)
 
 Every figure is the median wall time over the runs of one scenario, all tools measured in the same
 run, alternating, with -j set to the number of cores. Needs ninja, make, cc, sbcl and Debian's
-cl-alexandria, cl-ppcre and cl-ironclad (see the README's setup line).
+cl-alexandria, cl-ppcre and cl-ironclad: `./setup` installs them.
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ import gen
 HERE = Path(__file__).resolve().parent
 JOBS = os.cpu_count() or 1
 PLAIT = [sys.executable, "-m", "plait"]
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
+RESULTS = HERE / "RESULTS.md"
+RESULTS_TITLE = """# Benchmark results
+
+Written by the benchmarks (`bench/run.py`, `bench/ironclad.py`): each run adds a dated section,
+newest first, with the machine it ran on. Compare figures within one section: this machine's
+speed moves from one run to the next.
+"""
 
 
 def compile_plait() -> None:
@@ -333,7 +338,7 @@ def version(argv: list[str]) -> str:
 
 
 def goals(c: Table, sched: Table, lisp_table: Table) -> list[str]:
-    lines = ["## Goals", ""]
+    lines = ["### Goals", ""]
 
     def check(what: str, value: float | None, limit: float, unit: str = "s") -> None:
         if value is None:
@@ -365,7 +370,7 @@ def goals(c: Table, sched: Table, lisp_table: Table) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the under-5-minutes subset")
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     compile_plait()
     started = time.monotonic()
@@ -386,32 +391,40 @@ def main() -> None:
         lisp(["ironclad"], 3, lisp_table, ironclad_edits=True)
         lisp(["alexandria", "cl-ppcre"], 1, lisp_table, ironclad_edits=False)
     took = time.monotonic() - started
-    facts = [
-        "# Benchmark results",
-        "",
-        f"`python3 bench/run.py{' --quick' if args.quick else ''}`, run on "
-        f"{time.strftime('%Y-%m-%d')}, took {took / 60:.1f} minutes. Medians of wall time; "
-        f"every tool built with -j {JOBS}.",
-        "",
+    command = f"python3 bench/run.py{' --quick' if args.quick else ''}"
+    body = [t.markdown() for t in (c, sched, lisp_table, memory)]
+    print(record(command, took, [*body, *goals(c, sched, lisp_table)], args.out))
+
+
+def machine_facts() -> list[str]:
+    return [
         f"- cores: {os.cpu_count()}; {platform.machine()}; Linux {platform.release()}",
         f"- Python {platform.python_version()}",
         f"- SBCL: {version(['sbcl', '--version'])}",
         f"- ninja: {version(['ninja', '--version'])}",
         f"- make: {version(['make', '--version'])}",
         f"- cc: {version(['cc', '--version'])}",
-        "",
     ]
-    body = [t.markdown() for t in (c, sched, lisp_table, memory)]
-    results = "\n".join([*facts, *body, *goals(c, sched, lisp_table)]) + "\n"
-    args.out.write_text(results)
-    readme = HERE.parent / "README.md"
-    text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start >= 0 and end > start:
-        block = results.split("\n", 2)[2]  # without the title line
-        readme.write_text(text[: start + len(README_START)] + "\n" + block + text[end:])
-    print(results)
 
+
+def record(command: str, took: float, body: list[str], out: Path = RESULTS) -> str:
+    """Add a dated section for this run to `out`, above the earlier ones (none is replaced:
+    the file is the benchmarks' history). Returns the section."""
+    section = "\n".join(
+        [
+            f"## {time.strftime('%Y-%m-%d %H:%M')}: `{command}`",
+            "",
+            f"Took {took / 60:.1f} minutes. Medians of wall time; every tool built with -j {JOBS}.",
+            "",
+            *machine_facts(),
+            "",
+            *body,
+        ]
+    )
+    text = out.read_text() if out.is_file() else RESULTS_TITLE
+    head, sep, rest = text.partition("\n## ")
+    out.write_text(head.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + sep + rest)
+    return section
 
 if __name__ == "__main__":
     main()

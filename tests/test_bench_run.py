@@ -51,3 +51,14 @@ def test_the_lisp_benchmark_lets_the_tools_take_turns_going_first(
     run.lisp(["alexandria"], 3, table, ironclad_edits=False)
     assert order == ["ASDF", "plait", "plait", "ASDF", "ASDF", "plait"]
     assert table.rows["alexandria, clean"] == {"ASDF": [1.0] * 3, "plait": [1.0] * 3}
+
+
+def test_each_run_adds_a_dated_section_above_the_earlier_ones(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    run.record("python3 bench/x.py", 60.0, ["first body"], out)
+    run.record("python3 bench/y.py", 120.0, ["second body"], out)
+    text = out.read_text()
+    assert text.startswith(run.RESULTS_TITLE.rstrip("\n"))
+    assert text.index("`python3 bench/y.py`") < text.index("`python3 bench/x.py`")
+    assert "first body" in text and "second body" in text
+    assert text.count("- cores: ") == 2  # each with the machine it ran on

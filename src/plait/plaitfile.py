@@ -164,15 +164,6 @@ def _check_strings(
         )
 
 
-API: dict[str, Any] = {
-    "action": action,
-    "defsystem": defsystem,
-    "module": module,
-    "static_file": static_file,
-    "asdf_system": asdf_system,
-}
-
-
 # -- loading -----------------------------------------------------------------------------------
 
 
@@ -228,7 +219,12 @@ def describe(directory: Path) -> Description:
             hint="fix the Plaitfile's Python syntax",
             location=Location(str(path), e.lineno or 1),
         ) from None
-    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "plaitfile", **API}
+    # Everything `from plait import ...` gives is predefined: the functions above and the
+    # component and operation classes a Plaitfile subclasses.
+    import plait
+
+    predefined = {name: getattr(plait, name) for name in plait.__all__}
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "plaitfile", **predefined}
     with _loading(desc):
         try:
             exec(code, namespace)
