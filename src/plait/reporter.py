@@ -33,8 +33,8 @@ class ConsoleReporter:
         if isinstance(event, Planned):
             self.total = len(event.names)
             if self.live:
-                # Imported only for a terminal: ~9 ms of each start elsewhere (a no-op build
-                # takes ~0.25 s).
+                # Imported only for a terminal: elsewhere it would be a noticeable share of a
+                # no-op build.
                 from rich.progress import (
                     BarColumn,
                     MofNCompleteColumn,

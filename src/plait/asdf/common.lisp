@@ -53,7 +53,7 @@
   "BODY as ASDF's plan performs an action: in an ASDF session that has ASDF upgraded already,
 and has found each system this image defines. A file that calls REQUIRE when compiled or loaded
 makes ASDF operate; out of such a session, ASDF would first upgrade itself, and compile its
-newer self anew, as its fasl is not in the sandbox (4 s, each time)."
+newer self anew, as its fasl is not in the sandbox: seconds, in every compile."
   `(call-as-in-a-plan (lambda () ,@body)))
 
 (defun call-as-in-a-plan (thunk)
@@ -94,8 +94,8 @@ arguments being WHAT and the condition, and exit CODE."
 
 (defun save-core (file)
   "Save this image as the core FILE and exit. Not statically linked: SBCL would first rewrite
-every call between functions of its immobile space into a direct one (a third of a second of
-the save's ~1.4), an optimization for an application's image. The compiles forked before the
+every call between functions of its immobile space into a direct one (a large share of the
+save's time), an optimization for an application's image. The compiles forked before the
 save ran without it, and a compile's output does not depend on it."
   (let ((link (find-symbol "STATICALLY-LINK-CORE" "SB-VM")))
     (when (and link (fboundp link))

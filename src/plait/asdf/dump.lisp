@@ -68,7 +68,7 @@
 ;;; being loaded so, in a third of the time), and first says on stdout where it is and where the
 ;;; user's images look for its fasl, so that plait compiles it on SBCL's own core meanwhile.
 ;;; Where that fasl is up to date already (after any build that compiled it), the dump loads
-;;; it, as ASDF's upgrade would: 0.08 s, not 1.3.
+;;; it, as ASDF's upgrade would, which is much quicker than loading the source.
 ;;; *UPGRADE* is then that (:obj ...) description, else NIL.
 
 (load (merge-pathnames "upgrade.lisp" *load-truename*))
@@ -253,8 +253,8 @@ as (operation system) lists."
 (defun sandbox-outputs ()
   "Each action's output files as ASDF's translations have them now: ((id file...) ...). Called in a
 session, where ASDF finds each system once: out of one, FIND-SYSTEM checks a system's definition
-dependencies anew each time, ~0.1 s for a system with a defsystem-depends-on (consfigurator's
-851 nodes took 104 s)."
+dependencies anew each time, which for a system with a defsystem-depends-on costs a noticeable
+fraction of a second per node."
   (let ((pairs '()))
     (maphash (lambda (key id)
                (destructuring-bind (op-type (sys path)) key

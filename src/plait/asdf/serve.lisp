@@ -110,8 +110,8 @@ it says how it ends, as the server would once it is gone (\"exited ID CODE\").")
   (finish-output *standard-output*)
   (finish-output *error-output*)
   (when *report*
-    ;; Said before exiting, which unmaps the image (~3 ms that a chain of dependent compiles
-    ;; waited for at each step). One write, of less than PIPE_BUF: no other reply is mixed in.
+    ;; Said before exiting, which unmaps the image: waiting for the exit would lengthen each
+    ;; step of a chain of dependent compiles. One write, of less than PIPE_BUF: no other reply is mixed in.
     (let ((line (sb-ext:string-to-octets (format nil "exited ~d ~d~%" (cdr *report*) code))))
       (sb-unix:unix-write (car *report*) line 0 (length line))))
   (sb-ext:exit :code code :abort t))
@@ -127,9 +127,9 @@ exits 1 through the disabled debugger, as under --script."
 
 (defun make-standby (in out)
   "Fork the worker for the next :run request now, while no request waits on this server (which
-reads IN and replies on OUT): the fork takes ~2 ms of the server's time, and the child's new
-session (SETSID, which on a busy machine waits ~2 ms for the scheduler to place it in a group of
-its own) as long again, which each compile of a chain of dependent ones waited for. It reads
+reads IN and replies on OUT): the fork, and the child's new session (SETSID, which on a busy
+machine waits for the scheduler to place it in a group of its own), then cost no compile of a
+chain of dependent ones any time. It reads
 its request from a pipe, and exits when the server does without having sent it one."
   (multiple-value-bind (request-in request-out) (sb-unix:unix-pipe)
     (when request-in
@@ -192,11 +192,9 @@ its request from a pipe, and exits when the server does without having sent it o
 
 (defun settle-heap ()
   "Move what this server holds into the oldest generation collections move objects to, once it
-is known to fork more than one worker. Its loads leave it in generation 1 (10 MB for the server
-of ironclad's subsystems), which each worker would copy again at its first collection of that
-generation. Over five pairs of clean ironclad builds, the compiles' collections took 5.1
-core-seconds against 5.7, and they faulted in 40-90k fewer pages. A chain's servers fork one
-worker each, and do not collect: the ~10-20 ms would be the chain's, at each of its steps."
+is known to fork more than one worker. Its loads leave it in generation 1, which each worker
+would copy again at its first collection of that generation. A chain's servers fork one worker
+each, and do not collect: the collection would lengthen the chain, at each of its steps."
   (sb-ext:gc :full t))
 
 (defun serve (in-path out-path &optional loads)
@@ -211,14 +209,14 @@ worker each, and do not collect: the ~10-20 ms would be the chain's, at each of 
         ;; Collecting the young generations makes SBCL give their free pages back (it does so
         ;; after a GC beyond generation 1), and they read as zeros after. Left as they are, a
         ;; worker zeroes each one it allocates in, and the kernel first copies it from this
-        ;; server's: on ironclad, 0.3 s less system time over the workers. What survives
+        ;; server's. What survives
         ;; stays young until a second worker is asked for (SETTLE-HEAP).
         (sb-ext:gc :gen 1)
         (reply out "ready")
         (loop
           ;; One worker forked ahead when ready, and again from the second :run on: a server
           ;; made for a chain of dependent compiles serves one, and a worker forked for nothing
-          ;; costs a fork and an exit (~5 ms).
+          ;; costs a fork and an exit.
           (unless (or *standby* (= runs 1) (listen in))
             (make-standby in out))
           (let ((request (let ((*read-eval* nil)) (read in nil :eof))))

@@ -53,8 +53,7 @@ tuning plait makes there is then not made."
   "Keep the pages this process's collections free mapped, for it to allocate in again. SBCL
 gives them back to the kernel after each collection of generation 2 or older, and a compile
 allocating there next faults each one in afresh, zero-filled: in a process that lives for one
-compile that costs system time and saves nothing (kalyna's compile faulted 277k times, 145k
-with them kept; ASDF's compile of itself 142k, 64k)."
+compile that costs system time and saves nothing."
   (let ((limit (runtime-variable "small_generation_limit")))  ; a C generation_index_t
     (when limit
       (setf (sb-sys:signed-sap-ref-8 limit 0) sb-vm:+pseudo-static-generation+))))
@@ -67,12 +66,7 @@ with them kept; ASDF's compile of itself 142k, 64k)."
   "Leave what survives the nursery in generation 1 until 200 MB of it has, rather than SBCL's 1%
 of the heap (~10 MB), in a process that lives for one compile: much of what survives a compile's
 nursery (its source forms and their paths, the IR of a large function) lives on for a while, and
-each collection of generation 1 copied it again. kalyna's compile collected for 3.3 s of its
-10.7 s of CPU, 1.9 of 7.9 with this (one build each); ASDF's compile of itself 1.17-1.32 s of
-4.3-4.9, 0.72-0.84 of 3.5-4.1 (three runs each). Over four interleaved pairs of clean ironclad
-builds the compiles' collections took 4.8 core-seconds against 6.1, their CPU 36.1 against
-38.9, the builds 24.1 s against 25.9 (one pair the other way); 400 MB did no better.
-At most a quarter of the room left in the heap; and once a collection leaves less room than
+each collection of generation 1 would copy it again. At most a quarter of the room left in the heap; and once a collection leaves less room than
 twice that, back to SBCL's own setting, so that a compile whose survivors fill the heap collects
 them as it would have."
   (let* ((sbcl (sb-ext:generation-bytes-consed-between-gcs 1))
