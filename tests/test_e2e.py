@@ -122,12 +122,20 @@ def test_a_failure_shows_command_status_output_and_log_and_stops(tmp_path: Path)
     assert result.returncode == 1
     out = result.stdout
     assert "FAILED bad: exited with status 3" in out
-    assert "command: sh -c 'echo compiling;" in out
-    assert "| bad.c:3: error: oops" in out
+    # What the compiler said, where; the command is at the top of the log, and shown with -v.
+    assert "\n  bad.c:3: error: oops\n  full log: " in out
+    assert "command:" not in out
     log = out.split("full log: ")[1].split()[0]
+    assert Path(log).read_text().startswith("$ sh -c 'echo compiling;")
     assert "compiling" in Path(log).read_text()
     assert report["ok"] is False
     assert status(report)["after-bad"] == "skipped"
+
+
+def test_verbose_shows_the_command_of_a_failure(tmp_path: Path) -> None:
+    p = scenario("failing", tmp_path)
+    result, _ = report_of(p, "-j", "1", "-v")
+    assert "  command: sh -c 'echo compiling;" in result.stdout
 
 
 def test_keep_going_builds_all_that_does_not_depend_on_the_failure(tmp_path: Path) -> None:

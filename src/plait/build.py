@@ -486,8 +486,8 @@ class Early:
 
 
 # A compiler's complaint in the form GCC, SBCL (through plait's driver) and most tools print:
-# `file:line:col: error: message` (line and column optional).
-DIAGNOSTIC = re.compile(r"^[^\s:]+(?::\d+){0,2}: (?:fatal error|error|warning): \S")
+# `file:line:col: error: message` (line and column optional; also warnings and notes).
+DIAGNOSTIC = re.compile(r"^[^\s:]+(?::\d+){0,2}: (?:fatal error|error|warning|note): \S")
 MAX_DIAGNOSTICS = 10
 
 

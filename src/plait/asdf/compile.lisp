@@ -364,9 +364,9 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                     pass)~;warnings fail the compile (--on-warnings error)~]~%"
                     *fixed-source* (typep failure 'uiop:compile-warned-error)))
           (when (string= mode "declared")
-            (format *error-output* "~&plait: with --deps declared this compile saw only ~
+            (format *error-output* "~&~a: note: with --deps declared this compile saw only ~
               what the .asd declares; if it builds with --deps system, the file uses a ~
-              component it does not :depends-on~%"))
+              component it does not :depends-on~%" *fixed-source*))
           (write-warnings warnings-file warnings undefined '())
           (finish-output *error-output*)
           (sb-ext:exit :code 1 :abort t))
