@@ -426,5 +426,6 @@ def record(command: str, took: float, body: list[str], out: Path = RESULTS) -> s
     out.write_text(head.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + sep + rest)
     return section
 
+
 if __name__ == "__main__":
     main()
