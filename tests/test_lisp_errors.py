@@ -3,6 +3,7 @@ commands: errors as file:line:col, a project's one system, a system with no test
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,23 @@ def test_a_system_whose_tests_are_another_system_s_has_tests(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Pass: 2" in result.stdout
     assert "plait: the tests of 'wordcount' passed" in result.stdout
+
+
+def test_clean_removes_the_fasls_a_build_installed_and_the_next_build_restores_them(
+    tmp_path: Path,
+) -> None:
+    p = copy("notests", tmp_path)
+    cache = tmp_path / "cache"
+    private = {"XDG_CACHE_HOME": str(cache), "PLAIT_CACHE": str(tmp_path / "store")}
+    assert plait("build", cwd=p, env=private).returncode == 0
+    fasls = sorted(cache.rglob("*.fasl"))
+    assert any(f.name == "a.fasl" for f in fasls)
+    cleaned = plait("clean", cwd=p, env=private)
+    assert cleaned.returncode == 0
+    assert f"plait: removed {len(fasls)} files" in cleaned.stdout
+    assert not list(cache.rglob("*.fasl"))
+    again = plait("build", "--report", "r.json", cwd=p, env=private)
+    assert again.returncode == 0, again.stdout + again.stderr
+    statuses = {a["status"] for a in json.loads((p / "r.json").read_text())["actions"]}
+    assert statuses == {"cached"}  # restored from the store, nothing compiled
+    assert sorted(cache.rglob("*.fasl")) == fasls

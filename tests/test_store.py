@@ -102,6 +102,52 @@ def test_a_registered_result_is_found_by_its_key(store: Store, tmp_path: Path) -
     assert store.last_builds()["a"].material == {"argv": ["cc"]}
 
 
+def test_where_outputs_were_installed_is_recorded_by_absolute_path(
+    store: Store, tmp_path: Path
+) -> None:
+    f = tmp_path / "o"
+    f.write_bytes(b"fasl")
+    out = Output("out/a.fasl", store.put_file(f), False)
+    elsewhere = tmp_path / "cache" / "a.fasl"
+    result = CachedResult((out,), 1.0)
+    store.register("a", "k" * 64, {}, result, ran=True, installed={"out/a.fasl": elsewhere})
+    assert store.installed() == {elsewhere: out.digest.hash}
+    store.forget_installed([elsewhere])
+    assert store.installed() == {}
+
+
+def test_a_dump_s_graph_is_recorded_apart_from_the_actions(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "graph.json"
+    f.write_text("{}")
+    graph = store.put_file(f)
+    store.record_dump("d" * 64, graph)
+    assert store.dump_graph("d" * 64) == graph
+    assert store.lookup("d" * 64) is None  # no action's result
+    assert store.dump_graph("e" * 64) is None
+
+
+def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    Store.open(project).close()
+    db = sqlite3.connect(project / ".plait" / "store.db")
+    db.executescript(
+        "DROP TABLE installed; DROP TABLE dumps;"
+        "CREATE TABLE materialized (project TEXT NOT NULL, path TEXT NOT NULL,"
+        " hash TEXT NOT NULL, PRIMARY KEY (project, path));"
+        f"INSERT INTO materialized VALUES ('{project.resolve()}', 'build/x.o', 'abc');"
+        "UPDATE meta SET value = '1' WHERE key = 'schema';"
+    )
+    db.commit()
+    db.close()
+    store = Store.open(project.resolve())
+    try:
+        assert store.installed() == {project.resolve() / "build/x.o": "abc"}
+        assert store.dump_graph("d" * 64) is None
+    finally:
+        store.close()
+
+
 def test_a_store_of_another_schema_version_is_refused_with_a_hint(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     Store.open(tmp_path / "p").close()

@@ -293,7 +293,14 @@ class Build:
             decision.outcome == "up-to-date" and last is not None and last.key == decision.key
         )
         if action.is_builder and not unchanged:
-            self.store.register(action.name, decision.key, decision.material, result, ran=ran)
+            installed = {
+                out.path: where
+                for out in result.outputs
+                if (where := self.destination(action, out.path)) is not None
+            }
+            self.store.register(
+                action.name, decision.key, decision.material, result, ran=ran, installed=installed
+            )
         for out in result.outputs:
             self.produced[out.path] = out
 

@@ -570,28 +570,31 @@ def _signals() -> Iterator[Any]:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    """Remove the files plait wrote to the project, unless someone changed them since."""
+    """Remove the files plait installed for this project (in it, or where ASDF looks for
+    fasls), unless someone changed them since. The store keeps them: the next build restores
+    them without running anything."""
     project = _project(args)
     store = Store.open(project)
-    removed: list[str] = []
-    kept: list[str] = []
+    removed: list[Path] = []
+    gone: list[Path] = []
+    kept: list[Path] = []
     try:
         store.lock()
-        for rel, hash_ in sorted(store.materialized().items()):
-            path = project / rel
+        for path, hash_ in sorted(store.installed().items()):
             if not path.is_file():
-                removed.append(rel)
+                gone.append(path)
             elif digest.of_file(path).hash == hash_:
                 path.unlink()
-                removed.append(rel)
+                removed.append(path)
                 _remove_empty_parents(path.parent, project)
             else:
-                kept.append(rel)
-        store.forget_materialized(removed)
+                kept.append(path)
+        store.forget_installed(removed + gone)
     finally:
         store.close()
-    for rel in kept:
-        print(f"plait: kept '{rel}': it changed since plait wrote it", file=sys.stderr)
+    for path in kept:
+        shown = path.relative_to(project) if path.is_relative_to(project) else path
+        print(f"plait: kept '{shown}': it changed since plait wrote it", file=sys.stderr)
     print(f"plait: removed {len(removed)} file{'s' if len(removed) != 1 else ''}")
     return EXIT_OK
 

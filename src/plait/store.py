@@ -28,7 +28,7 @@ from plait.digest import Digest
 from plait.errors import StoreError
 from plait.scratch import Scratch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # A file whose mtime is this close to the moment it was hashed may change again within the
 # file system's timestamp granularity without its stat changing: it is hashed again next time.
@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS stat_cache (
 CREATE TABLE IF NOT EXISTS last_build (
     project TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, material TEXT NOT NULL,
     duration REAL NOT NULL, PRIMARY KEY (project, name));
-CREATE TABLE IF NOT EXISTS materialized (
+CREATE TABLE IF NOT EXISTS installed (
     project TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (project, path));
+CREATE TABLE IF NOT EXISTS dumps (
+    key TEXT PRIMARY KEY, graph TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, project TEXT NOT NULL, started REAL NOT NULL, ok INTEGER,
     report TEXT);
@@ -270,9 +272,17 @@ class Store:
         return {name: LastBuild(key, json.loads(m), dur) for name, key, m, dur in rows}
 
     def register(
-        self, name: str, key: str, material: dict[str, Any], result: CachedResult, *, ran: bool
+        self,
+        name: str,
+        key: str,
+        material: dict[str, Any],
+        result: CachedResult,
+        *,
+        ran: bool,
+        installed: dict[str, Path] | None = None,
     ) -> None:
-        """Record a result in one transaction. Invariant: its blobs are already in place."""
+        """Record a result in one transaction, with where its outputs were installed (output ->
+        absolute path). Invariant: its blobs are already in place."""
         missing = [o.path for o in result.outputs if not self.has_blob(o.digest)]
         if missing:
             raise StoreError(f"refusing to register '{name}': blobs missing for {missing}")
@@ -288,22 +298,48 @@ class Store:
                 (self.project, name, key, json.dumps(material, sort_keys=True), result.duration),
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO materialized VALUES (?, ?, ?)",
-                [(self.project, o.path, o.digest.hash) for o in result.outputs],
+                "INSERT OR REPLACE INTO installed VALUES (?, ?, ?)",
+                [
+                    (self.project, str(where), o.digest.hash)
+                    for o in result.outputs
+                    if (where := (installed or {}).get(o.path)) is not None
+                ],
             )
 
-    def materialized(self) -> dict[str, str]:
+    def installed(self) -> dict[Path, str]:
+        """Every file this project's builds installed (in the project, or where ASDF looks for
+        fasls), with the content hash plait wrote there."""
         rows = self.db.execute(
-            "SELECT path, hash FROM materialized WHERE project = ?", (self.project,)
+            "SELECT path, hash FROM installed WHERE project = ?", (self.project,)
         )
-        return dict(rows.fetchall())
+        return {Path(p): h for p, h in rows.fetchall()}
 
-    def forget_materialized(self, paths: list[str]) -> None:
+    def forget_installed(self, paths: list[Path]) -> None:
         with self.db:
             self.db.executemany(
-                "DELETE FROM materialized WHERE project = ? AND path = ?",
-                [(self.project, p) for p in paths],
+                "DELETE FROM installed WHERE project = ? AND path = ?",
+                [(self.project, str(p)) for p in paths],
             )
+
+    # -- a frontend's records: the graphs ASDF dumps ---------------------------------------
+
+    def record_dump(self, key: str, graph: Digest) -> None:
+        """Remember the graph (a blob, already in place) that a dump with `key` wrote."""
+        if not self.has_blob(graph):
+            raise StoreError(f"refusing to record dump '{key}': its graph's blob is missing")
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO dumps VALUES (?, ?, ?, ?)",
+                (key, graph.hash, graph.size, time.time()),
+            )
+
+    def dump_graph(self, key: str) -> Digest | None:
+        """The graph a dump with `key` wrote, if its blob is still here."""
+        row = self.db.execute("SELECT graph, size FROM dumps WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        graph = Digest(row[0], row[1])
+        return graph if self.has_blob(graph) else None
 
     def last_run(self) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -331,6 +367,7 @@ def connect(path: Path) -> sqlite3.Connection:
             db.executescript(_SCHEMA)
         with db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            _migrate(db)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row[0] != str(SCHEMA_VERSION):
                 raise StoreError(
@@ -345,6 +382,23 @@ def connect(path: Path) -> sqlite3.Connection:
             hint=f"remove '{path.parent}' (it is only a cache) and build again",
         ) from e
     return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store of schema 1 to 2 (in the caller's transaction): files installed are kept
+    by absolute path, and dumps have a table of their own rather than fake actions' rows."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row[0] != "1":
+        return
+    for statement in _SCHEMA.split(";"):
+        if "installed" in statement or "dumps" in statement:
+            db.execute(statement)
+    db.execute(
+        "INSERT OR IGNORE INTO installed SELECT project, project || '/' || path, hash"
+        " FROM materialized"
+    )
+    db.execute("DROP TABLE materialized")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
 
 
 def _needs_schema(db: sqlite3.Connection) -> bool:

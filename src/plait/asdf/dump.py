@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from plait import digest
 from plait.errors import PlaitError, UsageError
-from plait.store import CachedResult, Output, Store
+from plait.store import Store
 from plait.warm import Hosted, lisp_list, lisp_string
 
 # Where the dump pretends the sandbox is, to learn the paths compiles write their outputs to.
@@ -161,8 +161,10 @@ def load(
     saved: `Dump.finish` then waits for the save."""
     ident = identity(store, program, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
-    cached = store.lookup(key)
-    data = _cached_data(store, cached) if cached is not None else None
+    graph = store.dump_graph(key)
+    data: dict[str, Any] | None = (
+        json.loads(store.blob_path(graph).read_text()) if graph is not None else None
+    )
     replaced = None
     if data is not None:
         core = core_path(store, data["key"], data["asd_digests"])
@@ -183,14 +185,6 @@ def core_path(store: Store, key: str, asd_digests: dict[str, str]) -> Path:
     """Where the core of a dump with that key, which read those .asd files, is kept."""
     made_of = digest.of_canonical({"dump": key, "asd": asd_digests})
     return store.root / "cores" / f"{made_of}.core"
-
-
-def _cached_data(store: Store, cached: CachedResult) -> dict[str, Any] | None:
-    graph = next((o for o in cached.outputs if o.path == "graph.json"), None)
-    if graph is None or not store.has_blob(graph.digest):
-        return None
-    data: dict[str, Any] = json.loads(store.blob_path(graph.digest).read_text())
-    return data
 
 
 def _up_to_date(store: Store, data: dict[str, Any]) -> bool:
@@ -352,15 +346,7 @@ class _Saving:
         try:
             if self._error is not None:
                 raise self._error
-            graph = store.put_file(self.tmp / "graph.json", move=True)
-            outputs = (Output("graph.json", graph, False),)
-            store.register(
-                f"asdf-dump {' '.join(self.roots)}",
-                self.key,
-                self.ident,
-                CachedResult(outputs, 0.0),
-                ran=True,
-            )
+            store.record_dump(self.key, store.put_file(self.tmp / "graph.json", move=True))
         finally:
             self._stderr.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
