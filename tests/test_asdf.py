@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from plait.asdf.protocol import DumpData, Upgrade
 from tests.support import DATA, age, plait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lisp]
@@ -831,12 +832,13 @@ def test_asdf_s_compile_of_itself_leaves_its_survivors_uncollected_longer(
         + ' :direction :output) (format s "~d" (sb-ext:generation-bytes-consed-between-gcs 1))))'
         " sb-ext:*exit-hooks*)"
     )
-    upgrade = {
-        "asd": str(DEBIAN / "cl-asdf" / "asdf.asd"),
-        "source": str(DEBIAN / "cl-asdf" / "build" / "asdf.lisp"),
-        "path": ["asdf", "build/asdf"],
-        "outputs": [],
-    }
+    upgrade = Upgrade(
+        asd=str(DEBIAN / "cl-asdf" / "asdf.asd"),
+        source=str(DEBIAN / "cl-asdf" / "build" / "asdf.lisp"),
+        path=("asdf", "build/asdf"),
+        outputs=(),
+        version="3.3.6",
+    )
     action = upgrade_action(upgrade, sbcl())
     argv = list(action.argv)
     main = argv.index("(plait-upgrade:main)") - 1  # its --eval
@@ -862,7 +864,7 @@ def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
     if not bundled_asdf_is_older_than_debians():
         pytest.skip("SBCL's own ASDF is as new as Debian's: it does not upgrade itself")
 
-    def dumped(project: str) -> dict[str, Any]:
+    def dumped(project: str) -> DumpData:
         where = tmp_path / project
         where.mkdir()
         store = Store.open(where)
@@ -872,7 +874,8 @@ def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
             store.close()
 
     source = dumped("first")
-    fasl = Path(next(f for f in source["asdf_upgrade"]["outputs"] if f.endswith(".fasl")))
+    assert source.asdf_upgrade is not None
+    fasl = Path(next(f for f in source.asdf_upgrade.outputs if f.endswith(".fasl")))
     assert not fasl.exists()
     fasl.parent.mkdir(parents=True)
     (tmp_path / "other.lisp").write_text("(defvar cl-user::*not-asdf* t)\n")
@@ -880,6 +883,6 @@ def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
     subprocess.run(
         ["sbcl", "--non-interactive", "--eval", compiled], check=True, capture_output=True
     )
-    assert dumped("second")["asdf_version"] != source["asdf_version"]
+    assert dumped("second").asdf_version != source.asdf_version
     fasl.write_bytes(b"not a fasl")
-    assert dumped("third")["asdf_version"] == source["asdf_version"]
+    assert dumped("third").asdf_version == source.asdf_version

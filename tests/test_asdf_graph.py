@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from plait.asdf import graph as asdf_graph
 from plait.asdf.dump import SANDBOX_MARK, Dump, LispError
 from plait.asdf.graph import Policy, Translation, driver, node_name, token
 from plait.asdf.products import closure
+from plait.asdf.protocol import SCHEMA, ProtocolError, decode
 from plait.asdf.warnings import lines, reconcile
 from plait.model import Graph
 
@@ -33,8 +36,9 @@ def node(
     kind: str = "source",
     source: bool = False,
 ) -> dict[str, Any]:
-    outputs = sandbox = None
-    inputs = None
+    outputs: list[str] = []
+    sandbox: list[str] = []
+    inputs: list[str] = []
     if op == "compile" and source:
         name = path[-1] if path else system
         inputs = [f"/src/{system}/{name}.lisp"]
@@ -46,7 +50,7 @@ def node(
         "op_class": OPS[op],
         "system": system,
         "system_kind": kind,
-        "path": path,
+        "path": path or [],
         "class": "X",
         "is_system": path is None,
         "is_source": source,
@@ -56,10 +60,39 @@ def node(
         "deps": deps,
         "sandbox_outputs": sandbox,
         "entry_point": None,
+        "runs_tests": op == "test",
     }
 
 
-def dump(core: str = "/store/definitions.core", image: str = "image-1") -> Dump:
+def make_dump(
+    nodes: list[dict[str, Any]],
+    roots: list[int],
+    asds: list[list[str]],
+    image: str,
+    core: str = "/store/definitions.core",
+) -> Dump:
+    """A dump as plait caches it, decoded as plait reads it."""
+    raw = {
+        "schema": SCHEMA,
+        "asdf_version": "3.3.6",
+        "lisp_version": "2.2.9",
+        "asdf_upgrade": None,
+        "features": [],
+        "system_asds": asds,
+        "roots": roots,
+        "nodes": nodes,
+        "key": "k",
+        "image": image,
+        "asd_digests": {},
+    }
+    return Dump(decode(raw), Path(core))
+
+
+def dump(
+    core: str = "/store/definitions.core",
+    image: str = "image-1",
+    tweak: Callable[[list[dict[str, Any]]], object] = lambda nodes: None,
+) -> Dump:
     """lib: a, b (depends on a), c (independent), then app: m, which depends on lib; lib's
     test-op needs app (as an :in-order-to of a test system would)."""
     nodes = [
@@ -85,8 +118,8 @@ def dump(core: str = "/store/definitions.core", image: str = "image-1") -> Dump:
         node(20, "test", "lib", None, [19]),
     ]
     asds = [["app", "/src/app.asd"], ["lib", "/src/lib.asd"]]
-    data = {"nodes": nodes, "roots": [19], "system_asds": asds, "image": image}
-    return Dump(data, Path(core))
+    tweak(nodes)
+    return make_dump(nodes, [19], asds, image, core)
 
 
 def translate(deps: asdf_graph.Deps = "system", warm: bool = False) -> Graph:
@@ -241,7 +274,8 @@ def test_names_and_tokens() -> None:
     n = dump().nodes[16]
     assert node_name(n) == "compile:app:m"
     assert token(n) == '("ASDF/LISP-ACTION::COMPILE-OP" "app" "m")'
-    assert token({**n, "system": 'we"ird'}) == '("ASDF/LISP-ACTION::COMPILE-OP" "we\\"ird" "m")'
+    weird = replace(n, system='we"ird')
+    assert token(weird) == '("ASDF/LISP-ACTION::COMPILE-OP" "we\\"ird" "m")'
 
 
 def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -> None:
@@ -293,7 +327,7 @@ def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:
     assert [w.shared for w in warm.values()] == [1, 2, 3, 3]
 
 
-def grovel_dump() -> Dump:
+def grovel_dump(tweak: Callable[[list[dict[str, Any]]], object] = lambda nodes: None) -> Dump:
     """lib: w, a cffi-grovel wrapper file. Its process-op writes the Lisp file its compile-op
     compiles and links a library, which the compile-op also names among its outputs. ASDF's
     translations put files under /cache/ at their sources' paths, as the sandbox's under out/."""
@@ -323,8 +357,8 @@ def grovel_dump() -> Dump:
         node(6, "load", "lib", ["w"], [5], source=True),
         node(7, "load", "lib", None, [6, 3]),
     ]
-    data = {"nodes": nodes, "roots": [7], "system_asds": [["lib", "/src/lib.asd"]], "image": "i"}
-    return Dump(data, Path("/store/definitions.core"))
+    tweak(nodes)
+    return make_dump(nodes, [7], [["lib", "/src/lib.asd"]], "i")
 
 
 def test_a_generated_file_is_read_from_the_sandbox_and_paths_in_it_are_the_user_s() -> None:
@@ -355,8 +389,10 @@ def test_a_generated_file_is_read_from_the_sandbox_and_paths_in_it_are_the_user_
 
 
 def test_an_action_writing_where_asdf_does_not_translate_is_an_error() -> None:
-    d = grovel_dump()
-    d.nodes[2]["sandbox_outputs"][1] = "/src/lib/libw.so"  # written in place, in the source tree
+    def in_place(nodes: list[dict[str, Any]]) -> None:
+        nodes[2]["sandbox_outputs"][1] = "/src/lib/libw.so"  # written in the source tree
+
+    d = grovel_dump(in_place)
     with pytest.raises(LispError) as e:
         Translation(d, Policy(), Path("/usr/bin/sbcl")).add_to(Graph())
     assert "'process:lib:w' writes '/src/lib/libw.so'" in e.value.message
@@ -364,12 +400,14 @@ def test_an_action_writing_where_asdf_does_not_translate_is_an_error() -> None:
 
 
 def test_a_source_file_that_is_not_there_is_named(tmp_path: Path) -> None:
-    d = dump()
-    for n in d.nodes:  # every source there but lib's b
-        n["inputs"] = [str(tmp_path / Path(f).name) for f in n["inputs"] or ()]
-        for f in n["inputs"]:
-            if not f.endswith("/b.lisp"):
-                Path(f).write_text("")
+    def here(nodes: list[dict[str, Any]]) -> None:
+        for n in nodes:  # every source there but lib's b
+            n["inputs"] = [str(tmp_path / Path(f).name) for f in n["inputs"]]
+            for f in n["inputs"]:
+                if not f.endswith("/b.lisp"):
+                    Path(f).write_text("")
+
+    d = dump(tweak=here)
     t = Translation(d, Policy(), Path("/usr/bin/sbcl"))
     t.add_to(Graph())
     with pytest.raises(LispError) as e:
@@ -378,3 +416,26 @@ def test_a_source_file_that_is_not_there_is_named(tmp_path: Path) -> None:
     assert "'lib' names a file that is not there" in e.value.hint
     (tmp_path / "b.lisp").write_text("")
     t.check_sources()
+
+
+def test_a_dump_of_another_schema_or_with_a_null_list_is_refused_with_what_is_wrong() -> None:
+    good = {
+        "schema": SCHEMA,
+        "asdf_version": "3.3.6",
+        "lisp_version": "2.2.9",
+        "asdf_upgrade": None,
+        "features": [],
+        "system_asds": [],
+        "roots": [1],
+        "nodes": [node(1, "load", "lib", None, [])],
+        "key": "k",
+        "image": "i",
+        "asd_digests": {},
+    }
+    assert decode(good).nodes[0].deps == ()
+    with pytest.raises(ProtocolError) as e:
+        decode({**good, "schema": SCHEMA + 1})
+    assert f"schema {SCHEMA + 1}; this plait reads schema {SCHEMA}" in e.value.message
+    with pytest.raises(ProtocolError) as e:
+        decode({**good, "nodes": [{**node(1, "load", "lib", None, []), "deps": None}]})
+    assert "node 1 has 'deps' = None, not list" in e.value.message

@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from plait.asdf import dump as dumping
 from plait.asdf.dump import Dump, sbcl
@@ -19,6 +18,7 @@ from plait.asdf.graph import (
     upgrade_action,
     warm_server,
 )
+from plait.asdf.protocol import Upgrade
 from plait.model import Action, Graph
 from plait.store import Output, Store
 from plait.warm import Hosted, WarmPool
@@ -50,7 +50,7 @@ class AsdfBuild:
     roots: list[str]
 
     def root_id(self, root: str) -> int:
-        return int(self.dump.data["roots"][self.roots.index(root)])
+        return int(self.dump.data.roots[self.roots.index(root)])
 
     def installed(self, produced: dict[str, Output]) -> list[tuple[Path, Output]]:
         """Each fasl that was materialized where ASDF looks, with what plait knows of it."""
@@ -67,10 +67,10 @@ class AsdfBuild:
         ASDF's `compute-action-stamp` (latest input <= earliest output) finds them all done.
         Returns how many files were touched."""
         fasls = self.installed(produced)
-        sources = [Path(p) for p in self.dump.data["asd_digests"]]
-        sources += [Path(p) for n in self.dump.nodes for p in n["inputs"] or ()]
-        if self.dump.data.get("asdf_upgrade"):  # its .asd is among the .asd files read
-            sources.append(Path(self.dump.data["asdf_upgrade"]["source"]))
+        sources = [Path(p) for p in self.dump.data.asd_digests]
+        sources += [Path(p) for n in self.dump.nodes for p in n.inputs]
+        if self.dump.data.asdf_upgrade:  # its .asd is among the .asd files read
+            sources.append(Path(self.dump.data.asdf_upgrade.source))
         stamps = [p.stat().st_mtime_ns for p in sources if p.is_file()]
         stamps += [p.stat().st_mtime_ns for p, _ in fasls if p.is_file()]
         if not stamps:
@@ -88,7 +88,7 @@ class AsdfBuild:
         """Whether a test-op that `root` performs has a method of its own: ASDF's default
         test-op does nothing."""
         t = self.translation
-        return any(t.nodes[i]["runs_tests"] for i in t.needed(self.root_id(root)))
+        return any(t.nodes[i].runs_tests for i in t.needed(self.root_id(root)))
 
     def test_argv(self, root: str) -> list[str]:
         """The SBCL command that performs, in plan order, every load and test-op of `root`."""
@@ -120,7 +120,7 @@ def add_systems(
     roots = list(roots)
     program = sbcl()
 
-    def on_upgrade(upgrade: dict[str, Any]) -> None:
+    def on_upgrade(upgrade: Upgrade) -> None:
         if early is not None:
             early(upgrade_action(upgrade, program))
 

@@ -8,26 +8,12 @@
 ;;;; order. WARNINGS receives the compile's warnings, undefined and defined functions as JSON.
 ;;;; Exit: 0 compiled; 1 the compile failed; 4 loading a dependency failed.
 
-(defpackage :plait-compile (:use :cl :plait-lisp) (:export #:main #:relocated))
+(defpackage :plait-compile (:use :cl :plait-lisp :plait-json) (:export #:main #:relocated))
 (in-package :plait-compile)
 
 (defun qualified (name)
   (let ((*package* (find-package :keyword)) (*print-readably* nil) (*print-case* :upcase))
     (prin1-to-string name)))
-
-(defun json-string (s stream)
-  (write-char #\" stream)
-  (loop :for c :across s
-        :do (cond ((char= c #\") (write-string "\\\"" stream))
-                  ((char= c #\\) (write-string "\\\\" stream))
-                  ((< (char-code c) 32) (format stream "\\u~4,'0x" (char-code c)))
-                  (t (write-char c stream))))
-  (write-char #\" stream))
-
-(defun json-strings (list stream)
-  (write-char #\[ stream)
-  (loop :for (s . more) :on list :do (json-string s stream) (when more (write-char #\, stream)))
-  (write-char #\] stream))
 
 (defvar *sbcl-packages* (remove-if-not #'sb-ext:package-locked-p (list-all-packages))
   "The packages locked when the definitions core was made: SBCL's own (COMMON-LISP, SB-...),
@@ -387,16 +373,13 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
 
 (defun write-warnings (file warnings undefined defined)
   (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)
-    (write-string "{\"warnings\":[" s)
-    (loop :for ((kind text where) . more) :on (reverse warnings)
-          :do (format s "{\"kind\":") (json-string kind s)
-              (format s ",\"text\":") (json-string text s)
-              (when where (format s ",\"where\":") (json-string where s))
-              (write-char #\} s)
-              (when more (write-char #\, s)))
-    (write-string "],\"undefined\":" s)
-    (json-strings (remove-duplicates undefined :test #'string=) s)
-    (write-string ",\"defined\":" s)
-    (json-strings defined s)
-    (write-string "}" s)))
-
+    (write-json
+     (list :obj
+           :warnings (array-of
+                      (mapcar (lambda (w)
+                                (destructuring-bind (kind text &optional where) w
+                                  `(:obj :kind ,kind :text ,text ,@(and where `(:where ,where)))))
+                              (reverse warnings)))
+           :undefined (array-of (remove-duplicates undefined :test #'string=))
+           :defined (array-of defined))
+     s)))

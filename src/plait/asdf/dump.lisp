@@ -8,7 +8,8 @@
 ;;;; Exit 0 on success; on a problem, exit 3 with one line "plait-error: <kind>: <message>".
 
 (require :asdf)
-(defpackage :plait-dump (:use :cl))
+(load (merge-pathnames "json.lisp" *load-truename*))
+(defpackage :plait-dump (:use :cl :plait-json))
 (in-package :plait-dump)
 
 (defun fail (kind fmt &rest args)
@@ -19,45 +20,7 @@
   (finish-output *error-output*)
   (sb-ext:exit :code 3 :abort t))
 
-;;; A small JSON writer: strings, integers, lists (arrays), (:obj k v ...) objects, t, :false, nil.
-
-(defun json-string (s stream)
-  (write-char #\" stream)
-  (loop :for c :across s
-        :do (case c
-              (#\" (write-string "\\\"" stream))
-              (#\\ (write-string "\\\\" stream))
-              (#\Newline (write-string "\\n" stream))
-              (#\Tab (write-string "\\t" stream))
-              (#\Return (write-string "\\r" stream))
-              (t (if (< (char-code c) 32)
-                     (format stream "\\u~4,'0x" (char-code c))
-                     (write-char c stream)))))
-  (write-char #\" stream))
-
-(defun json (x stream)
-  (cond ((eq x t) (write-string "true" stream))
-        ((eq x :false) (write-string "false" stream))
-        ((null x) (write-string "null" stream))
-        ((stringp x) (json-string x stream))
-        ((pathnamep x) (json-string (namestring x) stream))
-        ((integerp x) (format stream "~d" x))
-        ((symbolp x) (json-string (string-downcase (symbol-name x)) stream))
-        ((and (consp x) (eq (first x) :obj))
-         (write-char #\{ stream)
-         (loop :for (k v) :on (rest x) :by #'cddr :for first = t :then nil
-               :do (unless first (write-char #\, stream))
-                   (json-string (string-downcase (string k)) stream)
-                   (write-char #\: stream)
-                   (json v stream))
-         (write-char #\} stream))
-        ((listp x)
-         (write-char #\[ stream)
-         (loop :for (e . more) :on x :do (json e stream) (when more (write-char #\, stream)))
-         (write-char #\] stream))
-        (t (json-string (princ-to-string x) stream))))
-
-(defun arr (list) (or list (list)))
+(defun arr (list) (array-of list))
 
 (defun safe-files (fn o c)
   (handler-case (mapcar #'namestring (remove nil (funcall fn o c)))
@@ -90,7 +53,7 @@
                                               (asdf:make-operation 'asdf:compile-op) file))
                     :version (asdf:component-version system)))
         (format t "~&plait-upgrade: ")
-        (json *upgrade* *standard-output*)
+        (write-json *upgrade* *standard-output*)
         (terpri)
         (finish-output)
         (let* ((source (asdf:component-pathname file))
@@ -279,7 +242,8 @@ fraction of a second per node."
             (sandbox-nodes (asdf::with-asdf-session () (sandbox-outputs))))
         (with-open-file (s out :direction :output :if-exists :supersede
                                :external-format :utf-8)
-          (json (list :obj
+          (write-json (list :obj
+                      :schema 1
                       :asdf_version (asdf:asdf-version)
                       :lisp_version (lisp-implementation-version)
                       :asdf_upgrade *upgrade*

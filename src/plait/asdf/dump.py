@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plait import digest
+from plait.asdf.protocol import DumpData, Node, Upgrade, decode, upgrade
 from plait.errors import PlaitError, UsageError
 from plait.store import Store
 from plait.warm import Hosted, lisp_list, lisp_string
@@ -28,6 +29,7 @@ SANDBOX_MARK = "/PLAIT-SANDBOX/"
 # The Lisp files the dump loads into the definitions core (their digests are in its identity).
 DRIVERS = (
     "dump.lisp",
+    "json.lisp",
     "upgrade.lisp",
     "common.lisp",
     "compile.lisp",
@@ -57,7 +59,7 @@ UPGRADE_LINE = "plait-upgrade: "
 GRAPH_LINE = "plait-graph: written"
 
 # Called with the dump's description of that ASDF: asd, source, outputs, version.
-OnUpgrade = Callable[[dict[str, Any]], None]
+OnUpgrade = Callable[[Upgrade], None]
 
 
 class LispError(PlaitError):
@@ -91,7 +93,7 @@ class Dump:
     path names what it was made from (the dump's identity and its .asd files), not its bytes:
     a build can start before the core is saved, and a dump made again gives the same path."""
 
-    def __init__(self, data: dict[str, Any], core_path: Path, saving: _Saving | None = None):
+    def __init__(self, data: DumpData, core_path: Path, saving: _Saving | None = None):
         self.data = data
         self.core_path = core_path
         self._saving = saving
@@ -99,8 +101,8 @@ class Dump:
         self.replaces: Path | None = None
 
     @property
-    def nodes(self) -> list[dict[str, Any]]:
-        return list(self.data["nodes"])
+    def nodes(self) -> tuple[Node, ...]:
+        return self.data.nodes
 
     @property
     def core(self) -> Path:
@@ -162,12 +164,10 @@ def load(
     ident = identity(store, program, roots, project)
     key = digest.of_canonical({"asdf-dump": 1, **ident})
     graph = store.dump_graph(key)
-    data: dict[str, Any] | None = (
-        json.loads(store.blob_path(graph).read_text()) if graph is not None else None
-    )
+    data = decode(json.loads(store.blob_path(graph).read_text())) if graph is not None else None
     replaced = None
     if data is not None:
-        core = core_path(store, data["key"], data["asd_digests"])
+        core = core_path(store, data.key, data.asd_digests)
         if core.is_file() and _up_to_date(store, data):
             return Dump(data, core)
         replaced = core
@@ -187,9 +187,9 @@ def core_path(store: Store, key: str, asd_digests: dict[str, str]) -> Path:
     return store.root / "cores" / f"{made_of}.core"
 
 
-def _up_to_date(store: Store, data: dict[str, Any]) -> bool:
+def _up_to_date(store: Store, data: DumpData) -> bool:
     """Whether every .asd file the dump read is as it was."""
-    for path, recorded in data["asd_digests"].items():
+    for path, recorded in data.asd_digests.items():
         now = store.file_digest(Path(path))
         if now is None or str(now) != recorded:
             return False
@@ -231,23 +231,24 @@ def _run(
         written = saving.read_until_graph(on_upgrade)
         if not written:
             raise _dump_error(saving.wait(), roots)
-        data = json.loads(out.read_text())
+        raw = json.loads(out.read_text())
     except BaseException:
         saving.abandon()
         raise
-    data["key"] = key
+    raw["key"] = key
     # What the core is, as far as a compile on it can tell, but for the definitions it holds:
     # SBCL, plait's drivers, ASDF's configuration and the ASDF it runs; not which roots the
     # dump was asked for, nor from where. A compile's key names the core so (plait.asdf.graph).
     image = {k: v for k, v in ident.items() if k not in ("roots", "project")}
-    data["image"] = digest.of_canonical({"asdf-image": 1, **image, "asdf": data["asdf_version"]})
-    data["asd_digests"] = {}
-    for path in sorted({asd for _, asd in data["system_asds"]}):
+    raw["image"] = digest.of_canonical({"asdf-image": 1, **image, "asdf": raw["asdf_version"]})
+    raw["asd_digests"] = {}
+    for path in sorted({asd for _, asd in raw["system_asds"]}):
         d = store.file_digest(Path(path))
         if d is not None:
-            data["asd_digests"][path] = str(d)
-    out.write_text(json.dumps(data))
-    saving.keep(core, core_path(store, key, data["asd_digests"]))
+            raw["asd_digests"][path] = str(d)
+    data = decode(raw)
+    out.write_text(json.dumps(raw))
+    saving.keep(core, core_path(store, key, data.asd_digests))
     if hosted is not None:
         assert host is not None
         host.adopt(hosted, saving.destination, saving.saved)
@@ -302,7 +303,7 @@ class _Saving:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith(UPGRADE_LINE) and on_upgrade is not None:
-                on_upgrade(json.loads(line[len(UPGRADE_LINE) :]))
+                on_upgrade(upgrade(json.loads(line[len(UPGRADE_LINE) :])))
             elif line.rstrip("\n") == GRAPH_LINE:
                 return True
         return False

@@ -9,10 +9,11 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from plait import digest
 from plait.asdf.dump import SANDBOX_MARK, Dump, LispError, default_core, lisp_file
+from plait.asdf.protocol import Node, Upgrade
 from plait.model import Action, Graph, Warm
 
 Deps = Literal["declared", "system", "plan"]
@@ -36,18 +37,19 @@ class Policy:
     warm: bool = True
 
 
-Node = dict[str, Any]
+def action_name(operation: str, system: str, path: Iterable[str]) -> str:
+    op = operation.removesuffix("-op")
+    below = "/".join(path)
+    return f"{op}:{system}:{below}" if below else f"{op}:{system}"
 
 
 def node_name(node: Node) -> str:
-    op = str(node["operation"]).removesuffix("-op")
-    path = "/".join(node["path"] or ())
-    return f"{op}:{node['system']}:{path}" if path else f"{op}:{node['system']}"
+    return action_name(node.operation, node.system, node.path)
 
 
 def token(node: Node) -> str:
     """The node as a printed Lisp list: (operation-class system component-name...)."""
-    parts = [node["op_class"], node["system"], *(node["path"] or ())]
+    parts = [node.op_class, node.system, *node.path]
     return (
         "(" + " ".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts) + ")"
     )
@@ -92,17 +94,17 @@ def driver_inputs() -> list[str]:
     return [str(lisp_file("call.lisp"))]
 
 
-def upgrade_action(upgrade: dict[str, Any], sbcl: Path) -> Action:
+def upgrade_action(upgrade: Upgrade, sbcl: Path) -> Action:
     """The compile of the newer ASDF that ASDF upgrades itself to, as the dump described it:
     on SBCL's own core, as ASDF's upgrade does it, so that it depends on nothing the dump makes
     and can run while the dump does. Its fasl goes where the user's images look for it."""
-    source = Path(upgrade["source"])
-    outputs = [f"out{source.parent}/{Path(o).name}" for o in upgrade["outputs"]]
+    source = Path(upgrade.source)
+    outputs = [f"out{source.parent}/{Path(o).name}" for o in upgrade.outputs]
     core = default_core(sbcl)
     core_input = (str(core),) if core else ()
-    system, *path = upgrade["path"]
+    system, *path = upgrade.path
     return Action(
-        name=node_name({"operation": "compile-op", "system": system, "path": path}),
+        name=action_name("compile-op", system, path),
         argv=(
             str(sbcl),
             *(("--core", str(core)) if core else ()),
@@ -115,13 +117,13 @@ def upgrade_action(upgrade: dict[str, Any], sbcl: Path) -> Action:
             "--eval",
             "(plait-upgrade:main)",
             "--end-toplevel-options",
-            upgrade["asd"],
+            upgrade.asd,
             str(source),
         ),
-        inputs=(upgrade["asd"], str(source), str(lisp_file("upgrade.lisp")), *core_input),
+        inputs=(upgrade.asd, str(source), str(lisp_file("upgrade.lisp")), *core_input),
         outputs=tuple(outputs),
         env=sbcl_environment(sbcl),
-        install=dict(zip(outputs, upgrade["outputs"], strict=True)),
+        install=dict(zip(outputs, upgrade.outputs, strict=True)),
         cost=_compile_cost([str(source)]),
     )
 
@@ -137,29 +139,29 @@ class Translation:
         self.dump = dump
         self.policy = policy
         self.sbcl = sbcl
-        self.nodes: dict[int, Node] = {n["id"]: n for n in dump.nodes}
+        self.nodes: dict[int, Node] = {n.id: n for n in dump.nodes}
         self.actions: dict[int, Action] = {}
         self._checkpoint_of: dict[int, tuple[int, ...]] = {}
         self._checkpoint_actions: dict[tuple[int, ...], Action] = {}
         # Invariant: ids are ASDF's plan order (the dump numbers actions in post-order).
-        self._loads = sorted(i for i, n in self.nodes.items() if n["operation"] == "load-op")
+        self._loads = sorted(i for i, n in self.nodes.items() if n.operation == "load-op")
         self._source_loads: dict[str, list[int]] = {}
         # The compile of the newer ASDF that the dump loaded from source, if it did.
-        upgrade = dump.data.get("asdf_upgrade")
+        upgrade = dump.data.asdf_upgrade
         self.upgrade = upgrade_action(upgrade, sbcl) if upgrade else None
         self._costs: dict[int, float] = {}
         self._tokens: dict[int, str] = {}
         for i in self._loads:
-            if self.nodes[i]["is_source"]:
-                self._source_loads.setdefault(self.nodes[i]["system"], []).append(i)
-        self._system_asd: dict[str, str] = dict(dump.data["system_asds"])
+            if self.nodes[i].is_source:
+                self._source_loads.setdefault(self.nodes[i].system, []).append(i)
+        self._system_asd: dict[str, str] = dict(dump.data.system_asds)
         # The systems of each node and of every node it depends on (in plan order, a node's
         # dependencies come before it).
         self._systems: dict[int, frozenset[str]] = {}
         for i in sorted(self.nodes):
             n = self.nodes[i]
-            below = (self._systems[d] for d in n["deps"] or ())
-            self._systems[i] = frozenset([n["system"]]).union(*below)
+            below = (self._systems[d] for d in n.deps)
+            self._systems[i] = frozenset([n.system]).union(*below)
         self._asds: dict[frozenset[str], tuple[str, ...]] = {}
         # Where each file a builder writes is, in the sandboxes, and which builder writes it: the
         # first in plan order to name it among its ASDF outputs. A later one that names it too
@@ -167,13 +169,13 @@ class Translation:
         self._made: dict[str, tuple[str, int]] = {}
         builders = [i for i in sorted(self.nodes) if self.is_builder(self.nodes[i])]
         for i in builders:
-            pairs = zip(self.nodes[i]["outputs"], self.fasls(self.nodes[i]), strict=True)
+            pairs = zip(self.nodes[i].outputs, self.fasls(self.nodes[i]), strict=True)
             for mine, boxed in pairs:
                 self._made.setdefault(mine, (boxed, i))
         # And the files each builder reads that others write, inside the sandbox.
         self._made_for: dict[int, list[str]] = {}
         for i in builders:
-            named = [*(self.nodes[i]["inputs"] or ()), *self.nodes[i]["outputs"]]
+            named = [*(self.nodes[i].inputs), *self.nodes[i].outputs]
             others = [self._made[f] for f in named if f in self._made]
             self._made_for[i] = [boxed for boxed, maker in others if maker != i]
         # The definitions core as the key of an action on it names it: the image the dump made
@@ -181,7 +183,7 @@ class Translation:
         # which project, nor the definitions it loaded. Each action has the .asd files it
         # depends on as inputs instead (asds_of): a system is compiled once, whatever build
         # asks for it, and editing an .asd file reruns only the compiles ASDF would rerun.
-        self.core_name = "definitions-core:" + dump.data["image"]
+        self.core_name = "definitions-core:" + dump.data.image
 
     def token(self, i: int) -> str:
         """Node `i` as a printed Lisp list; made once per build, though most compiles load it."""
@@ -192,7 +194,7 @@ class Translation:
     def cost(self, i: int) -> float:
         """A compile's estimated seconds, from its sources' sizes (stat'ed once per build)."""
         if i not in self._costs:
-            self._costs[i] = _compile_cost(self.nodes[i]["inputs"] or ())
+            self._costs[i] = _compile_cost(self.nodes[i].inputs)
         return self._costs[i]
 
     def asds_of(self, ids: Iterable[int]) -> tuple[str, ...]:
@@ -206,13 +208,13 @@ class Translation:
         return self._asds[involved]
 
     def is_builder(self, node: Node) -> bool:
-        return bool(node["outputs"]) and not node["in_image"] and node["system_kind"] == "source"
+        return bool(node.outputs) and not node.in_image and node.system_kind == "source"
 
     def performs(self, node: Node) -> bool:
         return (
-            bool(node["in_image"])
-            and node["operation"] not in _NOTHING_TO_PERFORM
-            and node["system_kind"] != "preloaded"
+            bool(node.in_image)
+            and node.operation not in _NOTHING_TO_PERFORM
+            and node.system_kind != "preloaded"
         )
 
     def needed(self, root: int) -> list[int]:
@@ -223,7 +225,7 @@ class Translation:
             i = stack.pop()
             if i not in seen:
                 seen.add(i)
-                stack.extend(self.nodes[i]["deps"] or ())
+                stack.extend(self.nodes[i].deps)
         return sorted(seen)
 
     def reach(self, starts: Iterable[int]) -> tuple[set[int], set[int]]:
@@ -244,38 +246,38 @@ class Translation:
                 continue
             if self.performs(node):
                 loads.add(i)
-            stack.extend(node["deps"] or ())
+            stack.extend(node.deps)
         return loads, builders
 
     def visible(self, node: Node) -> list[int]:
         """Where a compile starts its walk: its declared dependencies, and in `system` mode the
         earlier loads of its own system, in `plan` mode every earlier load."""
-        starts = list(node["deps"] or ())
+        starts = list(node.deps)
         mode = self.policy.deps
         if mode == "declared":
             return starts
-        earlier = self._loads if mode == "plan" else self._source_loads.get(node["system"], [])
-        return starts + earlier[: bisect.bisect_left(earlier, node["id"])]
+        earlier = self._loads if mode == "plan" else self._source_loads.get(node.system, [])
+        return starts + earlier[: bisect.bisect_left(earlier, node.id)]
 
     def fasls(self, node: Node) -> list[str]:
         """A builder's outputs inside the sandbox, in the order of its ASDF outputs."""
-        return [p.removeprefix(SANDBOX_MARK) for p in node["sandbox_outputs"] or ()]
+        return [p.removeprefix(SANDBOX_MARK) for p in node.sandbox_outputs]
 
     def writes(self, node: Node) -> dict[str, str]:
         """The outputs a builder writes itself, inside the sandbox, with where ASDF has them."""
-        pairs = zip(self.fasls(node), node["outputs"], strict=True)
-        return {boxed: mine for boxed, mine in pairs if self._made[mine][1] == node["id"]}
+        pairs = zip(self.fasls(node), node.outputs, strict=True)
+        return {boxed: mine for boxed, mine in pairs if self._made[mine][1] == node.id}
 
     def made(self, node: Node) -> list[str]:
         """The files a builder reads that other builders write (a Lisp file generated from its
         component, a library), inside the sandbox."""
-        return self._made_for.get(node["id"], [])
+        return self._made_for.get(node.id, [])
 
     def user_root(self, node: Node) -> str | None:
         """The directory ASDF's output translations put what a builder's `out/` holds, if one
         does for all its outputs."""
         roots = set()
-        for boxed, mine in zip(self.fasls(node), node["outputs"], strict=True):
+        for boxed, mine in zip(self.fasls(node), node.outputs, strict=True):
             below = boxed.removeprefix("out")
             if not mine.endswith(below):
                 return None
@@ -284,13 +286,13 @@ class Translation:
 
     def readers(self, loads: Iterable[int], builders: set[int]) -> list[list[int]]:
         """For each load, the builders among its direct dependencies: whose fasls it reads."""
-        return [[b for b in self.nodes[i]["deps"] or () if b in builders] for i in loads]
+        return [[b for b in self.nodes[i].deps if b in builders] for i in loads]
 
     def warnings_output(self, node: Node) -> str:
         """Where a builder's warnings go: one file per action, as a component may have two
         builders (cffi-grovel's process-op writes the Lisp file that its compile-op compiles)."""
-        path = "/".join(node["path"] or ())
-        return f"warnings/{node['operation']}/{node['system']}/{path}.json"
+        path = "/".join(node.path)
+        return f"warnings/{node.operation}/{node.system}/{path}.json"
 
     def plan_loads(self, node: Node) -> tuple[set[int], set[int]]:
         return self.reach(self.visible(node))
@@ -302,9 +304,7 @@ class Translation:
         for i, node in self.nodes.items():
             if self.is_builder(node):
                 loads, _ = self.plan_loads(node)
-                shared = tuple(
-                    sorted(j for j in loads if self.nodes[j]["system"] != node["system"])
-                )
+                shared = tuple(sorted(j for j in loads if self.nodes[j].system != node.system))
                 users.setdefault(shared, []).append(i)
         for shared, builders in users.items():
             # A compile that takes longer than saving the checkpoint loads for itself: waiting
@@ -342,7 +342,7 @@ class Translation:
         )
 
     def action(self, node: Node) -> Action:
-        untranslated = [p for p in node["sandbox_outputs"] or () if not p.startswith(SANDBOX_MARK)]
+        untranslated = [p for p in node.sandbox_outputs if not p.startswith(SANDBOX_MARK)]
         if untranslated:
             # Its command would write them in place, outside any sandbox.
             raise LispError(
@@ -356,10 +356,10 @@ class Translation:
         # The definitions core is in the argv, and the key names it by what it is to compiles
         # (core_name): a compile can start while it is being saved (plait.asdf.dump).
         definitions = str(self.dump.core_path)
-        asds = self.asds_of([node["id"], *loads])
+        asds = self.asds_of([node.id, *loads])
         core = definitions
         links: tuple[str, ...] = ()
-        shared = self._checkpoint_of.get(node["id"])
+        shared = self._checkpoint_of.get(node.id)
         if shared is not None:
             checkpoint = self._checkpoint_actions[shared]
             core = checkpoint.outputs[0]
@@ -368,14 +368,14 @@ class Translation:
             _, covered = self.reach(shared)
             builders -= covered
         made = self.made(node)
-        sources = [f for f in node["inputs"] if f not in self._made]
+        sources = [f for f in node.inputs if f not in self._made]
         inputs = [*sources, *made, *asds, *links, *driver_inputs()]
         ordered = sorted(loads)
         readers = self.readers(ordered, builders)
         # A builder this one depends on directly, and no load reads from (cffi-grovel's
         # process-op), gives it only what ASDF says it reads (made): the C program it ran is
         # no input, and editing a grovel file without changing what it generates stops there.
-        given = {b for bs in readers for b in bs} | (builders - set(node["deps"] or ()))
+        given = {b for bs in readers for b in bs} | (builders - set(node.deps))
         fasls = [f for b in sorted(given) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
         # Fasls are only loaded: read-only links, not copies. Files other builders made are
@@ -398,12 +398,12 @@ class Translation:
             self.policy.deps,
         )
         entry = "plait-compile:main"
-        if made or node["operation"] != "compile-op":
+        if made or node.operation != "compile-op":
             # What it writes or reads was made in a sandbox, and may name where it is.
             root = self.user_root(node)
             if root is not None:
                 entry, args = "plait-compile:relocated", (root, *args)
-        target = self.token(node["id"])
+        target = self.token(node.id)
         load_tokens = tuple(self.token(i) for i in ordered)
         argv = (str(self.sbcl), "--core", core, *driver(entry), *args, target)
         argv = (*argv, *load_tokens)
@@ -427,7 +427,7 @@ class Translation:
             outputs=(*outputs, warnings),
             env=sbcl_environment(self.sbcl),
             install=install,
-            cost=self.cost(node["id"]),
+            cost=self.cost(node.id),
             links=links,
             warm=warm,
             named={definitions: self.core_name},
@@ -439,11 +439,11 @@ class Translation:
         found an input missing, to say so in ASDF's terms: a build stats every input once."""
         for i in sorted(self.actions):
             node = self.nodes[i]
-            for f in node["inputs"] or ():
+            for f in node.inputs:
                 if f not in self._made and not Path(f).exists():
                     raise LispError(
                         f"'{node_name(node)}' compiles '{f}', which does not exist",
-                        hint=f"the definition of '{node['system']}' names a file that is not"
+                        hint=f"the definition of '{node.system}' names a file that is not"
                         " there, and ASDF would fail on it too: restore the file, or correct"
                         " the .asd",
                     )
@@ -459,17 +459,17 @@ class Translation:
             graph.add(self.upgrade)
         for node in self.nodes.values():
             if self.is_builder(node):
-                self.actions[node["id"]] = self.action(node)
+                self.actions[node.id] = self.action(node)
         _share_loads(self.actions)
         for action in self.actions.values():
             graph.add(action)
-        for root in self.dump.data["roots"]:
+        for root in self.dump.data.roots:
             node = self.nodes[root]
             _, builders = self.reach([root])
             members = [self.actions[b].name for b in sorted(builders)]
             if self.upgrade is not None:  # ASDF upgrades itself first: every root needs it
                 members.insert(0, self.upgrade.name)
-            name = node["system"] if node["operation"] == "load-op" else node_name(node)
+            name = node.system if node.operation == "load-op" else node_name(node)
             if name not in graph.groups and name not in graph.actions:
                 graph.add_group(name, members, None)
 

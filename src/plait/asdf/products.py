@@ -25,10 +25,10 @@ def closure(t: Translation, root: int) -> Closure:
     fasls: list[str] = []
     for i in t.needed(root):
         node = t.nodes[i]
-        if node["operation"] == "load-op" and node["is_system"]:
-            if node["system_kind"] == "require":
-                requires.append(node["system"])
-            elif node["system_kind"] == "preloaded" and "asdf" not in requires:
+        if node.operation == "load-op" and node.is_system:
+            if node.system_kind == "require":
+                requires.append(node.system)
+            elif node.system_kind == "preloaded" and "asdf" not in requires:
                 requires.insert(0, "asdf")
         if t.is_builder(node):
             fasls.extend(p for p in t.fasls(node) if p.endswith(".fasl"))
@@ -67,7 +67,7 @@ def add_bundle(graph: Graph, t: Translation, system: str, root: int, out: Path) 
 def add_program(
     graph: Graph, t: Translation, system: str, root: int, out: Path, entry: str | None
 ) -> str:
-    entry = entry or t.nodes[root]["entry_point"]
+    entry = entry or t.nodes[root].entry_point
     if not entry:
         raise UsageError(
             f"system '{system}' declares no :entry-point",

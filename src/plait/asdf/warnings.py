@@ -60,7 +60,7 @@ def collect(
         out = produced.get(t.warnings_output(t.nodes[node_id]))
         if out is None or not store.has_blob(out.digest):
             continue
-        source = (t.nodes[node_id]["inputs"] or [action.name])[0]
+        source = (t.nodes[node_id].inputs or (action.name,))[0]
         records[source] = json.loads(store.blob_path(out.digest).read_text())
     return records
 
