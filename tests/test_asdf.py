@@ -394,9 +394,9 @@ def test_the_dump_saves_its_core_only_once_asked_while_compiles_fork_from_its_se
     tmp_path: Path, private: Path
 ) -> None:
     from plait.asdf import Policy, add_systems
+    from plait.asdf.warm import WarmPool
     from plait.model import Graph
     from plait.store import Store
-    from plait.warm import WarmPool
 
     p = project("demo", tmp_path)
     store = Store.open(p)

@@ -301,13 +301,14 @@ def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -
 
 
 def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:
-    g = translate("system", warm=True)
+    t = Translation(dump(), Policy(deps="system", warm=True), Path("/usr/bin/sbcl"))
+    g = Graph()
+    t.add_to(g)
     assert not [n for n in g.actions if n.startswith("checkpoint:")]
     warm = {}
     for name in ("compile:lib:a", "compile:lib:b", "compile:lib:c", "compile:app:m"):
         action = g.actions[name]
-        w = action.warm
-        assert w is not None
+        w = t.warm[name]
         # Forked or started afresh, it is the same compile after the same loads.
         assert w.server[:3] == action.argv[:3] and w.server[-1] == "plait-serve:main"
         assert action.argv == (*action.argv[:3], *driver(w.entry), *w.args, *w.loads)

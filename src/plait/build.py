@@ -241,7 +241,6 @@ class Build:
             outputs=action.outputs,
             log_path=self.store.log_path(action.name),
             links=frozenset(action.links),
-            warm=action.warm,
         )
 
     def ingest(self, path: Path) -> Digest:

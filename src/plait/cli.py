@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,14 +17,9 @@ from types import FrameType
 from typing import Any
 
 from plait import digest, export, plaitfile, trace
-from plait.asdf import AsdfBuild, Policy, add_systems
-from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
-from plait.asdf.products import add_bundle, add_program
-from plait.asdf.warnings import summarize
 from plait.build import Build, Early, Options, Report
 from plait.errors import (
     EXIT_ACTION_FAILED,
-    EXIT_NO_TESTS,
     EXIT_OK,
     BuildDescriptionError,
     PlaitError,
@@ -32,15 +27,14 @@ from plait.errors import (
 )
 from plait.events import Bus
 from plait.executor import LocalExecutor
+from plait.frontend import Frontend, Handler, Part, Session, load_frontends
 from plait.model import Graph
 from plait.reporter import ConsoleReporter
 from plait.store import Store
-from plait.warm import WarmPool
-
-_ONLY_SYSTEM = "an ASDF system (default: the one .asd file in the project directory)"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    """The command line: the core's commands, then each frontend's options and commands."""
     parser = argparse.ArgumentParser(
         prog="plait", description="A parallel, sandboxed, content-addressed build system."
     )
@@ -53,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="an action name, a system name or an output path; with no Plaitfile.py, ASDF systems",
     )
-    _add_build_options(build)
+    add_build_options(build)
     build.add_argument(
         "-n", "--dry-run", action="store_true", help="say what would run and why, run nothing"
     )
@@ -83,7 +77,6 @@ def _parser() -> argparse.ArgumentParser:
         help="start ready actions in a random order fixed by SEED: a way to"
         " flush out missing dependencies",
     )
-    _add_lisp_options(build)
 
     explain = sub.add_parser("explain", help="say why each action would run now")
     explain.add_argument("targets", nargs="*", metavar="TARGET")
@@ -91,13 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         "--last", action="store_true", help="the reasons of the last build instead"
     )
     _add_directory(explain)
-    _add_lisp_options(explain)
 
     graph = sub.add_parser("graph", help="print the action graph")
     graph.add_argument("targets", nargs="*", metavar="TARGET")
     graph.add_argument("--format", choices=("dot", "json"), default="dot")
     _add_directory(graph)
-    _add_lisp_options(graph)
 
     export = sub.add_parser("export", help="write a ninja or make file with plait's commands")
     export.add_argument("targets", nargs="*", metavar="TARGET")
@@ -110,42 +101,31 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write it (default: standard output)",
     )
     _add_directory(export)
-    _add_lisp_options(export)
 
     log = sub.add_parser("log", help="print the full output of an action's last run")
     log.add_argument("action", metavar="ACTION")
     _add_directory(log)
 
-    test = sub.add_parser("test", help="build an ASDF system's tests and run them (test-op)")
-    test.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
-    _add_build_options(test)
-    _add_lisp_options(test)
-
-    bundle = sub.add_parser(
-        "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
-    )
-    bundle.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
-    bundle.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
-    _add_build_options(bundle)
-    _add_lisp_options(bundle)
-
-    program = sub.add_parser("program", help="an executable of an ASDF system")
-    program.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
-    program.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
-    program.add_argument(
-        "--entry",
-        metavar="PKG::FUNCTION",
-        help="the function to run (default: the system's :entry-point)",
-    )
-    _add_build_options(program)
-    _add_lisp_options(program)
-
     clean = sub.add_parser("clean", help="remove what plait built from the project tree")
     _add_directory(clean)
-    return parser
+
+    handlers: dict[str, Handler] = {
+        "build": _build,
+        "explain": _inspect,
+        "graph": _inspect,
+        "export": _inspect,
+        "log": _log,
+        "clean": _clean,
+    }
+    for frontend in frontends:
+        for p in (build, explain, graph, export):
+            frontend.add_options(p)
+        handlers.update(frontend.add_commands(sub))
+    return parser, handlers
 
 
-def _add_build_options(p: argparse.ArgumentParser) -> None:
+def add_build_options(p: argparse.ArgumentParser) -> None:
+    """-C, -j, -k and -v: the options of every command that builds (a frontend's too)."""
     _add_directory(p)
     p.add_argument(
         "-j",
@@ -162,34 +142,6 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "-v", "--verbose", action="store_true", help="also list the actions that were up to date"
-    )
-
-
-def _add_lisp_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--deps",
-        choices=DEPS_MODES,
-        default="system",
-        help="what a Lisp compile sees: only what the .asd declares, also the earlier"
-        " files of its system (default), or all that is earlier in ASDF's plan",
-    )
-    p.add_argument(
-        "--on-warnings",
-        choices=BEHAVIOURS,
-        default="warn",
-        help="ASDF's *compile-file-warnings-behaviour* (default: warn)",
-    )
-    p.add_argument(
-        "--on-failure",
-        choices=BEHAVIOURS,
-        default="error",
-        help="ASDF's *compile-file-failure-behaviour* (default on SBCL: error)",
-    )
-    p.add_argument(
-        "--cold",
-        action="store_true",
-        help="start each Lisp compile in a fresh SBCL, sharing loads through saved cores,"
-        " instead of forking it from a warm SBCL that has loaded them",
     )
 
 
@@ -215,19 +167,12 @@ def _add_directory(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    global _frontends
+    _frontends = load_frontends()
+    parser, handlers = _parser(_frontends)
+    args = parser.parse_args(argv)
     try:
-        if args.command == "build":
-            return _build(args)
-        if args.command == "test":
-            return _test(args)
-        if args.command in ("bundle", "program"):
-            return _product(args)
-        if args.command in ("explain", "graph", "export"):
-            return _inspect(args)
-        if args.command == "log":
-            return _log(args)
-        return _clean(args)
+        return handlers[args.command](args)
     except PlaitError as e:
         _render(e)
         return e.exit_code
@@ -242,7 +187,11 @@ def _render(e: PlaitError) -> None:
         print(f"hint: {e.hint}", file=sys.stderr)
 
 
-def _project(args: argparse.Namespace) -> Path:
+# The frontends of this run (main loads them).
+_frontends: list[Frontend] = []
+
+
+def project_dir(args: argparse.Namespace) -> Path:
     directory: Path = args.directory
     if not directory.is_dir():
         raise UsageError(f"no directory '{directory}'", hint="-C takes the project directory")
@@ -252,73 +201,68 @@ def _project(args: argparse.Namespace) -> Path:
 @dataclass
 class Loaded:
     graph: Graph
-    asdf: AsdfBuild | None
+    parts: list[Part]
 
 
-def _load(
+# Adds actions to the graph before it is frozen (a frontend's command: a bundle, a program).
+Extra = Callable[[Graph, list[Part]], None]
+
+
+def _load(session: Session, names: list[str], extra: Extra | None = None) -> Loaded:
+    """The graph to build: the Plaitfile's, and what each frontend adds for `names` and for
+    what the Plaitfile included."""
+    includes: dict[str, list[str]]
+    if session.plaitfile:
+        desc = plaitfile.describe(session.project)
+        graph, includes = desc.graph, desc.includes
+    else:
+        graph, includes = Graph(), {}
+    parts: list[Part] = []
+    try:
+        for frontend in _frontends:
+            part = frontend.add(session, graph, names, includes.get(frontend.name, []))
+            if part is not None:
+                parts.append(part)
+        if not session.plaitfile and not parts:
+            raise UsageError(
+                f"no {plaitfile.PLAITFILE} in '{session.project}'",
+                hint=f"write a {plaitfile.PLAITFILE}, or name what to build",
+            )
+        if extra is not None:
+            extra(graph, parts)
+        try:
+            plaitfile.freeze(graph, session.project)
+        except BuildDescriptionError:
+            for part in parts:  # a frontend may say better which file is missing
+                part.freeze_failed()
+            raise
+    except BaseException:
+        for part in parts:
+            with contextlib.suppress(PlaitError):
+                part.close()
+        raise
+    return Loaded(graph, parts)
+
+
+def _names(session: Session, targets: list[str]) -> list[str]:
+    """What frontends are asked for: with no Plaitfile, the targets (ASDF systems); with one,
+    the targets are its actions, and frontends add only what it includes."""
+    return [] if session.plaitfile else list(targets)
+
+
+def _session(
+    args: argparse.Namespace,
     project: Path,
     store: Store,
-    args: argparse.Namespace,
-    roots: list[str],
-    extra: Callable[[Graph, AsdfBuild], None] | None = None,
+    executor: LocalExecutor | None = None,
     early: Early | None = None,
-    pool: WarmPool | None = None,
-) -> Loaded:
-    """The graph to build: the Plaitfile's, with the ASDF systems it names; with no Plaitfile,
-    the ASDF systems `roots` name (OPERATION:SYSTEM). `extra` adds actions before freezing."""
-    policy = Policy(args.deps, args.on_warnings, args.on_failure, warm=not args.cold)
-    if (project / plaitfile.PLAITFILE).is_file():
-        desc = plaitfile.describe(project)
-        graph = desc.graph
-        roots = [*(f"load:{name}" for name in desc.asdf_systems), *roots]
-    else:
-        if not roots:
-            roots = [f"load:{_only_system(project, 'build')}"]
-        graph = Graph()
-    start = early.start if early is not None else None
-    asdf = add_systems(graph, store, project, roots, policy, start, pool) if roots else None
-    if extra is not None and asdf is not None:
-        extra(graph, asdf)
-    try:
-        plaitfile.freeze(graph, project)
-    except BuildDescriptionError:
-        if asdf is not None:  # an input is missing: a file an .asd names, it may be
-            asdf.translation.check_sources()
-        raise
-    return Loaded(graph, asdf)
+) -> Session:
+    has_plaitfile = (project / plaitfile.PLAITFILE).is_file()
+    return Session(project, store, args, has_plaitfile, executor, early)
 
 
-def _only_system(project: Path, command: str) -> str:
-    """The system a command with none named works on: the one `.asd` file in the project."""
-    asds = sorted(p.stem for p in project.glob("*.asd"))
-    if len(asds) == 1:
-        return asds[0]
-    if not asds:
-        raise UsageError(
-            f"no {plaitfile.PLAITFILE} and no .asd file in '{project}', and no system named",
-            hint=f"name an ASDF system (e.g. 'plait {command} alexandria'), or write"
-            f" a {plaitfile.PLAITFILE}",
-        )
-    raise UsageError(
-        f"'{project}' defines {len(asds)} systems: {', '.join(asds)}",
-        hint=f"name the one to work on, e.g. 'plait {command} {asds[0]}'",
-    )
-
-
-def _system(args: argparse.Namespace, project: Path) -> str:
-    """The SYSTEM argument of test, bundle and program, or the project's one system."""
-    name: str | None = args.system
-    return name if name is not None else _only_system(project, args.command)
-
-
-def _system_roots(project: Path, targets: list[str]) -> list[str]:
-    """With no Plaitfile, the targets name ASDF systems to load; with one, they name actions."""
-    if (project / plaitfile.PLAITFILE).is_file():
-        return []
-    return [f"load:{t}" for t in targets]
-
-
-def _open_store(project: Path) -> Store:
+def open_store(project: Path) -> Store:
+    """The project's store, holding its build lock (waiting, and saying so, for another)."""
     store = Store.open(project)
     store.lock(
         on_wait=lambda: print(
@@ -328,25 +272,25 @@ def _open_store(project: Path) -> Store:
     return store
 
 
-def _load_and_build(
+def load_and_build(
     args: argparse.Namespace,
     project: Path,
     store: Store,
-    roots: list[str],
     targets: list[str],
-    extra: Callable[[Graph, AsdfBuild], None] | None = None,
+    names: list[str] | None = None,
+    extra: Extra | None = None,
 ) -> tuple[Loaded, Report]:
-    """Load the graph and build `targets` (read after loading: `extra` may add to them). The
-    build's executor may start actions while the graph is still being found."""
+    """Load the graph (`names`, by default `targets`, are what frontends are asked for) and
+    build `targets` (read after loading: `extra` may add to them). The executor may start
+    actions while the graph is still being found."""
     with LocalExecutor() as executor, Early(project, store, executor, args.jobs) as early:
-        # With jobs to spare, compiles start from the dump's own warm image while it saves it.
-        pool = executor.warm_pool() if args.jobs > 1 else None
-        loaded = _load(project, store, args, roots, extra, early, pool)
+        session = _session(args, project, store, executor, early)
+        loaded = _load(session, _names(session, targets) if names is None else names, extra)
         try:
             return loaded, _run_build(args, project, store, loaded, targets, early)
         finally:
-            if loaded.asdf is not None:
-                loaded.asdf.dump.finish(store)
+            for part in loaded.parts:
+                part.close()
 
 
 def _run_build(
@@ -366,9 +310,11 @@ def _run_build(
         replay=_read_recording(replay) if replay else None,
     )
     with _signals() as pending:
-        # The dump's core is saved when a core would otherwise idle: compiles fork from the
-        # dump's server meanwhile (plait.asdf.dump).
-        idle = loaded.asdf.dump.save if loaded.asdf is not None else lambda: None
+
+        def idle() -> None:
+            for part in loaded.parts:
+                part.idle()
+
         build = Build(
             project, loaded.graph, store, early.executor, bus, options, pending, early, idle
         )
@@ -381,96 +327,44 @@ def _run_build(
         _write_json(args.trace, trace.trace_events(report.results, options.jobs))
     if getattr(args, "record", None) is not None:
         _write_json(args.record, {"started": report.start_order})
-    if loaded.asdf is not None:
-        loaded.asdf.fix_stamps(store, build.produced)
-        for line in summarize(loaded.asdf, store, build.produced, report):
+    for part in loaded.parts:
+        for line in part.ended(build.produced, report):
             print(line)
     return report
 
 
 def _build(args: argparse.Namespace) -> int:
-    project = _project(args)
-    store = _open_store(project)
+    project = project_dir(args)
+    store = open_store(project)
     try:
-        roots = _system_roots(project, args.targets)
         if args.dry_run:
-            loaded = _load(project, store, args, roots)
+            session = _session(args, project, store)
+            loaded = _load(session, _names(session, args.targets))
             build = Build(project, loaded.graph, store, LocalExecutor(), lambda e: None, Options())
             return _dry_run(build, args.targets)
-        _, report = _load_and_build(args, project, store, roots, args.targets)
+        _, report = load_and_build(args, project, store, args.targets)
     finally:
         store.close()
     if args.report is not None:
         _write_json(args.report, report.to_json())
-    return _exit_status(report)
+    return exit_status(report)
 
 
-def _exit_status(report: Report) -> int:
+def exit_status(report: Report) -> int:
     if report.interrupted is not None:
         return 128 + report.interrupted
     return EXIT_OK if report.ok else EXIT_ACTION_FAILED
 
 
-def _test(args: argparse.Namespace) -> int:
-    """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
-    project = _project(args)
-    system = _system(args, project)
-    store = _open_store(project)
-    root = f"test:{system}"
-    try:
-        loaded, report = _load_and_build(args, project, store, [root], [root])
-        assert loaded.asdf is not None
-        if not report.ok:
-            return _exit_status(report)
-        if not loaded.asdf.defines_tests(root):
-            print(
-                f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
-                " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
-            )
-            return EXIT_NO_TESTS
-        argv = loaded.asdf.test_argv(root)
-    finally:
-        store.close()
-    print(f"plait: running the tests of '{system}'", flush=True)
-    status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
-    verdict = "passed" if status == 0 else "failed"
-    print(f"plait: the tests of '{system}' {verdict}")
-    return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
-
-
-def _product(args: argparse.Namespace) -> int:
-    """Build SYSTEM, then its bundle or program at -o FILE."""
-    project = _project(args)
-    system = _system(args, project)
-    out = args.output.resolve()
-    root = f"load:{system}"
-    names: list[str] = []
-
-    def add(graph: Graph, asdf: AsdfBuild) -> None:
-        node = asdf.root_id(root)
-        if args.command == "bundle":
-            names.append(add_bundle(graph, asdf.translation, system, node, out))
-        else:
-            names.append(add_program(graph, asdf.translation, system, node, out, args.entry))
-
-    store = _open_store(project)
-    try:
-        _, report = _load_and_build(args, project, store, [root], names, add)
-    finally:
-        store.close()
-    if report.ok:
-        print(f"plait: wrote {out}")
-    return _exit_status(report)
-
-
 def _inspect(args: argparse.Namespace) -> int:
     """explain, graph and export: they read the graph (and the store) and run nothing."""
-    project = _project(args)
-    store = _open_store(project)
+    project = project_dir(args)
+    store = open_store(project)
     try:
         if args.command == "explain" and args.last:
             return _explain_last(store)
-        loaded = _load(project, store, args, _system_roots(project, args.targets))
+        session = _session(args, project, store)
+        loaded = _load(session, _names(session, args.targets))
         graph = loaded.graph
         names = graph.closure(graph.resolve(args.targets))
         if args.command == "explain":
@@ -511,7 +405,7 @@ def _explain_last(store: Store) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    project = _project(args)
+    project = project_dir(args)
     store = Store.open(project)
     try:
         path = store.log_path(args.action)
@@ -573,7 +467,7 @@ def _clean(args: argparse.Namespace) -> int:
     """Remove the files plait installed for this project (in it, or where ASDF looks for
     fasls), unless someone changed them since. The store keeps them: the next build restores
     them without running anything."""
-    project = _project(args)
+    project = project_dir(args)
     store = Store.open(project)
     removed: list[Path] = []
     gone: list[Path] = []

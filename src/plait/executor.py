@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Protocol
 
 from plait.digest import Digest
-from plait.model import Warm
 from plait.sandbox import Sandbox, kill_group, sandbox_base
 from plait.scratch import Scratch, remove_tree
-from plait.warm import Unavailable, WarmPool
 
 Ingest = Callable[[Path], Digest]
 
@@ -34,7 +32,6 @@ class Request:
     outputs: tuple[str, ...]
     log_path: Path
     links: frozenset[str] = frozenset()
-    warm: Warm | None = None
 
 
 @dataclass
@@ -50,6 +47,38 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.exit_status == 0 and not self.missing and not self.error
+
+
+class Declined(Exception):
+    """A strategy cannot run this command (its server stopped, say): run it as it is."""
+
+
+class Strategy(Protocol):
+    """Another way to run some commands than starting their argv afresh, which a frontend
+    supplies (the ASDF frontend forks Lisp compiles from warm images). It must make the same
+    outputs as the argv would."""
+
+    def staged(self, request: Request) -> tuple[tuple[str, ...], ...] | None:
+        """None: not a command of this strategy's. Else, in order, groups of linked inputs that
+        only the command's later steps read: the sandbox gets them when `run` stages them."""
+        ...
+
+    def run(
+        self,
+        request: Request,
+        cwd: Path,
+        stage: Callable[[int], None],
+        release: Callable[[], None],
+    ) -> int | None:
+        """Run the command in `cwd` (its sandbox), its output to its log; its exit status, or
+        None when its process stopped. `stage(k)` links the k-th group of `staged` and those
+        after it (0: all). `release()` says it is done with the sandbox, once the call has
+        returned. Raises Declined to have the argv run instead."""
+        ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Executor(Protocol):
@@ -69,14 +98,14 @@ SCRATCH = "plait-run-"
 
 class LocalExecutor:
     """Runs each command in a fresh sandbox directory, in a process group of its own: started
-    afresh, or forked from a warm process when the request says how (plait.warm)."""
+    afresh, or by a strategy a frontend plugs in (`use`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
-        self._pool: WarmPool | None = None
-        # This run's directory in the sandbox base, for its sandboxes and warm pool
+        self._strategy: Strategy | None = None
+        # This run's directory in the sandbox base, for its sandboxes and a strategy's files
         # (plait.scratch): made when first needed. Those of runs that were killed go now.
         self._scratch = Scratch(sandbox_base() or Path(tempfile.gettempdir()), SCRATCH)
 
@@ -87,31 +116,37 @@ class LocalExecutor:
         self.close()
 
     def close(self) -> None:
-        """Stop the warm processes, and remove this run's directory."""
+        """Close the strategy, and remove this run's directory."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+            strategy, self._strategy = self._strategy, None
+        if strategy is not None:
+            strategy.close()
         self._scratch.remove()
 
-    def warm_pool(self) -> WarmPool | None:
-        """The servers warm commands fork from, made when first asked for; None once
-        cancelled."""
-        directory = self._scratch.path
+    @property
+    def directory(self) -> Path:
+        """This run's directory in the sandbox base, for a strategy's files too."""
+        return self._scratch.path
+
+    def use(self, strategy: Strategy) -> bool:
+        """Run the commands `strategy` takes its way from now on; False once cancelled (the
+        caller then closes it)."""
         with self._lock:
-            if self._pool is None and not self._cancelled:
-                self._pool = WarmPool(directory)
-            return self._pool
+            if self._cancelled:
+                return False
+            assert self._strategy is None, "one strategy at a time"
+            self._strategy = strategy
+            return True
 
     def execute(self, request: Request, ingest: Ingest) -> Result:
         start = time.monotonic()
         root = Path(tempfile.mkdtemp(prefix="sb-", dir=self._scratch.path))
-        # Removed once collected, and once a warm pool that ran the command is done with it.
+        # Removed once collected, and once a strategy that ran the command is done with it.
         release = _Release(root)
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.
-            later = _Later(request, box)
+            later = _Later(request, box, self._strategy)
             try:
                 box.populate(later.now, request.outputs, request.links)
                 status, error = self._run(request, box, later, release)
@@ -128,26 +163,18 @@ class LocalExecutor:
         self, request: Request, box: Sandbox, later: _Later, release: _Release
     ) -> tuple[int | None, str]:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if request.warm is not None:
-            pool = self.warm_pool()
-            if pool is not None:
-                with contextlib.suppress(Unavailable):
-                    # A server the pool makes meanwhile may still be loading from the sandbox
-                    # when the command's status is known; the pool releases it when it returns.
-                    by_pool = release.also_by()
-                    try:
-                        status = pool.run(
-                            request.warm,
-                            request.env,
-                            box.work,
-                            request.log_path,
-                            later.stage,
-                            by_pool,
-                        )
-                    except Unavailable:
-                        by_pool()
-                        raise
-                    return status, "" if status is not None else "its warm process stopped"
+        strategy = self._strategy
+        if strategy is not None and later.staged is not None:
+            with contextlib.suppress(Declined):
+                # What the strategy starts may still use the sandbox when the command's status
+                # is known: it releases it when done.
+                by_strategy = release.also_by()
+                try:
+                    status = strategy.run(request, box.work, later.stage, by_strategy)
+                except Declined:
+                    by_strategy()
+                    raise
+                return status, "" if status is not None else "its process stopped"
         later.stage(0)
         with request.log_path.open("wb") as log:
             with self._lock:
@@ -181,12 +208,12 @@ class LocalExecutor:
             self._cancelled = True
             for proc in self._running:
                 kill_group(proc.pid)
-            if self._pool is not None:
-                self._pool.cancel()
+            if self._strategy is not None:
+                self._strategy.cancel()
 
 
 class _Release:
-    """Removes a sandbox once each party that uses it is done: the executor, and a warm pool
+    """Removes a sandbox once each party that uses it is done: the executor, and a strategy
     that took it (`also_by`)."""
 
     def __init__(self, root: Path) -> None:
@@ -208,13 +235,14 @@ class _Release:
 
 
 class _Later:
-    """The inputs of a warm command that only its loads read (`now` are the others): linked
-    into the sandbox from the first load the command performs itself on."""
+    """The inputs that only a strategy's later steps read (`now` are the others): linked into
+    the sandbox from the first step that needs them."""
 
-    def __init__(self, request: Request, box: Sandbox) -> None:
+    def __init__(self, request: Request, box: Sandbox, strategy: Strategy | None) -> None:
         self.box = box
         self.inputs = request.inputs
-        self.reads = request.warm.reads if request.warm is not None else ()
+        self.staged = strategy.staged(request) if strategy is not None else None
+        self.reads = self.staged or ()
         deferred = {rel for files in self.reads for rel in files if rel in request.links}
         self.now = {rel: v for rel, v in request.inputs.items() if rel not in deferred}
         self.waiting = deferred

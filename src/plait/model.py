@@ -14,24 +14,6 @@ from plait.errors import BuildDescriptionError, CycleError, Location, UsageError
 
 
 @dataclass(frozen=True)
-class Warm:
-    """How a builder's command may instead run as a process forked from a warm one (plait.warm):
-    `server` starts a server that, for `entry` and `args`, does in a forked worker what the argv
-    does after `loads`, the steps the command begins with, which a server may have done already.
-    Other commands begin with the first `shared` of them: a server that has done those is
-    worth making. Running the argv or forking a worker must make the same outputs.
-    `reads[i]` are the linked inputs the i-th load reads: a sandbox needs them only when its
-    worker, or a server it makes, performs that load itself."""
-
-    server: tuple[str, ...]
-    entry: str
-    args: tuple[str, ...]
-    loads: tuple[str, ...] = ()
-    shared: int = 0
-    reads: tuple[tuple[str, ...], ...] = ()
-
-
-@dataclass(frozen=True)
 class Action:
     """A node of the graph. With outputs it is a builder (cached, sandboxed); without, a loader
     that runs every time it is asked for, after its dependencies."""
@@ -51,8 +33,6 @@ class Action:
     # Inputs placed in the sandbox as read-only links, not copies: large files the command
     # only reads (a Lisp core).
     links: tuple[str, ...] = ()
-    # Not part of its key: another way to run the same command, faster (see Warm).
-    warm: Warm | None = None
     # Words of the argv that name a file by what it is, not where it is: the key holds the
     # name instead (a Lisp core, of which each build of other roots keeps its own copy).
     named: Mapping[str, str] = field(default_factory=dict)

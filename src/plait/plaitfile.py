@@ -31,7 +31,8 @@ class Description:
         self.path = path
         self.graph = Graph()
         self.systems: list[System] = []
-        self.asdf_systems: list[str] = []
+        # What the Plaitfile asks of each frontend, by its name: asdf_system("x") -> "asdf".
+        self.includes: dict[str, list[str]] = {}
 
 
 _current: Description | None = None
@@ -142,7 +143,7 @@ def asdf_system(name: str) -> None:
             hint='e.g. asdf_system("alexandria")',
             location=caller_location(),
         )
-    desc.asdf_systems.append(name)
+    desc.includes.setdefault("asdf", []).append(name)
 
 
 def _check_strings(

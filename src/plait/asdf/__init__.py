@@ -19,9 +19,9 @@ from plait.asdf.graph import (
     warm_server,
 )
 from plait.asdf.protocol import Upgrade
+from plait.asdf.warm import Hosted, WarmPool
 from plait.model import Action, Graph
 from plait.store import Output, Store
-from plait.warm import Hosted, WarmPool
 
 __all__ = ["AsdfBuild", "Policy", "add_systems"]
 

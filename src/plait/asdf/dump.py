@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from plait import digest
 from plait.asdf.protocol import DumpData, Node, Upgrade, decode, upgrade
+from plait.asdf.warm import Hosted, lisp_list, lisp_string
 from plait.errors import PlaitError, UsageError
 from plait.store import Store
-from plait.warm import Hosted, lisp_list, lisp_string
 
 # Where the dump pretends the sandbox is, to learn the paths compiles write their outputs to.
 SANDBOX_MARK = "/PLAIT-SANDBOX/"

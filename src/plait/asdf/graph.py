@@ -14,7 +14,8 @@ from typing import Literal
 from plait import digest
 from plait.asdf.dump import SANDBOX_MARK, Dump, LispError, default_core, lisp_file
 from plait.asdf.protocol import Node, Upgrade
-from plait.model import Action, Graph, Warm
+from plait.asdf.warm import Warm
+from plait.model import Action, Graph
 
 Deps = Literal["declared", "system", "plan"]
 DEPS_MODES: tuple[Deps, ...] = ("declared", "system", "plan")
@@ -141,6 +142,8 @@ class Translation:
         self.sbcl = sbcl
         self.nodes: dict[int, Node] = {n.id: n for n in dump.nodes}
         self.actions: dict[int, Action] = {}
+        # How each compile may instead fork from a warm image (plait.asdf.warm), by name.
+        self.warm: dict[str, Warm] = {}
         self._checkpoint_of: dict[int, tuple[int, ...]] = {}
         self._checkpoint_actions: dict[tuple[int, ...], Action] = {}
         # Invariant: ids are ASDF's plan order (the dump numbers actions in post-order).
@@ -407,8 +410,8 @@ class Translation:
         load_tokens = tuple(self.token(i) for i in ordered)
         argv = (str(self.sbcl), "--core", core, *driver(entry), *args, target)
         argv = (*argv, *load_tokens)
-        warm = (
-            Warm(
+        if self.policy.warm:
+            self.warm[node_name(node)] = Warm(
                 server=warm_server(self.sbcl, core),
                 entry=entry,
                 args=(*args, target),
@@ -417,9 +420,6 @@ class Translation:
                     tuple(f for b in bs for f in self.fasls(self.nodes[b])) for bs in readers
                 ),
             )
-            if self.policy.warm
-            else None
-        )
         return Action(
             name=node_name(node),
             argv=argv,
@@ -429,7 +429,6 @@ class Translation:
             install=install,
             cost=self.cost(node.id),
             links=links,
-            warm=warm,
             named={definitions: self.core_name},
         )
 
@@ -460,7 +459,7 @@ class Translation:
         for node in self.nodes.values():
             if self.is_builder(node):
                 self.actions[node.id] = self.action(node)
-        _share_loads(self.actions)
+        _share_loads(self.warm)
         for action in self.actions.values():
             graph.add(action)
         for root in self.dump.data.roots:
@@ -474,18 +473,16 @@ class Translation:
                 graph.add_group(name, members, None)
 
 
-def _share_loads(actions: dict[int, Action]) -> None:
+def _share_loads(warm: dict[str, Warm]) -> None:
     """Say in each compile's Warm how many of its loads some other compile begins with too:
     the longest prefix it shares with its neighbours in sorted order."""
-    warm = sorted((a.warm.loads, i) for i, a in actions.items() if a.warm is not None)
-    for k, (loads, i) in enumerate(warm):
+    ordered = sorted((w.loads, name) for name, w in warm.items())
+    for k, (loads, name) in enumerate(ordered):
         shared = max(
-            (_common(loads, warm[j][0]) for j in (k - 1, k + 1) if 0 <= j < len(warm)),
+            (_common(loads, ordered[j][0]) for j in (k - 1, k + 1) if 0 <= j < len(ordered)),
             default=0,
         )
-        action = actions[i]
-        assert action.warm is not None
-        actions[i] = replace(action, warm=replace(action.warm, shared=shared))
+        warm[name] = replace(warm[name], shared=shared)
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:

@@ -3,7 +3,7 @@
 
 (require :asdf)
 (let ((lisp (merge-pathnames "../../../src/plait/asdf/" *load-truename*)))
-  (dolist (driver '("upgrade" "common" "compile" "serve"))  ; in the dump's order
+  (dolist (driver '("json" "upgrade" "common" "compile" "serve"))  ; in the dump's order
     (load (merge-pathnames (concatenate 'string driver ".lisp") lisp))))
 (asdf:load-asd (merge-pathnames "warm-demo.asd" *load-truename*))
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plait.model import Warm
+from plait.executor import Declined, Request
 from plait.sandbox import Sandbox, kill_group
 
 # Servers kept per family besides its root; the least recently used idle one goes first.
@@ -36,7 +36,25 @@ KEPT = 8
 READY_SECONDS = 120.0
 
 
-class Unavailable(Exception):
+@dataclass(frozen=True)
+class Warm:
+    """How a builder's command may instead run as a process forked from a warm one (below):
+    `server` starts a server that, for `entry` and `args`, does in a forked worker what the argv
+    does after `loads`, the steps the command begins with, which a server may have done already.
+    Other commands begin with the first `shared` of them: a server that has done those is
+    worth making. Running the argv or forking a worker must make the same outputs.
+    `reads[i]` are the linked inputs the i-th load reads: a sandbox needs them only when its
+    worker, or a server it makes, performs that load itself."""
+
+    server: tuple[str, ...]
+    entry: str
+    args: tuple[str, ...]
+    loads: tuple[str, ...] = ()
+    shared: int = 0
+    reads: tuple[tuple[str, ...], ...] = ()
+
+
+class Unavailable(Declined):
     """No server could run the command; the caller runs its argv instead."""
 
 
@@ -500,3 +518,55 @@ def _family(server: tuple[str, ...], env: Mapping[str, str]) -> tuple[object, ..
 
 def _begins(loads: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
     return loads[: len(prefix)] == prefix
+
+
+class WarmStrategy:
+    """The executor's strategy for the compiles that `plans` names: fork each from a warm
+    server that has performed the loads it begins with (plait.executor.Strategy). Its pool is
+    made, in the directory `base` gives, when first needed: an up-to-date build makes none."""
+
+    def __init__(self, base: Callable[[], Path]) -> None:
+        self._base = base
+        self._lock = threading.Lock()
+        self._pool: WarmPool | None = None
+        self._cancelled = False
+        # Filled once the graph is known, before the build starts.
+        self.plans: dict[str, Warm] = {}
+
+    def pool(self) -> WarmPool | None:
+        """The servers, made when first asked for; None once cancelled."""
+        with self._lock:
+            if self._pool is None and not self._cancelled:
+                self._pool = WarmPool(self._base())
+            return self._pool
+
+    def staged(self, request: Request) -> tuple[tuple[str, ...], ...] | None:
+        warm = self.plans.get(request.name)
+        return None if warm is None else warm.reads
+
+    def run(
+        self,
+        request: Request,
+        cwd: Path,
+        stage: Callable[[int], None],
+        release: Callable[[], None],
+    ) -> int | None:
+        pool = self.pool()
+        if pool is None:
+            raise Unavailable("the build is stopping")
+        return pool.run(
+            self.plans[request.name], request.env, cwd, request.log_path, stage, release
+        )
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            pool = self._pool
+        if pool is not None:
+            pool.cancel()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

@@ -1,5 +1,6 @@
-"""Warm servers (plait.warm with plait/asdf/serve.lisp) on plain SBCL: workers forked on request,
-their directory, arguments, output and exit status; cancelling; servers that cannot start."""
+"""Warm servers (plait.asdf.warm with plait/asdf/serve.lisp) on plain SBCL: workers forked on
+request, their directory, arguments, output and exit status; cancelling; servers that cannot
+start; the executor's strategy that forks them."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from plait.asdf.warm import Unavailable, Warm, WarmPool, WarmStrategy, _Server
 from plait.digest import Digest
 from plait.executor import LocalExecutor, Request
-from plait.model import Warm
-from plait.warm import Unavailable, WarmPool, _Server
 from tests.support import DATA
 
 pytestmark = pytest.mark.lisp
@@ -318,7 +318,6 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
         inputs={},
         outputs=("out.txt",),
         log_path=tmp_path / "w.log",
-        warm=Warm(server=("false",), entry="x", args=()),
     )
     stored: list[bytes] = []
 
@@ -327,6 +326,9 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
         return Digest("0" * 64, 0)
 
     with LocalExecutor() as executor:
+        strategy = WarmStrategy(lambda: executor.directory)
+        strategy.plans["w"] = Warm(server=("false",), entry="x", args=())
+        assert executor.use(strategy)
         result = executor.execute(request, ingest)
     assert result.ok
     assert stored == [b"cold\n"]
@@ -373,15 +375,16 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
             outputs=("staged.txt",),
             log_path=tmp_path / f"{name}.log",
             links=frozenset({fasl}),
-            warm=Warm(
-                server=SERVER,
-                entry="plait-test::staged",
-                args=(fasl,),
-                loads=(load,),
-                shared=1,
-                reads=((fasl,),),
-            ),
         )
+
+    plan = Warm(
+        server=SERVER,
+        entry="plait-test::staged",
+        args=(fasl,),
+        loads=(load,),
+        shared=1,
+        reads=((fasl,),),
+    )
 
     stored: list[bytes] = []
 
@@ -390,6 +393,9 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
         return Digest("0" * 64, 0)
 
     with LocalExecutor() as executor:
+        strategy = WarmStrategy(lambda: executor.directory)
+        strategy.plans.update(first=plan, second=plan)
+        assert executor.use(strategy)
         # The server the first makes may not be ready when its status is known: the second
         # waits for it.
         first = executor.execute(request("first"), ingest)

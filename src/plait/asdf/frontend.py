@@ -1,0 +1,216 @@
+"""The ASDF frontend as a plug-in of the core (plait.frontend): its options, its commands (test,
+bundle, program), and its part in a build — the dump, the warm servers compiles fork from, the
+core's save when a job slot idles, the fasls' dates and the warnings once the build ends."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from plait import cli
+from plait.asdf import AsdfBuild, Policy, add_systems
+from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
+from plait.asdf.products import add_bundle, add_program
+from plait.asdf.warm import WarmStrategy
+from plait.asdf.warnings import summarize
+from plait.build import Report
+from plait.errors import EXIT_ACTION_FAILED, EXIT_NO_TESTS, EXIT_OK, UsageError
+from plait.frontend import Handler, Part, Session
+from plait.model import Graph
+from plait.store import Output, Store
+
+# The operations a name on the command line may start with to ask for a root other than
+# load-op: `plait test` asks for test:SYSTEM.
+_ROOT_OPERATIONS = ("load:", "test:")
+
+_ONLY_SYSTEM = "an ASDF system (default: the one .asd file in the project directory)"
+
+
+class AsdfPart:
+    """An ASDF build's part in one command."""
+
+    def __init__(self, build: AsdfBuild, store: Store) -> None:
+        self.build = build
+        self.store = store
+
+    def freeze_failed(self) -> None:
+        self.build.translation.check_sources()
+
+    def idle(self) -> None:
+        # The dump's core is saved when a core would otherwise idle: compiles fork from the
+        # dump's server meanwhile (plait.asdf.dump).
+        self.build.dump.save()
+
+    def ended(self, produced: Mapping[str, Output], report: Report) -> list[str]:
+        self.build.fix_stamps(self.store, dict(produced))
+        return summarize(self.build, self.store, dict(produced), report)
+
+    def close(self) -> None:
+        self.build.dump.finish(self.store)
+
+
+class AsdfFrontend:
+    name = "asdf"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--deps",
+            choices=DEPS_MODES,
+            default="system",
+            help="what a Lisp compile sees: only what the .asd declares, also the earlier"
+            " files of its system (default), or all that is earlier in ASDF's plan",
+        )
+        parser.add_argument(
+            "--on-warnings",
+            choices=BEHAVIOURS,
+            default="warn",
+            help="ASDF's *compile-file-warnings-behaviour* (default: warn)",
+        )
+        parser.add_argument(
+            "--on-failure",
+            choices=BEHAVIOURS,
+            default="error",
+            help="ASDF's *compile-file-failure-behaviour* (default on SBCL: error)",
+        )
+        parser.add_argument(
+            "--cold",
+            action="store_true",
+            help="start each Lisp compile in a fresh SBCL, sharing loads through saved cores,"
+            " instead of forking it from a warm SBCL that has loaded them",
+        )
+
+    def add_commands(
+        self, commands: argparse._SubParsersAction[argparse.ArgumentParser]
+    ) -> dict[str, Handler]:
+        test = commands.add_parser(
+            "test", help="build an ASDF system's tests and run them (test-op)"
+        )
+        test.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
+        bundle = commands.add_parser(
+            "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
+        )
+        bundle.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
+        bundle.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
+        program = commands.add_parser("program", help="an executable of an ASDF system")
+        program.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
+        program.add_argument("-o", dest="output", type=Path, required=True, metavar="FILE")
+        program.add_argument(
+            "--entry",
+            metavar="PKG::FUNCTION",
+            help="the function to run (default: the system's :entry-point)",
+        )
+        for p in (test, bundle, program):
+            cli.add_build_options(p)
+            self.add_options(p)
+        return {"test": self.test, "bundle": self.product, "program": self.product}
+
+    def add(
+        self, session: Session, graph: Graph, names: list[str], included: list[str]
+    ) -> Part | None:
+        roots = [f"load:{name}" for name in included]
+        roots += [n if n.startswith(_ROOT_OPERATIONS) else f"load:{n}" for n in names]
+        if not roots:
+            if session.plaitfile:
+                return None
+            roots = [f"load:{only_system(session.project, session.args.command)}"]
+        args = session.args
+        policy = Policy(args.deps, args.on_warnings, args.on_failure, warm=not args.cold)
+        strategy = None
+        executor = session.executor
+        if executor is not None and policy.warm:
+            strategy = WarmStrategy(lambda: executor.directory)
+            if not executor.use(strategy):  # the build is stopping
+                strategy = None
+        start = session.early.start if session.early is not None else None
+        # With jobs to spare, compiles start from the dump's own warm image while it saves it.
+        pool = strategy.pool() if strategy is not None and args.jobs > 1 else None
+        build = add_systems(graph, session.store, session.project, roots, policy, start, pool)
+        if strategy is not None:
+            strategy.plans.update(build.translation.warm)
+        return AsdfPart(build, session.store)
+
+    # -- the commands ----------------------------------------------------------------------
+
+    def test(self, args: argparse.Namespace) -> int:
+        """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
+        project = cli.project_dir(args)
+        system = _system(args, project)
+        store = cli.open_store(project)
+        root = f"test:{system}"
+        try:
+            loaded, report = cli.load_and_build(args, project, store, [root])
+            asdf = _build_of(loaded.parts)
+            if not report.ok:
+                return cli.exit_status(report)
+            if not asdf.defines_tests(root):
+                print(
+                    f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
+                    " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
+                )
+                return EXIT_NO_TESTS
+            argv = asdf.test_argv(root)
+        finally:
+            store.close()
+        print(f"plait: running the tests of '{system}'", flush=True)
+        status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
+        verdict = "passed" if status == 0 else "failed"
+        print(f"plait: the tests of '{system}' {verdict}")
+        return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
+
+    def product(self, args: argparse.Namespace) -> int:
+        """Build SYSTEM, then its bundle or program at -o FILE."""
+        project = cli.project_dir(args)
+        system = _system(args, project)
+        out = args.output.resolve()
+        root = f"load:{system}"
+        names: list[str] = []
+
+        def add(graph: Graph, parts: list[Part]) -> None:
+            asdf = _build_of(parts)
+            node = asdf.root_id(root)
+            if args.command == "bundle":
+                names.append(add_bundle(graph, asdf.translation, system, node, out))
+            else:
+                names.append(add_program(graph, asdf.translation, system, node, out, args.entry))
+
+        store = cli.open_store(project)
+        try:
+            _, report = cli.load_and_build(args, project, store, names, [root], add)
+        finally:
+            store.close()
+        if report.ok:
+            print(f"plait: wrote {out}")
+        return cli.exit_status(report)
+
+
+def _build_of(parts: list[Part]) -> AsdfBuild:
+    """The ASDF build among a command's parts (an ASDF command always has one)."""
+    return next(p.build for p in parts if isinstance(p, AsdfPart))
+
+
+def only_system(project: Path, command: str) -> str:
+    """The system a command with none named works on: the one `.asd` file in the project."""
+    asds = sorted(p.stem for p in project.glob("*.asd"))
+    if len(asds) == 1:
+        return asds[0]
+    if not asds:
+        raise UsageError(
+            f"no Plaitfile.py and no .asd file in '{project}', and no system named",
+            hint=f"name an ASDF system (e.g. 'plait {command} alexandria'), or write"
+            " a Plaitfile.py",
+        )
+    raise UsageError(
+        f"'{project}' defines {len(asds)} systems: {', '.join(asds)}",
+        hint=f"name the one to work on, e.g. 'plait {command} {asds[0]}'",
+    )
+
+
+def _system(args: argparse.Namespace, project: Path) -> str:
+    """The SYSTEM argument of test, bundle and program, or the project's one system."""
+    name: str | None = args.system
+    return name if name is not None else only_system(project, args.command)
+
+
+FRONTEND = AsdfFrontend()
