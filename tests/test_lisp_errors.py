@@ -154,3 +154,15 @@ def test_clean_removes_the_fasls_a_build_installed_and_the_next_build_restores_t
     statuses = {a["status"] for a in json.loads((p / "r.json").read_text())["actions"]}
     assert statuses == {"cached"}  # restored from the store, nothing compiled
     assert sorted(cache.rglob("*.fasl")) == fasls
+
+
+def test_an_asd_that_loads_a_system_extending_asdf_while_it_loads_builds(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # As cl-containers.asd loads asdf-system-connections: ASDF must not load itself again in
+    # the dump meanwhile, which would drop what that system exported from ASDF's package.
+    p = copy("connections", tmp_path)
+    registry = f'(:source-registry (:tree "{p}") :inherit-configuration)'
+    result = plait("build", "plait-conn", cwd=p, env={**env, "CL_SOURCE_REGISTRY": registry})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran compile:plait-conn:main" in result.stdout

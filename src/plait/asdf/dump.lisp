@@ -76,6 +76,14 @@
 
 (upgrade-asdf)
 
+;; The ASDF loaded above is the newest there is, as after ASDF's own upgrade; but ASDF does not
+;; know it loaded it, and an operation in a session of its own (a .asd that loads a system while
+;; it is being loaded: cl-containers.asd loads asdf-system-connections) would load it again,
+;; which resets its packages and drops what other systems added to them. An immutable system
+;; is never loaded again. Its .asd still counts among those the graph depends on (SYSTEM-ASDS).
+(when *upgrade*
+  (asdf:register-immutable-system "asdf"))
+
 ;; The drivers that later run on the saved core are loaded (and so compiled) here, once.
 (dolist (driver '("common" "compile" "checkpoint" "run" "serve"))
   (load (merge-pathnames (concatenate 'string driver ".lisp") *load-truename*)))
@@ -168,6 +176,8 @@ tests, whatever ASDF's TEST-SYSTEM returns."
              (f (and s (asdf:system-source-file s))))
         (when (and f (probe-file f))
           (push (list name (namestring (truename f))) pairs))))
+    (when (and *upgrade* (not (assoc "asdf" pairs :test #'string=)))
+      (push (list "asdf" (getf (rest *upgrade*) :asd)) pairs))
     (sort pairs #'string< :key #'first)))
 
 (defun operation-named (name)

@@ -1,0 +1,5 @@
+(in-package :asdf)
+(export 'plait-conn-defthing)
+(defmacro plait-conn-defthing (name value)
+  `(defparameter ,name ',value))
+(pushnew :plait-conn-helper *features*)
