@@ -61,6 +61,7 @@ def node(
         "sandbox_outputs": sandbox,
         "entry_point": None,
         "runs_tests": op == "test",
+        "done_already": False,
     }
 
 

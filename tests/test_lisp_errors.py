@@ -4,7 +4,9 @@ commands: errors as file:line:col, a project's one system, a system with no test
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,41 @@ def test_an_asd_that_loads_a_system_extending_asdf_while_it_loads_builds(
     result = plait("build", "plait-conn", cwd=p, env={**env, "CL_SOURCE_REGISTRY": registry})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ran compile:plait-conn:main" in result.stdout
+
+
+def test_outputs_written_where_asdf_runs_are_built_in_the_project(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # cffi-tests links its test libraries where ASDF runs, and a later file loads them from
+    # there; uffi-tests says its library is done already. Under plait, where ASDF runs is the
+    # project for the user and the sandbox for a compile.
+    p = copy("cwdout", tmp_path)
+    # Done, to ASDF, when its output is newer than what it depends on (Debian installs
+    # uffi-tests' library after its sources).
+    os.utime(p / "ready.txt")
+    result = plait("build", "--report", "r.json", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (p / "thing.out").read_text() == "MADE BY A BUILDER\n"
+    ran = {a["name"] for a in json.loads((p / "r.json").read_text())["actions"]}
+    assert "compile:plait-cwdout:thing" in ran and "compile:plait-cwdout:main" in ran
+    assert "compile:plait-cwdout:ready" not in ran  # done already: never performed
+    loaded = subprocess.run(
+        [
+            "sbcl",
+            "--noinform",
+            "--non-interactive",
+            "--eval",
+            "(require :asdf)",
+            "--eval",
+            '(asdf:load-asd (truename "plait-cwdout.asd"))',
+            "--eval",
+            '(progn (asdf:load-system "plait-cwdout") (princ cl-user::*plait-cwdout*))',
+        ],
+        cwd=p,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "MADE BY A BUILDER" in loaded.stdout
+    assert "; compiling file" not in loaded.stdout + loaded.stderr

@@ -118,16 +118,32 @@
 (defun asdf-own-p (specializer)
   "Whether SPECIALIZER is a class of ASDF's, UIOP's or Common Lisp's own."
   (and (typep specializer 'class)
-       (let ((package (symbol-package (class-name specializer))))
-         (or (null package)
-             (some (lambda (prefix) (uiop:string-prefix-p prefix (package-name package)))
-                   '("ASDF" "UIOP" "COMMON-LISP"))))))
+       (let* ((package (symbol-package (class-name specializer)))
+              (name (and package (package-name package))))
+         ;; ASDF's packages are ASDF/..., UIOP's UIOP/...; but ASDF/USER (ASDF-USER) is where
+         ;; .asd files are read, and its classes are the systems' own.
+         (and (not (equal name "ASDF/USER"))
+              (or (null name)
+                  (member name '("COMMON-LISP" "ASDF" "UIOP") :test #'string=)
+                  (uiop:string-prefix-p "ASDF/" name)
+                  (uiop:string-prefix-p "UIOP/" name))))))
+
+(defun user-method-p (function o c)
+  "Whether a method of FUNCTION other than ASDF's own applies to (O C)."
+  (some (lambda (m) (notevery #'asdf-own-p (sb-mop:method-specializers m)))
+        (compute-applicable-methods function (list o c))))
 
 (defun user-perform-p (o c)
-  "Whether a PERFORM method other than ASDF's own applies to (O C): a test-op with none runs no
-tests, whatever ASDF's TEST-SYSTEM returns."
-  (some (lambda (m) (notevery #'asdf-own-p (sb-mop:method-specializers m)))
-        (compute-applicable-methods #'asdf:perform (list o c))))
+  "Whether (O C) has a PERFORM of its own: a test-op with none runs no tests, whatever ASDF's
+TEST-SYSTEM returns."
+  (user-method-p #'asdf:perform o c))
+
+(defun done-already-p (o c)
+  "Whether the system says, through an OPERATION-DONE-P of its own, that (O C) is done: ASDF
+then never performs it (uffi-tests' C library, when Debian installed it)."
+  (and (user-method-p #'asdf:operation-done-p o c)
+       (ignore-errors (asdf:operation-done-p o c))
+       t))
 
 (defun add-node (o c deps &key (kind (system-kind (asdf:component-system c))))
   "Number the action (O C), whose dependencies have the ids DEPS, and record it as a node."
@@ -148,6 +164,7 @@ tests, whatever ASDF's TEST-SYSTEM returns."
                 :is_source (if (typep c 'asdf:source-file) t :false)
                 :in_image (if (asdf::needed-in-image-p o c) t :false)
                 :runs_tests (if (and (typep o 'asdf:test-op) (user-perform-p o c)) t :false)
+                :done_already (if (done-already-p o c) t :false)
                 :inputs (arr (safe-files #'asdf:input-files o c))
                 :outputs (arr (safe-files #'asdf:output-files o c))
                 :deps (arr deps))
@@ -244,12 +261,19 @@ fraction of a second per node."
     (asdf:initialize-source-registry
      `(:source-registry (:directory ,(uiop:ensure-directory-pathname project))
                         :inherit-configuration))
-    (let ((roots (upgraded-session (walk targets))))
+    ;; An output that ASDF's translations do not reach is where *DEFAULT-PATHNAME-DEFAULTS*
+    ;; puts it, the directory ASDF runs in (cffi-tests links its test libraries there): for the
+    ;; user, the project; in a compile, its sandbox.
+    (let ((roots (let ((*default-pathname-defaults* (uiop:ensure-directory-pathname project)))
+                   (upgraded-session (walk targets)))))
       ;; Outputs once more under the sandbox's translation, where a compile writes them, in a
       ;; session of their own: a session remembers the output files it computed.
       (translate-outputs-under sandbox-root)
       (let ((nodes (reverse *nodes*))
-            (sandbox-nodes (asdf::with-asdf-session () (sandbox-outputs))))
+            (sandbox-nodes (let ((*default-pathname-defaults*
+                                   (uiop:pathname-parent-directory-pathname
+                                    (uiop:ensure-directory-pathname sandbox-root))))
+                             (asdf::with-asdf-session () (sandbox-outputs)))))
         (with-open-file (s out :direction :output :if-exists :supersede
                                :external-format :utf-8)
           (write-json (list :obj

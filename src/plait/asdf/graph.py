@@ -211,7 +211,12 @@ class Translation:
         return self._asds[involved]
 
     def is_builder(self, node: Node) -> bool:
-        return bool(node.outputs) and not node.in_image and node.system_kind == "source"
+        return (
+            bool(node.outputs)
+            and not node.in_image
+            and node.system_kind == "source"
+            and not node.done_already
+        )
 
     def performs(self, node: Node) -> bool:
         return (
@@ -416,8 +421,11 @@ class Translation:
                 entry=entry,
                 args=(*args, target),
                 loads=load_tokens,
+                # Only a fasl is read by its load alone: another file a builder made (a
+                # library cffi-tests links) may be read by any later load, and is linked now.
                 reads=tuple(
-                    tuple(f for b in bs for f in self.fasls(self.nodes[b])) for bs in readers
+                    tuple(f for b in bs for f in self.fasls(self.nodes[b]) if f.endswith(".fasl"))
+                    for bs in readers
                 ),
             )
         return Action(

@@ -34,6 +34,7 @@ class Node:
     is_source: bool
     in_image: bool  # ASDF's needed-in-image-p
     runs_tests: bool  # a test-op with a perform method of the system's own
+    done_already: bool  # the system's own operation-done-p says done: ASDF never performs it
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]  # where the user's translations put them
     deps: tuple[int, ...]
@@ -114,6 +115,7 @@ def node(raw: dict[str, Any]) -> Node:
         is_source=_field(raw, "is_source", bool, where),
         in_image=_field(raw, "in_image", bool, where),
         runs_tests=_field(raw, "runs_tests", bool, where),
+        done_already=_field(raw, "done_already", bool, where),
         inputs=_strings(raw, "inputs", where),
         outputs=_strings(raw, "outputs", where),
         deps=_ints(raw, "deps", where),

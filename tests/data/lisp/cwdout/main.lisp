@@ -1,0 +1,2 @@
+(defparameter cl-user::*plait-cwdout*
+  #.(uiop:read-file-string (merge-pathnames "thing.out" *default-pathname-defaults*)))
