@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run
 
 SOURCE = Path("/usr/share/common-lisp/source")
-LOAD = '(require :asdf) (asdf:load-system "{name}") (format t "~&PLAIT-LOADED~%")'
+LOAD = '(progn (asdf:load-system "{name}") (format t "~&PLAIT-LOADED~%"))'
+SBCL = ("sbcl", "--noinform", "--non-interactive", "--eval", "(require :asdf)")
 TIMEOUT = 900
 
 
@@ -57,7 +58,7 @@ def sbcl_load(name: str, cache: Path, cwd: Path) -> tuple[bool, int, str]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     try:
         proc = subprocess.run(
-            ["sbcl", "--noinform", "--non-interactive", "--eval", LOAD.format(name=name)],
+            [*SBCL, "--eval", LOAD.format(name=name)],
             cwd=cwd,
             env=env,
             capture_output=True,

@@ -241,6 +241,7 @@ class Build:
             outputs=action.outputs,
             log_path=self.store.log_path(action.name),
             links=frozenset(action.links),
+            reads=tuple(p for p in prepared.inputs if p.startswith("/")),
         )
 
     def ingest(self, path: Path) -> Digest:

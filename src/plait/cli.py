@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from plait import digest, export, plaitfile, trace
+from plait import digest, export, namespace, plaitfile, trace
 from plait.build import Build, Early, Options, Report
 from plait.errors import (
     EXIT_ACTION_FAILED,
@@ -143,6 +143,13 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-v", "--verbose", action="store_true", help="also list the actions that were up to date"
     )
+    p.add_argument(
+        "--sandbox",
+        choices=("directory", "namespace"),
+        default="directory",
+        help="what a command sees: a directory of its inputs (default), or namespaces that show"
+        " it nothing else, by any path (bubblewrap)",
+    )
 
 
 def _jobs(text: str) -> int:
@@ -244,6 +251,17 @@ def _load(session: Session, names: list[str], extra: Extra | None = None) -> Loa
     return Loaded(graph, parts)
 
 
+def _namespaces(args: argparse.Namespace) -> bool:
+    """Whether commands run in namespaces: asked for, and to be had here (else a warning)."""
+    if args.sandbox != "namespace":
+        return False
+    why = namespace.available()
+    if why is not None:
+        print(f"plait: warning: {why}; using the directory sandbox", file=sys.stderr)
+        return False
+    return True
+
+
 def _names(session: Session, targets: list[str]) -> list[str]:
     """What frontends are asked for: with no Plaitfile, the targets (ASDF systems); with one,
     the targets are its actions, and frontends add only what it includes."""
@@ -283,7 +301,8 @@ def load_and_build(
     """Load the graph (`names`, by default `targets`, are what frontends are asked for) and
     build `targets` (read after loading: `extra` may add to them). The executor may start
     actions while the graph is still being found."""
-    with LocalExecutor() as executor, Early(project, store, executor, args.jobs) as early:
+    executor = LocalExecutor(namespaces=_namespaces(args))
+    with executor, Early(project, store, executor, args.jobs) as early:
         session = _session(args, project, store, executor, early)
         loaded = _load(session, _names(session, targets) if names is None else names, extra)
         try:

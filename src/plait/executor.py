@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from plait import namespace
 from plait.digest import Digest
 from plait.sandbox import Sandbox, kill_group, sandbox_base
 from plait.scratch import Scratch, remove_tree
@@ -32,6 +33,8 @@ class Request:
     outputs: tuple[str, ...]
     log_path: Path
     links: frozenset[str] = frozenset()
+    # Absolute paths the command reads where they are (never copied into the sandbox).
+    reads: tuple[str, ...] = ()
 
 
 @dataclass
@@ -98,9 +101,12 @@ SCRATCH = "plait-run-"
 
 class LocalExecutor:
     """Runs each command in a fresh sandbox directory, in a process group of its own: started
-    afresh, or by a strategy a frontend plugs in (`use`)."""
+    afresh, or by a strategy a frontend plugs in (`use`). With `namespaces`, each command runs
+    in namespaces of its own that show it nothing undeclared (plait.namespace); a strategy,
+    whose processes are forked from ones that see more, is then not used."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespaces: bool = False) -> None:
+        self.namespaces = namespaces
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._cancelled = False
@@ -132,7 +138,7 @@ class LocalExecutor:
         """Run the commands `strategy` takes its way from now on; False once cancelled (the
         caller then closes it)."""
         with self._lock:
-            if self._cancelled:
+            if self._cancelled or self.namespaces:
                 return False
             assert self._strategy is None, "one strategy at a time"
             self._strategy = strategy
@@ -181,8 +187,14 @@ class LocalExecutor:
                 if self._cancelled:
                     return None, "cancelled"
                 try:
+                    argv = list(request.argv)
+                    if self.namespaces:
+                        linked = [
+                            str(request.inputs[r][0]) for r in request.links if r in request.inputs
+                        ]
+                        argv = namespace.wrap(argv, box.root, box.work, [*request.reads, *linked])
                     proc = subprocess.Popen(
-                        request.argv,
+                        argv,
                         cwd=box.work,
                         env=box.environment(request.env),
                         stdin=subprocess.DEVNULL,

@@ -1,0 +1,94 @@
+"""The namespace sandbox (--sandbox namespace, plait.namespace): a command sees its inputs, the
+toolchain and nothing else, by any path; it makes the same outputs as in a directory sandbox."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plait import namespace
+from tests.support import DATA, ROOT, plait
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def _namespaces_here() -> None:
+    # ./setup installs bubblewrap; a machine that cannot make namespaces is a failure to see.
+    why = namespace.available()
+    assert why is None, why
+
+
+def reader(tmp_path: Path) -> Path:
+    """A project whose action reads a file outside it, by absolute path, undeclared."""
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("not declared\n")
+    p = tmp_path / "project"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        f'action("peek", ["sh", "-c", "cat {secret} > seen.txt"], outputs=["seen.txt"])\n'
+    )
+    return p
+
+
+def test_an_undeclared_absolute_read_fails_only_in_namespaces(tmp_path: Path) -> None:
+    p = reader(tmp_path)
+    env = {"PLAIT_CACHE": str(tmp_path / "store")}
+    jailed = plait("build", "--sandbox", "namespace", cwd=p, env=env)
+    assert jailed.returncode == 1
+    assert f"{tmp_path / 'elsewhere' / 'secret.txt'}: No such file or directory" in jailed.stdout
+    # The directory sandbox does not stop it (no chroot): the documented difference.
+    free = plait("build", "--sandbox", "directory", cwd=p, env=env)
+    assert free.returncode == 0, free.stdout
+    assert (p / "seen.txt").read_text() == "not declared\n"
+
+
+def test_a_c_project_builds_and_tests_in_namespaces(tmp_path: Path) -> None:
+    p = tmp_path / "hello-c"
+    shutil.copytree(ROOT / "examples" / "hello-c", p)
+    env = {"PLAIT_CACHE": str(tmp_path / "store")}
+    result = plait("build", "--sandbox", "namespace", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran test:hello" in result.stdout
+
+
+@pytest.mark.lisp
+def test_a_lisp_file_reading_an_undeclared_file_fails_only_in_namespaces(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("undeclared")
+    p = tmp_path / "peek"
+    p.mkdir()
+    (p / "plait-peek.asd").write_text('(defsystem "plait-peek" :components ((:file "peek")))\n')
+    (p / "peek.lisp").write_text(f'(defparameter *peek* #.(uiop:read-file-string "{secret}"))\n')
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PLAIT_CACHE": str(tmp_path / "store")}
+    jailed = plait("build", "--sandbox", "namespace", cwd=p, env=env)
+    assert jailed.returncode == 1
+    assert "FAILED compile:plait-peek:peek" in jailed.stdout
+    assert str(secret) in jailed.stdout
+    assert plait("build", cwd=p, env=env).returncode == 0
+
+
+@pytest.mark.lisp
+@pytest.mark.parametrize(("name", "system"), [("demo", "plait-demo"), ("dsd", "plait-dsd")])
+def test_fasls_are_the_same_bytes_in_either_sandbox(name: str, system: str, tmp_path: Path) -> None:
+    p = tmp_path / name
+    shutil.copytree(DATA / "lisp" / name, p)
+    fasls: dict[str, dict[str, bytes]] = {}
+    for mode in ("directory", "namespace"):
+        cache = tmp_path / f"cache-{mode}"
+        env = {"XDG_CACHE_HOME": str(cache), "PLAIT_CACHE": str(tmp_path / f"store-{mode}")}
+        built = plait("build", system, "--sandbox", mode, cwd=p, env=env)
+        assert built.returncode == 0, built.stdout + built.stderr
+        # The project's own fasls (a :defsystem-depends-on's are compiled in the dump's image).
+        fasls[mode] = {
+            str(f.relative_to(cache)): f.read_bytes()
+            for f in cache.rglob("*.fasl")
+            if str(p) in str(f)
+        }
+    assert fasls["directory"]
+    assert fasls["directory"] == fasls["namespace"]
