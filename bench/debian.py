@@ -53,20 +53,20 @@ def cell(text: str) -> str:
     return first.replace("|", "\\|")[:120]
 
 
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `argv`; a run that outlives TIMEOUT counts as failed, saying so."""
+    try:
+        return subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 1, "", "timed out")
+
+
 def sbcl_load(name: str, cache: Path, cwd: Path) -> tuple[bool, int, str]:
     """Load `name` through ASDF in a fresh SBCL: loaded?, files compiled, output's tail."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    try:
-        proc = subprocess.run(
-            [*SBCL, "--eval", LOAD.format(name=name)],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        return False, 0, "timed out"
+    proc = timed([*SBCL, "--eval", LOAD.format(name=name)], cwd, env)
     out = proc.stdout + proc.stderr
     compiled = out.count("; compiling file ")
     return "PLAIT-LOADED" in proc.stdout, compiled, "\n".join(out.splitlines()[-5:])
@@ -87,17 +87,7 @@ def check(name: str, jobs: int) -> Outcome:
             "XDG_CACHE_HOME": str(plait_cache),
             "PLAIT_CACHE": str(root / "store"),
         }
-        try:
-            built = subprocess.run(
-                [*run.PLAIT, "build", name, "-j", str(jobs)],
-                cwd=project,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            return Outcome(name, "plait fails", "timed out")
+        built = timed([*run.PLAIT, "build", name, "-j", str(jobs)], project, env)
         if built.returncode != 0:
             return Outcome(name, "plait fails", "\n".join(built.stderr.splitlines()[-3:]))
         loaded, compiled, tail = sbcl_load(name, plait_cache, project)

@@ -9,6 +9,7 @@ import select
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,22 @@ from tests.support import DATA
 pytestmark = pytest.mark.lisp
 
 SERVER = ("sbcl", "--script", str(DATA / "warm" / "server.lisp"))
+
+
+def forking(
+    executor: LocalExecutor, plans: dict[str, Warm]
+) -> tuple[Callable[[Path], Digest], list[bytes]]:
+    """Have `executor` fork the commands `plans` names; an ingest that keeps what it is given."""
+    strategy = WarmStrategy(lambda: executor.directory)
+    strategy.plans.update(plans)
+    assert executor.use(strategy)
+    stored: list[bytes] = []
+
+    def ingest(path: Path) -> Digest:
+        stored.append(path.read_bytes())
+        return Digest("0" * 64, 0)
+
+    return ingest, stored
 
 
 def warm(entry: str, *args: str) -> Warm:
@@ -319,16 +336,8 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
         outputs=("out.txt",),
         log_path=tmp_path / "w.log",
     )
-    stored: list[bytes] = []
-
-    def ingest(path: Path) -> Digest:
-        stored.append(path.read_bytes())
-        return Digest("0" * 64, 0)
-
     with LocalExecutor() as executor:
-        strategy = WarmStrategy(lambda: executor.directory)
-        strategy.plans["w"] = Warm(server=("false",), entry="x", args=())
-        assert executor.use(strategy)
+        ingest, stored = forking(executor, {"w": Warm(server=("false",), entry="x", args=())})
         result = executor.execute(request, ingest)
     assert result.ok
     assert stored == [b"cold\n"]
@@ -386,16 +395,8 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
         reads=((fasl,),),
     )
 
-    stored: list[bytes] = []
-
-    def ingest(path: Path) -> Digest:
-        stored.append(path.read_bytes())
-        return Digest("0" * 64, 0)
-
     with LocalExecutor() as executor:
-        strategy = WarmStrategy(lambda: executor.directory)
-        strategy.plans.update(first=plan, second=plan)
-        assert executor.use(strategy)
+        ingest, stored = forking(executor, {"first": plan, "second": plan})
         # The server the first makes may not be ready when its status is known: the second
         # waits for it.
         first = executor.execute(request("first"), ingest)
