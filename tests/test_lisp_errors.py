@@ -168,6 +168,27 @@ def test_an_asd_that_loads_a_system_extending_asdf_while_it_loads_builds(
     result = plait("build", "plait-conn", cwd=p, env={**env, "CL_SOURCE_REGISTRY": registry})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ran compile:plait-conn:main" in result.stdout
+    # The connection ASDF loads once plait-conn and its helper are loaded is built too, and a
+    # fresh image's load-system then compiles nothing.
+    assert "ran compile:plait-conn/extra:extra" in result.stdout
+    loaded = subprocess.run(
+        [
+            "sbcl",
+            "--noinform",
+            "--non-interactive",
+            "--eval",
+            "(require :asdf)",
+            "--eval",
+            '(progn (asdf:load-system "plait-conn") (princ (cl-user::plait-conn-extra)))',
+        ],
+        cwd=p,
+        env={**os.environ, **env, "CL_SOURCE_REGISTRY": registry},
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "CONNECTED" in loaded.stdout
+    assert "; compiling file" not in loaded.stdout + loaded.stderr
 
 
 def test_outputs_written_where_asdf_runs_are_built_in_the_project(

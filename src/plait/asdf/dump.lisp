@@ -238,7 +238,35 @@ as (operation system) lists."
         (push (list op system) roots)))
     (setf roots (nreverse roots))
     (dolist (r roots) (visit (asdf:make-operation (first r)) (second r)))
+    (visit-connections)
     roots))
+
+(defvar *connections* '()
+  "The system connections the walk visited: ((load-op-id required-system...) ...).")
+
+(defun visit-connections ()
+  "Visit the load-op of each system connection (asdf-system-connections) whose required systems
+the walk loads: ASDF loads it as soon as they are loaded, so a build of them builds it too."
+  (let ((class (find-symbol "SYSTEM-CONNECTION" :asdf))
+        (required (find-symbol "SYSTEMS-REQUIRED" :asdf)))
+    (when (and class (find-class class nil) required (fboundp required))
+      (loop
+        (let ((loaded '()) (more nil))
+          (maphash (lambda (key id)
+                     (declare (ignore id))
+                     (destructuring-bind (op-type (sys path)) key
+                       (when (and (eq op-type 'asdf:load-op) (null (rest path)))
+                         (push sys loaded))))
+                   *ids*)
+          (dolist (name (asdf:registered-systems))
+            (let ((s (asdf:registered-system name)))
+              (when (and (typep s class) (not (member name loaded :test #'string=)))
+                (let ((needs (mapcar #'asdf:coerce-name (funcall required s))))
+                  (when (subsetp needs loaded :test #'string=)
+                    (push (list* (visit (asdf:make-operation 'asdf:load-op) s) needs)
+                          *connections*)
+                    (setf more t))))))
+          (unless more (return)))))))
 
 (defun sandbox-outputs ()
   "Each action's output files as ASDF's translations have them now: ((id file...) ...). Called in a
@@ -289,6 +317,10 @@ fraction of a second per node."
                                                            (component-key (second r)))
                                                      *ids*))
                                           roots))
+                      :connections (arr (mapcar (lambda (c)
+                                                  (list :obj :root (first c)
+                                                        :requires (arr (rest c))))
+                                                (reverse *connections*)))
                       :nodes (arr (mapcar (lambda (n)
                                             (let ((id (getf (rest n) :id)))
                                               (append n (list :sandbox_outputs

@@ -472,7 +472,11 @@ class Translation:
             graph.add(action)
         for root in self.dump.data.roots:
             node = self.nodes[root]
-            _, builders = self.reach([root])
+            # With the system connections ASDF loads once what they require is loaded.
+            connected = [
+                c.root for c in self.dump.data.connections if set(c.requires) <= self._systems[root]
+            ]
+            _, builders = self.reach([root, *connected])
             members = [self.actions[b].name for b in sorted(builders)]
             if self.upgrade is not None:  # ASDF upgrades itself first: every root needs it
                 members.insert(0, self.upgrade.name)

@@ -53,6 +53,15 @@ class Upgrade:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """A system that ASDF loads as soon as the systems it requires are loaded
+    (asdf-system-connections): a build of those builds it too."""
+
+    root: int  # its load-op's node
+    requires: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DumpData:
     schema: int
     asdf_version: str
@@ -61,6 +70,7 @@ class DumpData:
     features: tuple[str, ...]
     system_asds: tuple[tuple[str, str], ...]  # (system, its .asd file)
     roots: tuple[int, ...]
+    connections: tuple[Connection, ...]
     nodes: tuple[Node, ...]
     key: str
     image: str
@@ -158,6 +168,10 @@ def decode(raw: dict[str, Any]) -> DumpData:
         features=_strings(raw, "features", where),
         system_asds=tuple((p[0], p[1]) for p in pairs),
         roots=_ints(raw, "roots", where),
+        connections=tuple(
+            Connection(_field(c, "root", int, "connection"), _strings(c, "requires", "connection"))
+            for c in _field(raw, "connections", list, where)
+        ),
         nodes=tuple(node(n) for n in _field(raw, "nodes", list, where)),
         key=_field(raw, "key", str, where),
         image=_field(raw, "image", str, where),

@@ -1,0 +1,1 @@
+(defun plait-conn-extra () :connected)
