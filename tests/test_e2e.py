@@ -402,3 +402,57 @@ def test_the_c_example_builds_tests_and_rebuilds_what_changed(tmp_path: Path) ->
     assert [a["name"] for a in json.loads((p / "r.json").read_text())["actions"]][
         -1
     ] == "link:hello"
+
+
+def _blob(store: Path, content: bytes) -> Path:
+    """The blob in `store` that holds `content`."""
+    return next(
+        f for f in (store / "blobs").rglob("*") if f.is_file() and f.read_bytes() == content
+    )
+
+
+def _damage(blob: Path) -> None:
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 0xFF
+    blob.write_bytes(bytes(data))
+
+
+def test_a_damaged_blob_is_never_restored_its_producer_reruns(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n'
+        'action("use", ["sh", "-c", "cat gen.txt gen.txt > use.txt"], inputs=["gen.txt"],'
+        ' outputs=["use.txt"])\n'
+    )
+    store = tmp_path / "store"
+    env = {"PLAIT_CACHE": str(store)}
+    assert plait("build", cwd=p, env=env).returncode == 0
+    _damage(_blob(store, b"generated\n"))
+    (p / "gen.txt").unlink()
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran gen (the store's copy of 'gen.txt' was damaged (removed))" in result.stdout
+    assert (p / "gen.txt").read_text() == "generated\n"
+    assert _blob(store, b"generated\n")  # stored again, sound
+
+
+def test_a_damaged_blob_is_not_fed_to_a_command(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n'
+        'action("use", ["sh", "-c", "cat gen.txt > use.txt; echo $0 >> use.txt", "1"],'
+        ' inputs=["gen.txt"], outputs=["use.txt"])\n'
+    )
+    store = tmp_path / "store"
+    env = {"PLAIT_CACHE": str(store)}
+    assert plait("build", cwd=p, env=env).returncode == 0
+    _damage(_blob(store, b"generated\n"))
+    # The consumer's command changes: it runs again, reading gen.txt, whose blob is damaged.
+    text = (p / "Plaitfile.py").read_text().replace('"1"]', '"2"]')
+    (p / "Plaitfile.py").write_text(text)
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (p / "use.txt").read_text() == "generated\n2\n"

@@ -4,6 +4,7 @@ result (store), and emit what happened (events), in the order the scheduler choo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shlex
 import threading
@@ -149,6 +150,7 @@ class Build:
         cached = self.store.lookup(key) if action.is_builder else None
         tree: dict[str, Digest | None] = {}
         blobs = True
+        damaged: list[str] = []
         if cached is not None:
             for out in cached.outputs:
                 where = self.destination(action, out.path)
@@ -157,12 +159,19 @@ class Build:
                 else:
                     now = self.store.file_digest(where)
                 # The blob matters only when the output must be restored from it.
-                if now != out.digest and not self.store.has_blob(out.digest):
-                    blobs = False
+                if now != out.digest:
+                    present = self.store.has_blob(out.digest)
+                    if not (present and self.store.sound_blob(out.digest)):
+                        blobs = False
+                        if present:
+                            damaged.append(out.path)
                 tree[out.path] = now
         decision = planner.decide(
             action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
         )
+        if damaged and decision.outcome == "run":
+            why = f"the store's copy of '{damaged[0]}' was damaged (removed)"
+            decision = dataclasses.replace(decision, reason=why)
         return PreparedAction(action, inputs, decision, cached)
 
     def destination(self, action: Action, output: str) -> Path | None:
@@ -259,8 +268,13 @@ class Build:
             where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)
             if where is not None:
                 return where, out.executable
-        if out is not None and self.store.has_blob(d):
-            return self.store.blob_path(d), out.executable
+        if out is not None:
+            if self.store.has_blob(d) and self.store.sound_blob(d):
+                return self.store.blob_path(d), out.executable
+            # Its blob is damaged: the file where this build put it has the digest the key has.
+            where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)
+            if where is not None:
+                return where, out.executable
         path = self.project / rel
         return path, bool(path.stat().st_mode & 0o100)
 

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +108,10 @@ class Store:
         self._stats: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty_stats: dict[str, tuple[int, int, int, int, str]] = {}
         self.hashed: list[str] = []  # files hashed this session, for tests and `--verbose`
+        # Invariant: a blob is used (restored, fed to a command) only once its content was
+        # found to have its name's digest in this process; a blob that has not is removed.
+        self._verified: set[str] = set()
+        self._blob_lock = threading.Lock()
         self._lock_fd: int | None = None
 
     @classmethod
@@ -166,11 +171,29 @@ class Store:
     def has_blob(self, d: Digest) -> bool:
         return self.blob_path(d).is_file()
 
+    def sound_blob(self, d: Digest) -> bool:
+        """Whether the blob is there and its content has its digest (checked once a process).
+        A blob whose content does not is removed: what made it must make it again."""
+        with self._blob_lock:
+            if d.hash in self._verified:
+                return True
+        path = self.blob_path(d)
+        try:
+            actual = digest.of_file(path)
+        except FileNotFoundError:
+            return False
+        if actual != d:
+            path.unlink(missing_ok=True)
+            return False
+        with self._blob_lock:
+            self._verified.add(d.hash)
+        return True
+
     def put_file(self, path: Path, *, move: bool = False) -> Digest:
         """Add a file's content to the blobs; with `move` the file may be taken, not copied."""
         d = digest.of_file(path)
         dest = self.blob_path(d)
-        if dest.exists():
+        if dest.exists() and self.sound_blob(d):
             return d
         dest.parent.mkdir(exist_ok=True)
 
@@ -192,6 +215,11 @@ class Store:
         ASDF cache is every project's), then record its stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         blob = self.blob_path(d)
+        if not self.sound_blob(d):
+            raise StoreError(
+                f"the store's copy of '{dest.name}' ({d.hash[:12]}) is damaged; it was removed",
+                hint="build again: the action that made it runs again",
+            )
         _write_whole(dest, lambda tmp: shutil.copyfile(blob, tmp), 0o755 if executable else 0o644)
         self.remember_stat(dest, d)
 
