@@ -456,3 +456,54 @@ def test_a_damaged_blob_is_not_fed_to_a_command(tmp_path: Path) -> None:
     result = plait("build", cwd=p, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (p / "use.txt").read_text() == "generated\n2\n"
+
+
+def test_a_build_never_replaces_a_file_the_user_wrote(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        'action("ow", ["sh", "-c", "echo generated > notes.txt"], outputs=["notes.txt"])\n'
+    )
+    (p / "notes.txt").write_text("my own notes\n")
+    env = {"PLAIT_CACHE": str(tmp_path / "store")}
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 1
+    assert "'notes.txt' is in the way: it exists and plait did not write it" in result.stdout
+    assert (p / "notes.txt").read_text() == "my own notes\n"
+    # Asked to, it replaces it; then the file is plait's, and plait clean may remove it.
+    assert plait("build", "--force", cwd=p, env=env).returncode == 0
+    assert (p / "notes.txt").read_text() == "generated\n"
+    (p / "notes.txt").write_text("edited by hand\n")
+    # Edited since plait wrote it, it is the user's again.
+    changed = plait("build", cwd=p, env=env)
+    assert changed.returncode == 1
+    assert "'notes.txt' is in the way" in changed.stdout
+    assert (p / "notes.txt").read_text() == "edited by hand\n"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "said"),
+    [
+        (
+            'action("x", ["true"], outputs=["Plaitfile.py"])',
+            "action 'x' declares Plaitfile.py as an output",
+        ),
+        (
+            'action("x", ["true"], inputs=["a.txt"], outputs=["a.txt"])',
+            "action 'x' declares 'a.txt' as both an input and an output",
+        ),
+    ],
+)
+def test_an_output_that_would_replace_what_the_user_wrote_is_refused_at_load(
+    declaration: str, said: str, tmp_path: Path
+) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "a.txt").write_text("mine\n")
+    plaitfile = p / "Plaitfile.py"
+    plaitfile.write_text("# the build\n" + declaration + "\n")
+    before = plaitfile.read_text()
+    result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
+    assert result.returncode == 2
+    assert f"{plaitfile.resolve()}:2: {said}" in result.stderr
+    assert plaitfile.read_text() == before and (p / "a.txt").read_text() == "mine\n"

@@ -36,6 +36,8 @@ class Options:
     keep_going: bool = False
     shuffle_seed: int | None = None
     replay: tuple[str, ...] | None = None
+    # Replace files in the project that plait did not write (the user's own).
+    force: bool = False
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Build:
         self.executor = executor
         self.emit = emit
         self.options = options
+        # Where this project's builds installed files, with what they wrote there.
+        self._installed = store.installed()
         self.pending_signal = pending_signal
         self.early = early
         self.idle = idle
@@ -218,6 +222,16 @@ class Build:
             assert cached is not None
             self._accept(action, decision, cached, ran=False)
             return self._finished(name, "cached", decision.reason, key=decision.key)
+        mine = self._not_plaits(action) if not self.options.force else None
+        if mine is not None:
+            message = (
+                f"'{mine}' is in the way: it exists and plait did not write it (remove or rename"
+                " it, or build with --force to replace it)"
+            )
+            failure = Failure(action.argv, None, message)
+            return self._finished(
+                name, "failed", decision.reason, key=decision.key, failure=failure
+            )
         if decision.outcome == "restore":
             assert cached is not None
             self._materialize(action, cached.outputs)
@@ -235,6 +249,20 @@ class Build:
             return Work(early.wait)
         request = self.request(prepared)
         return Work(lambda: self.executor.execute(request, self.ingest))
+
+    def _not_plaits(self, action: Action) -> str | None:
+        """An output the action would write over a file in the project that plait did not
+        write, or that someone changed since: the user's, which a build never replaces."""
+        for out in action.outputs:
+            where = self.destination(action, out)
+            if where is None or not where.is_relative_to(self.project):
+                continue  # the store, or a cache of ASDF's: plait's to write
+            if not where.exists() and not where.is_symlink():
+                continue
+            now = self.store.file_digest(where)
+            if now is None or self._installed.get(where) != now.hash:
+                return str(where.relative_to(self.project))
+        return None
 
     def request(self, prepared: PreparedAction) -> Request:
         action = prepared.action

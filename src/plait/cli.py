@@ -144,6 +144,11 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
         "-v", "--verbose", action="store_true", help="also list the actions that were up to date"
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in the project that plait did not write (it refuses otherwise)",
+    )
+    p.add_argument(
         "--sandbox",
         choices=("directory", "namespace"),
         default="directory",
@@ -326,6 +331,7 @@ def _run_build(
         jobs=args.jobs,
         keep_going=args.keep_going,
         shuffle_seed=getattr(args, "shuffle", None),
+        force=args.force,
         replay=_read_recording(replay) if replay else None,
     )
     with _signals() as pending:

@@ -239,7 +239,27 @@ def describe(directory: Path) -> Description:
                 hint="fix the Plaitfile at the line shown",
                 location=_innermost(e, path),
             ) from None
+    _check_outputs(desc.graph)
     return desc
+
+
+def _check_outputs(graph: Graph) -> None:
+    """No action may write the Plaitfile, nor a file it also reads: either would replace what
+    the user wrote (an output of one action that another reads is an edge)."""
+    for a in graph.actions.values():
+        if PLAITFILE in a.outputs:
+            raise BuildDescriptionError(
+                f"action '{a.name}' declares {PLAITFILE} as an output",
+                hint="an action may not write the build description; name another output",
+                location=a.location,
+            )
+        both = sorted(set(a.inputs) & set(a.outputs))
+        if both:
+            raise BuildDescriptionError(
+                f"action '{a.name}' declares '{both[0]}' as both an input and an output",
+                hint="write the result to a new file: an output replaces what it reads",
+                location=a.location,
+            )
 
 
 def _innermost(e: BaseException, path: Path) -> Location | None:
