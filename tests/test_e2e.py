@@ -507,3 +507,33 @@ def test_an_output_that_would_replace_what_the_user_wrote_is_refused_at_load(
     assert result.returncode == 2
     assert f"{plaitfile.resolve()}:2: {said}" in result.stderr
     assert plaitfile.read_text() == before and (p / "a.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("option", ["--report", "--trace", "--record"])
+def test_a_report_that_cannot_be_written_is_refused_before_the_build(
+    option: str, tmp_path: Path
+) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        'action("a", ["sh", "-c", "echo a > a.txt"], outputs=["a.txt"])\n'
+    )
+    env = {"PLAIT_CACHE": str(tmp_path / "store")}
+    missing = plait("build", option, str(tmp_path / "no" / "such" / "r.json"), cwd=p, env=env)
+    assert missing.returncode == 2
+    assert f"plait: error: {option} '{tmp_path / 'no' / 'such' / 'r.json'}': cannot write" in (
+        missing.stderr
+    )
+    directory = plait("build", option, str(tmp_path), cwd=p, env=env)
+    assert directory.returncode == 2 and "is a directory" in directory.stderr
+    assert not (p / "a.txt").exists()  # nothing ran
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_a_plaitfile_that_calls_sys_exit_is_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text("import sys\n\nsys.exit(0)\n")
+    result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
+    assert result.returncode == 2
+    assert f"{(p / 'Plaitfile.py').resolve()}:3: the Plaitfile called sys.exit(0)" in result.stderr

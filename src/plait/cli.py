@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -360,6 +361,12 @@ def _run_build(
 
 def _build(args: argparse.Namespace) -> int:
     project = project_dir(args)
+    for option, path in (
+        ("--report", args.report),
+        ("--trace", args.trace),
+        ("--record", args.record),
+    ):
+        _check_writable(path, option)
     store = open_store(project)
     try:
         if args.dry_run:
@@ -465,10 +472,30 @@ def _dry_run(build: Build, targets: list[str]) -> int:
     return EXIT_OK
 
 
+def _check_writable(path: Path | None, option: str) -> None:
+    """Before anything runs: a file the build is to write at its end can be written there."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} '{path}' is a directory", hint=f"give {option} a file name")
+    parent = path.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{option} '{path}': cannot write in '{parent}'",
+            hint="give a file in a directory that exists and that you can write in",
+        )
+
+
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    """Write `path` whole: a temporary name of this call's own beside it, then a rename."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -233,6 +233,12 @@ def describe(directory: Path) -> Description:
         except BuildDescriptionError as e:
             e.location = e.location or _innermost(e, path)
             raise
+        except SystemExit as e:
+            raise BuildDescriptionError(
+                f"the Plaitfile called sys.exit({e.code!r})",
+                hint="a Plaitfile only describes the build: raise an exception to stop it",
+                location=_innermost(e, path),
+            ) from None
         except Exception as e:
             raise BuildDescriptionError(
                 f"the Plaitfile raised {type(e).__name__}: {e}",
