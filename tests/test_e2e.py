@@ -418,18 +418,27 @@ def _damage(blob: Path) -> None:
     blob.write_bytes(bytes(data))
 
 
-def test_a_damaged_blob_is_never_restored_its_producer_reruns(tmp_path: Path) -> None:
+def _built_then_damaged(tmp_path: Path, use: str) -> tuple[Path, dict[str, str], Path]:
+    """A project where `gen` makes gen.txt and `use` (its Plaitfile line) reads it, built once;
+    then gen.txt's blob is damaged. The project, its environment and its store."""
     p = tmp_path / "p"
     p.mkdir()
     (p / "Plaitfile.py").write_text(
-        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n'
-        'action("use", ["sh", "-c", "cat gen.txt gen.txt > use.txt"], inputs=["gen.txt"],'
-        ' outputs=["use.txt"])\n'
+        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n' + use
     )
     store = tmp_path / "store"
     env = {"PLAIT_CACHE": str(store)}
     assert plait("build", cwd=p, env=env).returncode == 0
     _damage(_blob(store, b"generated\n"))
+    return p, env, store
+
+
+def test_a_damaged_blob_is_never_restored_its_producer_reruns(tmp_path: Path) -> None:
+    use = (
+        'action("use", ["sh", "-c", "cat gen.txt gen.txt > use.txt"], inputs=["gen.txt"],'
+        ' outputs=["use.txt"])\n'
+    )
+    p, env, store = _built_then_damaged(tmp_path, use)
     (p / "gen.txt").unlink()
     result = plait("build", cwd=p, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -439,17 +448,11 @@ def test_a_damaged_blob_is_never_restored_its_producer_reruns(tmp_path: Path) ->
 
 
 def test_a_damaged_blob_is_not_fed_to_a_command(tmp_path: Path) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n'
+    use = (
         'action("use", ["sh", "-c", "cat gen.txt > use.txt; echo $0 >> use.txt", "1"],'
         ' inputs=["gen.txt"], outputs=["use.txt"])\n'
     )
-    store = tmp_path / "store"
-    env = {"PLAIT_CACHE": str(store)}
-    assert plait("build", cwd=p, env=env).returncode == 0
-    _damage(_blob(store, b"generated\n"))
+    p, env, _ = _built_then_damaged(tmp_path, use)
     # The consumer's command changes: it runs again, reading gen.txt, whose blob is damaged.
     text = (p / "Plaitfile.py").read_text().replace('"1"]', '"2"]')
     (p / "Plaitfile.py").write_text(text)

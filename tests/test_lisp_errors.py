@@ -28,6 +28,20 @@ def copy(name: str, tmp_path: Path) -> Path:
     return dest
 
 
+def asdf_loads(cwd: Path, env: dict[str, str], *forms: str) -> str:
+    """What a fresh SBCL with ASDF prints evaluating `forms` in `cwd`, having compiled nothing
+    (plait built it all)."""
+    argv = ["sbcl", "--noinform", "--non-interactive", "--eval", "(require :asdf)"]
+    for form in forms:
+        argv += ["--eval", form]
+    loaded = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "; compiling file" not in loaded.stdout + loaded.stderr
+    return loaded.stdout
+
+
 def failed_build(name: str, tmp_path: Path, env: dict[str, str], *args: str) -> tuple[Path, str]:
     """Build the scenario's one system (named by no argument); it must fail. Its output."""
     p = copy(f"errors/{name}", tmp_path)
@@ -171,24 +185,12 @@ def test_an_asd_that_loads_a_system_extending_asdf_while_it_loads_builds(
     # The connection ASDF loads once plait-conn and its helper are loaded is built too, and a
     # fresh image's load-system then compiles nothing.
     assert "ran compile:plait-conn/extra:extra" in result.stdout
-    loaded = subprocess.run(
-        [
-            "sbcl",
-            "--noinform",
-            "--non-interactive",
-            "--eval",
-            "(require :asdf)",
-            "--eval",
-            '(progn (asdf:load-system "plait-conn") (princ (cl-user::plait-conn-extra)))',
-        ],
-        cwd=p,
-        env={**os.environ, **env, "CL_SOURCE_REGISTRY": registry},
-        capture_output=True,
-        text=True,
+    loaded = asdf_loads(
+        p,
+        {**env, "CL_SOURCE_REGISTRY": registry},
+        '(progn (asdf:load-system "plait-conn") (princ (cl-user::plait-conn-extra)))',
     )
-    assert loaded.returncode == 0, loaded.stderr
-    assert "CONNECTED" in loaded.stdout
-    assert "; compiling file" not in loaded.stdout + loaded.stderr
+    assert "CONNECTED" in loaded
 
 
 def test_outputs_written_where_asdf_runs_are_built_in_the_project(
@@ -207,23 +209,10 @@ def test_outputs_written_where_asdf_runs_are_built_in_the_project(
     ran = {a["name"] for a in json.loads((p / "r.json").read_text())["actions"]}
     assert "compile:plait-cwdout:thing" in ran and "compile:plait-cwdout:main" in ran
     assert "compile:plait-cwdout:ready" not in ran  # done already: never performed
-    loaded = subprocess.run(
-        [
-            "sbcl",
-            "--noinform",
-            "--non-interactive",
-            "--eval",
-            "(require :asdf)",
-            "--eval",
-            '(asdf:load-asd (truename "plait-cwdout.asd"))',
-            "--eval",
-            '(progn (asdf:load-system "plait-cwdout") (princ cl-user::*plait-cwdout*))',
-        ],
-        cwd=p,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
+    loaded = asdf_loads(
+        p,
+        env,
+        '(asdf:load-asd (truename "plait-cwdout.asd"))',
+        '(progn (asdf:load-system "plait-cwdout") (princ cl-user::*plait-cwdout*))',
     )
-    assert loaded.returncode == 0, loaded.stderr
-    assert "MADE BY A BUILDER" in loaded.stdout
-    assert "; compiling file" not in loaded.stdout + loaded.stderr
+    assert "MADE BY A BUILDER" in loaded
