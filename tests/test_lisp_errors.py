@@ -152,6 +152,19 @@ def test_a_system_whose_tests_are_another_system_s_has_tests(
     assert "plait: the tests of 'wordcount' passed" in result.stdout
 
 
+def test_plait_test_works_in_a_project_that_has_a_plaitfile_too(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    p = tmp_path / "wordcount"
+    shutil.copytree(DATA.parent.parent / "examples" / "wordcount", p)
+    (p / "Plaitfile.py").write_text(
+        'action("notes", ["sh", "-c", "echo n > notes.txt"], outputs=["notes.txt"])\n'
+    )
+    result = plait("test", "wordcount", cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plait: the tests of 'wordcount' passed" in result.stdout
+
+
 def test_clean_removes_the_fasls_a_build_installed_and_the_next_build_restores_them(
     tmp_path: Path,
 ) -> None:

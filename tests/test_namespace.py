@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait import namespace
+from plait import cli, namespace
 from tests.support import DATA, ROOT, plait
 
 pytestmark = pytest.mark.e2e
@@ -44,6 +44,26 @@ def test_an_undeclared_absolute_read_fails_only_in_namespaces(tmp_path: Path) ->
     free = plait("build", "--sandbox", "directory", cwd=p, env=env)
     assert free.returncode == 0, free.stdout
     assert (p / "seen.txt").read_text() == "not declared\n"
+
+
+def test_without_namespaces_plait_says_so_and_uses_the_directory_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = reader(tmp_path)
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
+    which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, **kw: None if name == "bwrap" else which(name, **kw)
+    )
+    namespace.available.cache_clear()
+    try:
+        assert cli.main(["build", "-C", str(p), "--sandbox", "namespace"]) == 0
+    finally:
+        namespace.available.cache_clear()
+    err = capsys.readouterr().err
+    assert "plait: warning: bubblewrap is not installed" in err
+    assert "using the directory sandbox" in err
+    assert (p / "seen.txt").read_text() == "not declared\n"  # run, unconfined
 
 
 def test_a_c_project_builds_and_tests_in_namespaces(tmp_path: Path) -> None:

@@ -107,6 +107,14 @@ def test_a_result_whose_blobs_are_gone_runs_again() -> None:
     assert (d.outcome, d.reason) == ("run", "not in the store")
 
 
+def test_a_result_whose_blob_was_damaged_runs_again_and_says_so() -> None:
+    m = material()
+    d = decide(
+        BASE, m, cached(), {"a.o": None}, last(m), PRODUCER, blobs_present=False, damaged="a.o"
+    )
+    assert (d.outcome, d.reason) == ("run", "the store's copy of 'a.o' was damaged (removed)")
+
+
 def test_an_action_without_outputs_always_runs() -> None:
     loader = with_(outputs=())
     m = material(loader)

@@ -148,6 +148,20 @@ def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_damaged_blob_is_never_materialized_and_is_removed(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "o"
+    f.write_bytes(b"object")
+    d = store.put_file(f)
+    blob = store.blob_path(d)
+    blob.chmod(0o644)
+    blob.write_bytes(b"objecT")
+    with pytest.raises(StoreError) as e:
+        store.materialize(d, tmp_path / "restored", False)
+    assert "is damaged; it was removed" in e.value.message
+    assert not blob.exists() and not (tmp_path / "restored").exists()
+    assert store.put_file(f) == d and store.blob_path(d).read_bytes() == b"object"
+
+
 def test_a_store_of_another_schema_version_is_refused_with_a_hint(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     Store.open(tmp_path / "p").close()

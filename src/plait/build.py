@@ -4,7 +4,7 @@ result (store), and emit what happened (events), in the order the scheduler choo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import re
 import shlex
 import threading
@@ -110,8 +110,6 @@ class Build:
         self.executor = executor
         self.emit = emit
         self.options = options
-        # Where this project's builds installed files, with what they wrote there.
-        self._installed = store.installed()
         self.pending_signal = pending_signal
         self.early = early
         self.idle = idle
@@ -171,11 +169,15 @@ class Build:
                             damaged.append(out.path)
                 tree[out.path] = now
         decision = planner.decide(
-            action, material, cached, tree, self.last.get(name), self.graph.producer, blobs
+            action,
+            material,
+            cached,
+            tree,
+            self.last.get(name),
+            self.graph.producer,
+            blobs,
+            damaged[0] if damaged else None,
         )
-        if damaged and decision.outcome == "run":
-            why = f"the store's copy of '{damaged[0]}' was damaged (removed)"
-            decision = dataclasses.replace(decision, reason=why)
         return PreparedAction(action, inputs, decision, cached)
 
     def destination(self, action: Action, output: str) -> Path | None:
@@ -250,6 +252,12 @@ class Build:
         request = self.request(prepared)
         return Work(lambda: self.executor.execute(request, self.ingest))
 
+    @functools.cached_property
+    def _installed(self) -> dict[Path, str]:
+        """Where this project's builds installed files, with what they wrote there: read once
+        an action is to write, never on a build where all is up to date."""
+        return self.store.installed()
+
     def _not_plaits(self, action: Action) -> str | None:
         """An output the action would write over a file in the project that plait did not
         write, or that someone changed since: the user's, which a build never replaces."""
@@ -297,7 +305,7 @@ class Build:
             if where is not None:
                 return where, out.executable
         if out is not None:
-            if self.store.has_blob(d) and self.store.sound_blob(d):
+            if self.store.sound_blob(d):
                 return self.store.blob_path(d), out.executable
             # Its blob is damaged: the file where this build put it has the digest the key has.
             where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)

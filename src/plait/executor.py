@@ -253,15 +253,16 @@ class _Later:
     def __init__(self, request: Request, box: Sandbox, strategy: Strategy | None) -> None:
         self.box = box
         self.inputs = request.inputs
+        # None: the strategy does not run this command (or there is none).
         self.staged = strategy.staged(request) if strategy is not None else None
-        self.reads = self.staged or ()
-        deferred = {rel for files in self.reads for rel in files if rel in request.links}
+        deferred = {rel for files in self.staged or () for rel in files if rel in request.links}
         self.now = {rel: v for rel, v in request.inputs.items() if rel not in deferred}
         self.waiting = deferred
 
     def stage(self, first: int) -> None:
         """Link what loads `first` and after read, and everything, from 0."""
-        wanted = self.waiting if first == 0 else {r for f in self.reads[first:] for r in f}
+        later = (self.staged or ())[first:]
+        wanted = self.waiting if first == 0 else {r for f in later for r in f}
         for rel in sorted(wanted & self.waiting):
             self.box.link(rel, self.inputs[rel][0])
         self.waiting -= wanted

@@ -233,17 +233,17 @@ def describe(directory: Path) -> Description:
         except BuildDescriptionError as e:
             e.location = e.location or _innermost(e, path)
             raise
-        except SystemExit as e:
+        except (Exception, SystemExit) as e:
+            if isinstance(e, SystemExit):
+                what = f"called sys.exit({e.code!r})"
+                hint = "a Plaitfile only describes the build: raise an exception to stop it"
+            else:
+                what, hint = (
+                    f"raised {type(e).__name__}: {e}",
+                    "fix the Plaitfile at the line shown",
+                )
             raise BuildDescriptionError(
-                f"the Plaitfile called sys.exit({e.code!r})",
-                hint="a Plaitfile only describes the build: raise an exception to stop it",
-                location=_innermost(e, path),
-            ) from None
-        except Exception as e:
-            raise BuildDescriptionError(
-                f"the Plaitfile raised {type(e).__name__}: {e}",
-                hint="fix the Plaitfile at the line shown",
-                location=_innermost(e, path),
+                f"the Plaitfile {what}", hint=hint, location=_innermost(e, path)
             ) from None
     _check_outputs(desc.graph)
     return desc

@@ -50,8 +50,10 @@ def decide(
     last: LastBuild | None,
     producer: Mapping[str, str],
     blobs_present: bool = True,
+    damaged: str | None = None,
 ) -> Decision:
-    """`tree` maps each cached output path to the digest of the file there now (None: missing)."""
+    """`tree` maps each cached output path to the digest of the file there now (None: missing).
+    `damaged` names an output whose blob the store removed for not having its digest."""
     key = action_key(material)
     if not action.is_builder:
         return Decision("run", "no outputs: runs whenever it is asked for", key, material)
@@ -59,6 +61,8 @@ def decide(
         why = why_changed(material, last, producer)
         if last is not None and last.key == key:
             why = "not in the store"
+        if damaged is not None:
+            why = f"the store's copy of '{damaged}' was damaged (removed)"
         return Decision("run", why, key, material)
     for out in cached.outputs:
         now = tree.get(out.path)

@@ -193,7 +193,7 @@ class Store:
         """Add a file's content to the blobs; with `move` the file may be taken, not copied."""
         d = digest.of_file(path)
         dest = self.blob_path(d)
-        if dest.exists() and self.sound_blob(d):
+        if self.sound_blob(d):
             return d
         dest.parent.mkdir(exist_ok=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ class AsdfBuild:
     def root_id(self, root: str) -> int:
         return int(self.dump.data.roots[self.roots.index(root)])
 
-    def installed(self, produced: dict[str, Output]) -> list[tuple[Path, Output]]:
+    def installed(self, produced: Mapping[str, Output]) -> list[tuple[Path, Output]]:
         """Each fasl that was materialized where ASDF looks, with what plait knows of it."""
         found = []
         upgrade = [self.translation.upgrade] if self.translation.upgrade else []
@@ -62,7 +62,7 @@ class AsdfBuild:
                     found.append((Path(where), produced[rel]))
         return found
 
-    def fix_stamps(self, store: Store, produced: dict[str, Output]) -> int:
+    def fix_stamps(self, store: Store, produced: Mapping[str, Output]) -> int:
         """Give every fasl the same write date, no older than any source or .asd file, so that
         ASDF's `compute-action-stamp` (latest input <= earliest output) finds them all done.
         Returns how many files were touched."""

@@ -134,8 +134,8 @@ lines SBCL counts into a top-level form's position."
         (let ((start (1+ (or (position #\Newline text :end position :from-end t) -1))))
           (values (1+ (count #\Newline text :end position)) (1+ (- position start))))))))
 
-(defvar *diagnostics* '()
-  "What this compile complained of, newest first: (severity file:line:col message).")
+(defvar *error-noted* nil
+  "Whether this compile has printed an error of the compiler's (NOTE-DIAGNOSTIC).")
 
 (defun first-line (condition)
   "CONDITION's message on one line, without SBCL's advice on intercepting it."
@@ -185,7 +185,8 @@ knows less), and CONDITION's message's first line."
   "Record CONDITION where SBCL is compiling, and print it as FILE:LINE:COL: SEVERITY: MESSAGE,
 the form compilers use, which plait shows first when the compile fails. Returns (FILE:LINE:COL)."
   (multiple-value-bind (where message) (locate condition)
-    (push (list severity where message) *diagnostics*)
+    (when (string= severity "error")
+      (setf *error-noted* t))
     (format *error-output* "~&~a: ~a: ~a~%" where severity message)
     (list where)))
 
@@ -343,7 +344,7 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
             (setf sb-c::*undefined-warnings* nil)))
         (when failure
           (when (and (typep failure 'uiop:compile-file-error)
-                     (not (find "error" *diagnostics* :key #'first :test #'string=)))
+                     (not *error-noted*))
             ;; No error of the compiler's: ASDF failed the compile for its warnings.
             (format *error-output* "~&~a: error: ~:[a WARNING fails the compile (--on-failure ~
                                     error, SBCL's default under ASDF; --on-failure warn lets it ~

@@ -44,8 +44,8 @@ class AsdfPart:
         self.build.dump.save()
 
     def ended(self, produced: Mapping[str, Output], report: Report) -> list[str]:
-        self.build.fix_stamps(self.store, dict(produced))
-        return summarize(self.build, self.store, dict(produced), report)
+        self.build.fix_stamps(self.store, produced)
+        return summarize(self.build, self.store, produced, report)
 
     def close(self) -> None:
         self.build.dump.finish(self.store)
@@ -140,7 +140,7 @@ class AsdfFrontend:
         store = cli.open_store(project)
         root = f"test:{system}"
         try:
-            loaded, report = cli.load_and_build(args, project, store, [root])
+            loaded, report = cli.load_and_build(args, project, store, [root], [root])
             asdf = _build_of(loaded.parts)
             if not report.ok:
                 return cli.exit_status(report)

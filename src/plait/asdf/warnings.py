@@ -5,7 +5,7 @@ undefined function is reported only if no file of the build defines it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
 
 
 def collect(
-    asdf: AsdfBuild, store: Store, produced: dict[str, Output], report: Report
+    asdf: AsdfBuild, store: Store, produced: Mapping[str, Output], report: Report
 ) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     t = asdf.translation
@@ -85,6 +85,6 @@ def lines(summary: Summary) -> Iterator[str]:
 
 
 def summarize(
-    asdf: AsdfBuild, store: Store, produced: dict[str, Output], report: Report
+    asdf: AsdfBuild, store: Store, produced: Mapping[str, Output], report: Report
 ) -> list[str]:
     return list(lines(reconcile(collect(asdf, store, produced, report))))
