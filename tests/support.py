@@ -11,21 +11,58 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plait import digest
 from plait.build import Build, Early, Options, Report
+from plait.content import Content, MissingContent
+from plait.digest import Digest
 from plait.events import Event
-from plait.executor import Ingest, Request, Result
+from plait.executor import Result
 from plait.model import Action, Graph
+from plait.request import Input, Request
 from plait.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
 
-def fake_outputs(request: Request) -> dict[str, bytes]:
+class Contents:
+    """A content store for tests: files it was given (`add`) and the bytes of what it was
+    `put` (by hash, in `data`; in order, in `stored`). With a `root`, what is put is kept there
+    as a file too, which `file` then gives."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self.files: dict[Digest, Path] = {}
+        self.data: dict[str, bytes] = {}
+        self.stored: list[bytes] = []
+
+    def add(self, path: Path, executable: bool = False) -> Input:
+        d = digest.of_file(path)
+        self.files[d] = path
+        return Input(d, executable)
+
+    def file(self, d: Digest) -> Path:
+        if d not in self.files:
+            raise MissingContent(d)
+        return self.files[d]
+
+    def put(self, path: Path) -> Digest:
+        body = path.read_bytes()
+        d = digest.of_bytes(body)
+        self.data[d.hash] = body
+        self.stored.append(body)
+        if self.root is not None:
+            kept = self.root / d.hash
+            kept.write_bytes(body)
+            self.files[d] = kept
+        return d
+
+
+def fake_outputs(request: Request, content: Content) -> dict[str, bytes]:
     """The fake commands: argv[1] says what each output holds.
     `cat`: the argv and every input's content; `len`: only the total length of the inputs (so
     that many different inputs give the same output: early cutoff)."""
-    contents = [src.read_bytes() for src, _ in request.inputs.values()]
+    contents = [content.file(i.digest).read_bytes() for i in request.inputs.values()]
     mode = request.argv[1] if len(request.argv) > 1 else "cat"
     if mode == "len":
         body = str(sum(len(c) for c in contents)).encode()
@@ -39,7 +76,7 @@ class FakeExecutor:
     """Runs nothing: writes what `behaviour` says to the outputs. Records every request.
     `fail` names actions that exit 1; `block` names actions that wait for `release`."""
 
-    behaviour: Callable[[Request], dict[str, bytes]] = fake_outputs
+    behaviour: Callable[[Request, Content], dict[str, bytes]] = fake_outputs
     fail: set[str] = field(default_factory=set)
     block: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -49,7 +86,7 @@ class FakeExecutor:
     running: int = 0
     most_running: int = 0
 
-    def execute(self, request: Request, ingest: Ingest) -> Result:
+    def execute(self, request: Request, content: Content, log: Path) -> Result:
         with self._lock:
             self.ran.append(request.name)
             self.running += 1
@@ -57,16 +94,16 @@ class FakeExecutor:
         try:
             if request.name in self.block:
                 self.release.wait(10)
-            request.log_path.parent.mkdir(parents=True, exist_ok=True)
-            request.log_path.write_text(f"fake log of {request.name}\n")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(f"fake log of {request.name}\n")
             if request.name in self.fail:
                 return Result(1, 0.0)
             result = Result(0, 0.001)
             with tempfile.TemporaryDirectory() as tmp:
-                for rel, body in self.behaviour(request).items():
+                for rel, body in self.behaviour(request, content).items():
                     path = Path(tmp) / "out"
                     path.write_bytes(body)
-                    result.outputs[rel] = (ingest(path), False)
+                    result.outputs[rel] = (content.put(path), False)
             result.missing = [o for o in request.outputs if o not in result.outputs]
             return result
         finally:

@@ -163,7 +163,7 @@ def test_a_compile_s_key_names_the_core_by_its_image_and_has_the_asd_files_it_ne
     def key(d: Dump, name: str) -> dict[str, Any]:
         g = Graph()
         Translation(d, Policy(), Path("/usr/bin/sbcl")).add_to(g)
-        return planner.key_material(g.actions[name], {}, None)
+        return planner.request(g.actions[name], {}, None).material()
 
     g = translate()
     assert "/src/lib.asd" in g.actions["compile:lib:a"].inputs

@@ -9,35 +9,28 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from plait.asdf.warm import Unavailable, Warm, WarmPool, WarmStrategy, _Server
-from plait.digest import Digest
-from plait.executor import LocalExecutor, Request
-from tests.support import DATA
+from plait.executor import LocalExecutor
+from plait.request import Request
+from tests.support import DATA, Contents
 
 pytestmark = pytest.mark.lisp
 
 SERVER = ("sbcl", "--script", str(DATA / "warm" / "server.lisp"))
 
 
-def forking(
-    executor: LocalExecutor, plans: dict[str, Warm]
-) -> tuple[Callable[[Path], Digest], list[bytes]]:
-    """Have `executor` fork the commands `plans` names; an ingest that keeps what it is given."""
+def forking(executor: LocalExecutor, plans: dict[str, Warm]) -> tuple[Contents, list[bytes]]:
+    """Have `executor` fork the commands `plans` names; a content store that keeps what it is
+    given, and what it was given in order."""
     strategy = WarmStrategy(lambda: executor.directory)
     strategy.plans.update(plans)
     assert executor.use(strategy)
-    stored: list[bytes] = []
-
-    def ingest(path: Path) -> Digest:
-        stored.append(path.read_bytes())
-        return Digest("0" * 64, 0)
-
-    return ingest, stored
+    content = Contents()
+    return content, content.stored
 
 
 def warm(entry: str, *args: str) -> Warm:
@@ -334,11 +327,10 @@ def test_a_server_that_cannot_start_leaves_the_command_to_run_as_it_is(tmp_path:
         env={},
         inputs={},
         outputs=("out.txt",),
-        log_path=tmp_path / "w.log",
     )
     with LocalExecutor() as executor:
-        ingest, stored = forking(executor, {"w": Warm(server=("false",), entry="x", args=())})
-        result = executor.execute(request, ingest)
+        content, stored = forking(executor, {"w": Warm(server=("false",), entry="x", args=())})
+        result = executor.execute(request, content, tmp_path / "w.log")
     assert result.ok
     assert stored == [b"cold\n"]
 
@@ -380,9 +372,8 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
             name=name,
             argv=("false",),
             env={},
-            inputs={fasl: (source, False)},
+            inputs={fasl: content.add(source)},
             outputs=("staged.txt",),
-            log_path=tmp_path / f"{name}.log",
             links=frozenset({fasl}),
         )
 
@@ -396,11 +387,11 @@ def test_what_only_loads_read_is_linked_only_for_the_loads_a_worker_performs(
     )
 
     with LocalExecutor() as executor:
-        ingest, stored = forking(executor, {"first": plan, "second": plan})
+        content, stored = forking(executor, {"first": plan, "second": plan})
         # The server the first makes may not be ready when its status is known: the second
         # waits for it.
-        first = executor.execute(request("first"), ingest)
-        second = executor.execute(request("second"), ingest)
+        first = executor.execute(request("first"), content, tmp_path / "first.log")
+        second = executor.execute(request("second"), content, tmp_path / "second.log")
     assert first.ok and second.ok, (tmp_path / "second.log").read_text()
     assert stored == [b"T T\n", b"NIL T\n"]
 

@@ -180,7 +180,7 @@ def test_after_a_failure_the_next_build_retries_it(h: Harness) -> None:
 
 
 def test_a_missing_declared_output_fails_naming_the_file(h: Harness) -> None:
-    h.executor.behaviour = lambda request: {}
+    h.executor.behaviour = lambda request, content: {}
     report = h.build(graph_of([act("gen", ["a.c"], ["x.h", "y.h"])], ["a.c"]))
     failure = report.results["gen"].failure
     assert failure is not None

@@ -12,24 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from plait import digest, sandbox
-from plait.digest import Digest
+from plait import sandbox
 from plait.errors import UsageError
-from plait.executor import LocalExecutor, Request, Result
+from plait.executor import LocalExecutor, Result
+from plait.request import Input, Request
 from plait.sandbox import sandbox_base
-
-
-class Blobs:
-    """An ingest that keeps each output's bytes."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def __call__(self, path: Path) -> Digest:
-        body = path.read_bytes()
-        d = digest.of_bytes(body)
-        self.data[d.hash] = body
-        return d
+from tests.support import Contents
 
 
 def run(
@@ -39,23 +27,23 @@ def run(
     outputs: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     executor: LocalExecutor | None = None,
-) -> tuple[Result, Blobs, str]:
+) -> tuple[Result, Contents, str]:
     src = tmp_path / "src"
-    files: dict[str, tuple[Path, bool]] = {}
+    content = Contents()
+    files: dict[str, Input] = {}
     for rel, text in (inputs or {}).items():
         path = src / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        files[rel] = (path, rel.endswith(".sh"))
+        files[rel] = content.add(path, rel.endswith(".sh"))
     log = tmp_path / "log.txt"
-    request = Request("t", tuple(argv), env or {}, files, outputs, log)
-    blobs = Blobs()
+    request = Request("t", tuple(argv), env or {}, files, outputs)
     if executor is not None:
-        result = executor.execute(request, blobs)
+        result = executor.execute(request, content, log)
     else:
         with LocalExecutor() as made:
-            result = made.execute(request, blobs)
-    return result, blobs, log.read_text() if log.exists() else ""
+            result = made.execute(request, content, log)
+    return result, content, log.read_text() if log.exists() else ""
 
 
 def alive(pid: int) -> bool:
@@ -72,7 +60,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def output(result: Result, blobs: Blobs, rel: str) -> str:
+def output(result: Result, blobs: Contents, rel: str) -> str:
     return blobs.data[result.outputs[rel][0].hash].decode()
 
 
@@ -217,17 +205,16 @@ def test_a_linked_input_is_a_symlink_to_its_content_not_a_copy(tmp_path: Path) -
     big = tmp_path / "src" / "big.core"
     big.parent.mkdir(parents=True)
     big.write_text("a core")
+    blobs = Contents()
     request = Request(
         "t",
         ("sh", "-c", "test -L big.core && cat big.core > out"),
         {},
-        {"big.core": (big, False)},
+        {"big.core": blobs.add(big)},
         ("out",),
-        tmp_path / "log",
         frozenset({"big.core"}),
     )
-    blobs = Blobs()
-    result = LocalExecutor().execute(request, blobs)
+    result = LocalExecutor().execute(request, blobs, tmp_path / "log")
     assert result.ok, (tmp_path / "log").read_text()
     assert output(result, blobs, "out") == "a core"
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from plait import cli, namespace
-from tests.support import DATA, ROOT, plait
+from plait.executor import LocalExecutor
+from plait.request import Request
+from tests.support import DATA, ROOT, Contents, plait
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +114,34 @@ def test_fasls_are_the_same_bytes_in_either_sandbox(name: str, system: str, tmp_
         }
     assert fasls["directory"]
     assert fasls["directory"] == fasls["namespace"]
+
+
+def test_an_absolute_input_is_its_content_at_its_path_wherever_the_content_is(
+    tmp_path: Path,
+) -> None:
+    """A request's absolute input names where the command reads it, not where its content is
+    here: the namespace sandbox binds the content there; the directory sandbox, which cannot,
+    says that the file is not on this machine."""
+    kept = tmp_path / "cas" / "blob"
+    kept.parent.mkdir()
+    kept.write_text("from the store\n")
+    content = Contents()
+    wanted = "/plait-no-such-dir/data.txt"
+    request = Request(
+        "abs",
+        ("sh", "-c", f"cat {wanted} > out.txt"),
+        {},
+        {wanted: content.add(kept)},
+        ("out.txt",),
+    )
+    with LocalExecutor(namespaces=True) as jailed:
+        result = jailed.execute(request, content, tmp_path / "ns.log")
+    assert result.ok, (tmp_path / "ns.log").read_text()
+    assert content.data[result.outputs["out.txt"][0].hash] == b"from the store\n"
+    with LocalExecutor() as free:
+        result = free.execute(request, content, tmp_path / "dir.log")
+    assert not result.ok
+    assert (
+        result.error
+        == f"input '{wanted}' is not on this machine, where the directory sandbox reads it"
+    )

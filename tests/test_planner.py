@@ -8,7 +8,8 @@ import pytest
 
 from plait.digest import Digest
 from plait.model import Action
-from plait.planner import action_key, decide, key_material
+from plait.planner import decide, request
+from plait.request import Input, key_of
 from plait.store import CachedResult, LastBuild, Output
 
 D1 = Digest("1" * 64, 1)
@@ -18,9 +19,15 @@ BASE = Action("a", ("cc", "-c", "a.c"), ("a.c", "gen.h"), ("a.o",), {"LANG": "C"
 
 
 def material(
-    action: Action = BASE, inputs: dict[str, Digest] | None = None, tool: Digest | None = TOOL
+    action: Action = BASE,
+    inputs: dict[str, Digest] | None = None,
+    tool: Digest | None = TOOL,
+    executable: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    return key_material(action, inputs or {"a.c": D1, "gen.h": D1}, tool)
+    given = inputs or {"a.c": D1, "gen.h": D1}
+    return request(
+        action, {p: Input(d, p in executable) for p, d in given.items()}, tool
+    ).material()
 
 
 def with_(**changes: Any) -> Action:
@@ -39,23 +46,24 @@ def with_(**changes: Any) -> Action:
             with_(inputs=("a.c", "gen.h", "more.h")), inputs={"a.c": D1, "gen.h": D1, "more.h": D1}
         ),
         material(with_(outputs=("a.o", "a.d"))),
+        material(executable=frozenset({"a.c"})),
     ],
-    ids=["argv", "env", "tool", "input content", "input added", "outputs"],
+    ids=["argv", "env", "tool", "input content", "input added", "outputs", "executable"],
 )
 def test_any_change_to_what_an_action_computes_from_changes_its_key(
     changed: dict[str, Any],
 ) -> None:
-    assert action_key(changed) != action_key(material())
+    assert key_of(changed) != key_of(material())
 
 
 def test_the_same_material_gives_the_same_key() -> None:
-    assert action_key(material()) == action_key(material())
+    assert key_of(material()) == key_of(material())
     # Input order in the mapping does not matter; argv order does.
-    assert action_key(material(inputs={"gen.h": D1, "a.c": D1})) == action_key(material())
+    assert key_of(material(inputs={"gen.h": D1, "a.c": D1})) == key_of(material())
 
 
 def last(m: dict[str, Any]) -> LastBuild:
-    return LastBuild(action_key(m), m, 1.0)
+    return LastBuild(key_of(m), m, 1.0)
 
 
 PRODUCER = {"gen.h": "generate"}
@@ -73,6 +81,7 @@ PRODUCER = {"gen.h": "generate"}
             "dependency 'generate' produced different output 'gen.h'",
         ),
         (material(with_(outputs=("b.o",))), "declared outputs changed"),
+        (material(executable=frozenset({"gen.h"})), "an input's executable bit changed"),
     ],
 )
 def test_every_rerun_has_a_reason(now: dict[str, Any], reason: str) -> None:

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from plait import planner
+from plait.content import LocalContent
 from plait.digest import Digest
 from plait.events import BuildEnded, Failure, Finished, Planned, Started, Status, Subscriber
-from plait.executor import Executor, Request, Result
+from plait.executor import Executor, Result
 from plait.model import Action, Graph
 from plait.planner import Decision
+from plait.request import Input, Request
 from plait.sandbox import resolve_program
 from plait.scheduler import Interrupted, Scheduler, Work
 from plait.store import CachedResult, Output, Store
@@ -65,17 +67,17 @@ class Report:
 
 
 class PreparedAction:
-    """An action whose inputs are known: its key material and the planner's decision."""
+    """An action whose inputs are known: its request (and key), and the planner's decision."""
 
     def __init__(
         self,
         action: Action,
-        inputs: dict[str, Digest],
+        request: Request,
         decision: Decision,
         cached: CachedResult | None,
     ) -> None:
         self.action = action
-        self.inputs = inputs
+        self.request = request
         self.decision = decision
         self.cached = cached
 
@@ -107,6 +109,7 @@ class Build:
         self.project = project
         self.graph = graph
         self.store = store
+        self.content = LocalContent(store)
         self.executor = executor
         self.emit = emit
         self.options = options
@@ -132,23 +135,25 @@ class Build:
     def prepare(self, name: str) -> PreparedAction | Finished:
         """Key material and decision, or a failure if a source input vanished."""
         action = self.graph.actions[name]
-        inputs: dict[str, Digest] = {}
+        inputs: dict[str, Input] = {}
         for path in action.inputs:
             out = self.produced.get(path) if path in self.graph.producer else None
-            d = out.digest if out is not None else None
-            if d is None:
-                d = self.store.file_digest(self.project / path)
-            if d is None:
+            if out is not None:
+                inputs[path] = Input(out.digest, out.executable)
+                continue
+            state = self.store.file_state(self.project / path)
+            if state is None:
                 return self._finished(
                     name,
                     "failed",
                     f"input '{path}' is missing",
                     failure=Failure(action.argv, None, f"input '{path}' is missing"),
                 )
-            inputs[path] = d
-        tool = self._tool_digest(action)
-        material = planner.key_material(action, inputs, tool)
-        key = planner.action_key(material)
+            inputs[path] = Input(*state)
+            self.content.place(state[0], self.project / path)
+        request = planner.request(action, inputs, self._tool_digest(action))
+        material = request.material()
+        key = request.key()
         cached = self.store.lookup(key) if action.is_builder else None
         tree: dict[str, Digest | None] = {}
         blobs = True
@@ -178,7 +183,7 @@ class Build:
             blobs,
             damaged[0] if damaged else None,
         )
-        return PreparedAction(action, inputs, decision, cached)
+        return PreparedAction(action, request, decision, cached)
 
     def destination(self, action: Action, output: str) -> Path | None:
         """Where an output is materialized; None: it stays in the store only."""
@@ -249,8 +254,8 @@ class Build:
         self.emit(Started(name, start, decision.reason))
         if early is not None:  # already running: its job slot is taken now
             return Work(early.wait)
-        request = self.request(prepared)
-        return Work(lambda: self.executor.execute(request, self.ingest))
+        request, log = prepared.request, self.store.log_path(name)
+        return Work(lambda: self.executor.execute(request, self.content, log))
 
     @functools.cached_property
     def _installed(self) -> dict[Path, str]:
@@ -271,48 +276,6 @@ class Build:
             if now is None or self._installed.get(where) != now.hash:
                 return str(where.relative_to(self.project))
         return None
-
-    def request(self, prepared: PreparedAction) -> Request:
-        action = prepared.action
-        return Request(
-            name=action.name,
-            argv=action.argv,
-            env=action.env,
-            inputs={
-                p: self._content_path(p, d, p in action.links)
-                for p, d in prepared.inputs.items()
-                if not p.startswith("/")
-            },
-            outputs=action.outputs,
-            log_path=self.store.log_path(action.name),
-            links=frozenset(action.links),
-            reads=tuple(p for p in prepared.inputs if p.startswith("/")),
-        )
-
-    def ingest(self, path: Path) -> Digest:
-        return self.store.put_file(path, move=True)
-
-    def _content_path(self, rel: str, d: Digest, linked: bool) -> tuple[Path, bool]:
-        """Where an input's content is (the store's blob for a produced file, else the tree),
-        and whether it is executable. A produced file the command only reads, through a link,
-        is linked to where this build materialized it, when it did: a program that asks where
-        the file it reads is (Lisp's *load-truename* of a fasl) learns where it is installed,
-        as when it runs outside plait, and not the store."""
-        out = self.produced.get(rel)
-        if out is not None and linked:
-            # Invariant: a produced file is at its destination once its producer is done.
-            where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)
-            if where is not None:
-                return where, out.executable
-        if out is not None:
-            if self.store.sound_blob(d):
-                return self.store.blob_path(d), out.executable
-            # Its blob is damaged: the file where this build put it has the digest the key has.
-            where = self.destination(self.graph.actions[self.graph.producer[rel]], rel)
-            if where is not None:
-                return where, out.executable
-        path = self.project / rel
-        return path, bool(path.stat().st_mode & 0o100)
 
     def end(self, name: str, result: Result) -> Finished:
         running = self._running.pop(name)
@@ -353,6 +316,9 @@ class Build:
             )
         for out in result.outputs:
             self.produced[out.path] = out
+            where = self.destination(action, out.path)
+            if where is not None:
+                self.content.place(out.digest, where)
 
     def _failure(self, action: Action, result: Result) -> Failure:
         if result.error:
@@ -511,9 +477,9 @@ class Early:
         prepared = alone.prepare(action.name)
         if isinstance(prepared, Finished) or prepared.decision.outcome != "run":
             return
-        request = alone.request(prepared)
+        request, log = prepared.request, self.store.log_path(action.name)
         self._runs[action.name] = EarlyRun(
-            prepared.decision.key, lambda: self.executor.execute(request, alone.ingest)
+            prepared.decision.key, lambda: self.executor.execute(request, alone.content, log)
         )
 
     def take(self, name: str, key: str) -> EarlyRun | None:

@@ -1,5 +1,5 @@
 """Where a builder's command runs: the narrow interface the build sees, and the local executor
-that runs each command in its own sandbox and process group."""
+that runs each command in its own sandbox and process group, on content it gets by digest."""
 
 from __future__ import annotations
 
@@ -14,27 +14,14 @@ from pathlib import Path
 from typing import Protocol
 
 from plait import namespace
+from plait.content import Content, MissingContent
 from plait.digest import Digest
+from plait.request import Request
 from plait.sandbox import Sandbox, kill_group, sandbox_base
 from plait.scratch import Scratch, remove_tree
 
-Ingest = Callable[[Path], Digest]
-
-
-@dataclass(frozen=True)
-class Request:
-    """A command to run: `inputs` maps each declared relative path to where its content is now
-    and whether it is executable."""
-
-    name: str
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    inputs: Mapping[str, tuple[Path, bool]]
-    outputs: tuple[str, ...]
-    log_path: Path
-    links: frozenset[str] = frozenset()
-    # Absolute paths the command reads where they are (never copied into the sandbox).
-    reads: tuple[str, ...] = ()
+# Where each input's content is on this machine, and whether it is executable.
+Files = Mapping[str, tuple[Path, bool]]
 
 
 @dataclass
@@ -70,10 +57,11 @@ class Strategy(Protocol):
         self,
         request: Request,
         cwd: Path,
+        log: Path,
         stage: Callable[[int], None],
         release: Callable[[], None],
     ) -> int | None:
-        """Run the command in `cwd` (its sandbox), its output to its log; its exit status, or
+        """Run the command in `cwd` (its sandbox), its output to `log`; its exit status, or
         None when its process stopped. `stage(k)` links the k-th group of `staged` and those
         after it (0: all). `release()` says it is done with the sandbox, once the call has
         returned. Raises Declined to have the argv run instead."""
@@ -85,9 +73,10 @@ class Strategy(Protocol):
 
 
 class Executor(Protocol):
-    def execute(self, request: Request, ingest: Ingest) -> Result:
-        """Run the command; hand each declared output to `ingest` (which stores it) before the
-        command's files are thrown away. Called from worker threads."""
+    def execute(self, request: Request, content: Content, log: Path) -> Result:
+        """Run the command on the inputs' content, which `content` gives; its output goes to
+        `log`. Each declared output is `put` into `content` before the command's files are
+        thrown away. Called from worker threads."""
         ...
 
     def cancel(self) -> None:
@@ -144,31 +133,65 @@ class LocalExecutor:
             self._strategy = strategy
             return True
 
-    def execute(self, request: Request, ingest: Ingest) -> Result:
+    def execute(self, request: Request, content: Content, log: Path) -> Result:
         start = time.monotonic()
+        try:
+            files, absolute = self._locate(request, content)
+        except _Unavailable as e:
+            return Result(None, time.monotonic() - start, error=str(e))
         root = Path(tempfile.mkdtemp(prefix="sb-", dir=self._scratch.path))
         # Removed once collected, and once a strategy that ran the command is done with it.
         release = _Release(root)
         try:
             box = Sandbox(root)
             # What only loads read waits until it is known which loads the command performs.
-            later = _Later(request, box, self._strategy)
+            later = _Later(request, files, box, self._strategy)
             try:
                 box.populate(later.now, request.outputs, request.links)
-                status, error = self._run(request, box, later, release)
+                status, error = self._run(request, files, absolute, box, log, later, release)
             except OSError as e:
                 return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
             result = Result(status, time.monotonic() - start, error=error)
             if status == 0 and not error:
-                _collect(request, box, ingest, result)
+                _collect(request, box, content, result)
             return result
         finally:
             release.done()
 
+    def _locate(self, request: Request, content: Content) -> tuple[Files, dict[str, Path]]:
+        """Where the content of each relative input is, and of each absolute one: a command
+        reads the latter at its own path, where the namespace sandbox binds its content and the
+        directory sandbox, which cannot, needs it to be already."""
+        files: dict[str, tuple[Path, bool]] = {}
+        absolute: dict[str, Path] = {}
+        for path, wanted in request.inputs.items():
+            try:
+                where = content.file(wanted.digest)
+            except MissingContent as e:
+                raise _Unavailable(
+                    f"the content of input '{path}' is gone ({e}): was it changed during the build?"
+                ) from None
+            if not path.startswith("/"):
+                files[path] = (where, wanted.executable)
+            elif self.namespaces:
+                absolute[path] = where
+            elif not Path(path).is_file():
+                raise _Unavailable(
+                    f"input '{path}' is not on this machine, where the directory sandbox reads it"
+                )
+        return files, absolute
+
     def _run(
-        self, request: Request, box: Sandbox, later: _Later, release: _Release
+        self,
+        request: Request,
+        files: Files,
+        absolute: Mapping[str, Path],
+        box: Sandbox,
+        log: Path,
+        later: _Later,
+        release: _Release,
     ) -> tuple[int | None, str]:
-        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
         strategy = self._strategy
         if strategy is not None and later.staged is not None:
             with contextlib.suppress(Declined):
@@ -176,29 +199,28 @@ class LocalExecutor:
                 # is known: it releases it when done.
                 by_strategy = release.also_by()
                 try:
-                    status = strategy.run(request, box.work, later.stage, by_strategy)
+                    status = strategy.run(request, box.work, log, later.stage, by_strategy)
                 except Declined:
                     by_strategy()
                     raise
                 return status, "" if status is not None else "its process stopped"
         later.stage(0)
-        with request.log_path.open("wb") as log:
+        with log.open("wb") as out:
             with self._lock:
                 if self._cancelled:
                     return None, "cancelled"
                 try:
                     argv = list(request.argv)
                     if self.namespaces:
-                        linked = [
-                            str(request.inputs[r][0]) for r in request.links if r in request.inputs
-                        ]
-                        argv = namespace.wrap(argv, box.root, box.work, [*request.reads, *linked])
+                        linked = [str(files[r][0]) for r in request.links if r in files]
+                        binds = {p: str(where) for p, where in absolute.items()}
+                        argv = namespace.wrap(argv, box.root, box.work, linked, binds)
                     proc = subprocess.Popen(
                         argv,
                         cwd=box.work,
                         env=box.environment(request.env),
                         stdin=subprocess.DEVNULL,
-                        stdout=log,
+                        stdout=out,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )
@@ -222,6 +244,10 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._strategy is not None:
                 self._strategy.cancel()
+
+
+class _Unavailable(Exception):
+    """An input's content cannot be had: the command cannot run."""
 
 
 class _Release:
@@ -250,13 +276,15 @@ class _Later:
     """The inputs that only a strategy's later steps read (`now` are the others): linked into
     the sandbox from the first step that needs them."""
 
-    def __init__(self, request: Request, box: Sandbox, strategy: Strategy | None) -> None:
+    def __init__(
+        self, request: Request, files: Files, box: Sandbox, strategy: Strategy | None
+    ) -> None:
         self.box = box
-        self.inputs = request.inputs
+        self.inputs = files
         # None: the strategy does not run this command (or there is none).
         self.staged = strategy.staged(request) if strategy is not None else None
         deferred = {rel for files in self.staged or () for rel in files if rel in request.links}
-        self.now = {rel: v for rel, v in request.inputs.items() if rel not in deferred}
+        self.now = {rel: v for rel, v in files.items() if rel not in deferred}
         self.waiting = deferred
 
     def stage(self, first: int) -> None:
@@ -268,11 +296,11 @@ class _Later:
         self.waiting -= wanted
 
 
-def _collect(request: Request, box: Sandbox, ingest: Ingest, result: Result) -> None:
+def _collect(request: Request, box: Sandbox, content: Content, result: Result) -> None:
     for rel in request.outputs:
         path = box.work / rel
         if not path.is_file():
             result.missing.append(rel)
             continue
         executable = bool(path.stat().st_mode & 0o100)
-        result.outputs[rel] = (ingest(path), executable)
+        result.outputs[rel] = (content.put(path), executable)

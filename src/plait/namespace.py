@@ -12,7 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # The toolchain every command sees, read-only: programs and libraries live under /usr (on a
@@ -52,22 +52,37 @@ def _system() -> list[str]:
     return args
 
 
-def wrap(argv: Iterable[str], root: Path, cwd: Path, reads: Iterable[str]) -> list[str]:
+def wrap(
+    argv: Iterable[str],
+    root: Path,
+    cwd: Path,
+    reads: Iterable[str],
+    binds: Mapping[str, str] | None = None,
+) -> list[str]:
     """`argv` run in namespaces where `root` (the sandbox) is writable at its own path, each of
     `reads` (absolute paths read where they are: files of the toolchain outside /usr, a Lisp
-    core, sources outside the project, the targets of the sandbox's links) is there read-only,
-    and nothing else is but the toolchain."""
+    core, the targets of the sandbox's links) is there read-only, each key of `binds` (an
+    absolute input) shows the file its value names, read-only, and nothing else is there but
+    the toolchain."""
     argv = list(argv)
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, *_system(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    binds = binds or {}
+    # An input whose content is where it is read is bound as it is, links and all, so that
+    # the command finds the same truename as in the directory sandbox.
+    here = {path for path, source in binds.items() if path == source}
     seen: set[str] = set()
-    for path in sorted({*reads, *(w for w in argv if w.startswith("/"))}):
+    for path in sorted({*reads, *here, *(w for w in argv if w.startswith("/"))}):
         # Bound by what it is: a link's target is what the command reads.
         real = os.path.realpath(path)
         for p in dict.fromkeys((path, real)):
             if p not in seen and not p.startswith("/usr/") and Path(p).exists():
                 seen.add(p)
                 args += ["--ro-bind", p, p]
+    for path, source in sorted(binds.items()):
+        if path not in seen and path not in here:
+            seen.add(path)
+            args += ["--ro-bind", source, path]
     args += ["--bind", str(root), str(root)]
     args += ["--unshare-all", "--die-with-parent", "--chdir", str(cwd), "--", *argv]
     return args

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from plait import digest
 from plait.digest import Digest
 from plait.model import Action
+from plait.request import Input, Request, key_of
 from plait.store import CachedResult, LastBuild
-
-KEY_VERSION = 1
 
 Outcome = Literal["up-to-date", "restore", "run"]
 
@@ -25,21 +23,18 @@ class Decision:
     material: dict[str, Any]
 
 
-def key_material(
-    action: Action, inputs: Mapping[str, Digest], tool: Digest | None
-) -> dict[str, Any]:
-    """Everything an action computes from (a constructive trace), as plain JSON data."""
-    return {
-        "argv": [action.named.get(word, word) for word in action.argv],
-        "env": dict(action.env),
-        "tool": str(tool) if tool else None,
-        "inputs": {path: str(d) for path, d in inputs.items()},
-        "outputs": sorted(action.outputs),
-    }
-
-
-def action_key(material: dict[str, Any]) -> str:
-    return digest.of_canonical({"v": KEY_VERSION, **material})
+def request(action: Action, inputs: Mapping[str, Input], tool: Digest | None) -> Request:
+    """The request a builder makes of an executor, once its inputs' content is known."""
+    return Request(
+        name=action.name,
+        argv=action.argv,
+        env=action.env,
+        inputs=inputs,
+        outputs=action.outputs,
+        links=frozenset(action.links),
+        tool=tool,
+        named=action.named,
+    )
 
 
 def decide(
@@ -54,7 +49,7 @@ def decide(
 ) -> Decision:
     """`tree` maps each cached output path to the digest of the file there now (None: missing).
     `damaged` names an output whose blob the store removed for not having its digest."""
-    key = action_key(material)
+    key = key_of(material)
     if not action.is_builder:
         return Decision("run", "no outputs: runs whenever it is asked for", key, material)
     if cached is None or not blobs_present:
@@ -100,4 +95,6 @@ def why_changed(
             if path in producer:
                 return f"dependency '{producer[path]}' produced different output '{path}'"
             return f"input '{path}' changed"
+    if old.get("executable") != material["executable"]:
+        return "an input's executable bit changed"
     return "not in the store"

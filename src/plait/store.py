@@ -237,12 +237,20 @@ class Store:
 
     def file_digest(self, path: Path) -> Digest | None:
         """The digest of a file, hashing only when its stat changed; None if it is missing."""
+        state = self.file_state(path)
+        return state[0] if state else None
+
+    def file_state(self, path: Path) -> tuple[Digest, bool] | None:
+        """The digest of a file and whether it is executable; None if it is missing."""
         try:
             st = path.stat()
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
+        return self._digest(path, st), bool(st.st_mode & stat.S_IXUSR)
+
+    def _digest(self, path: Path, st: os.stat_result) -> Digest:
         key = str(path)
         entry = self._stats.get(key)
         if entry is None and not key.startswith(self.project):

@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plait.executor import Declined, Request
+from plait.executor import Declined
+from plait.request import Request
 from plait.sandbox import Sandbox, kill_group
 
 # Servers kept per family besides its root; the least recently used idle one goes first.
@@ -548,15 +549,14 @@ class WarmStrategy:
         self,
         request: Request,
         cwd: Path,
+        log: Path,
         stage: Callable[[int], None],
         release: Callable[[], None],
     ) -> int | None:
         pool = self.pool()
         if pool is None:
             raise Unavailable("the build is stopping")
-        return pool.run(
-            self.plans[request.name], request.env, cwd, request.log_path, stage, release
-        )
+        return pool.run(self.plans[request.name], request.env, cwd, log, stage, release)
 
     def cancel(self) -> None:
         with self._lock:
