@@ -6,7 +6,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -886,3 +888,31 @@ def test_the_dump_loads_the_newer_asdf_s_fasl_when_the_user_s_cache_has_it(
     assert dumped("second").asdf_version != source.asdf_version
     fasl.write_bytes(b"not a fasl")
     assert dumped("third").asdf_version == source.asdf_version
+
+
+def test_ctrl_c_during_a_lisp_build_stops_it_cleanly_and_the_next_build_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A terminal sends SIGINT to plait's whole process group: the SBCL that found the graph,
+    and may be saving its core, is not in it."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PLAIT_CACHE": str(tmp_path / "store")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait", "build", "cl-ppcre", "-j", "2"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a shell's job is
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "store" / "tmp").glob("run-*/plait-dump-*/definitions.core")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the core was never saved"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in out + err
+    assert "Traceback" not in err and "failed" not in out + err, out + err
+    again = plait("build", "cl-ppcre", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr

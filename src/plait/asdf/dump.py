@@ -277,6 +277,9 @@ class _Saving:
         self._error: PlaitError | None = None
         # stderr goes to a file, so that nothing the dump writes can block it.
         self._stderr = (tmp / "stderr").open("w+")
+        # In a session of its own: a terminal's Ctrl-C goes to plait, which stops the build and
+        # ends the dump (or lets it finish saving a core that is valid), never to SBCL, which
+        # would die in the middle of saving it.
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
@@ -284,6 +287,7 @@ class _Saving:
             text=True,
             stdin=subprocess.PIPE if held else subprocess.DEVNULL,
             cwd=tmp,
+            start_new_session=True,
         )
 
     def save(self) -> None:
