@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -236,3 +238,46 @@ def test_plaits_materializing_the_same_file_at_once_each_succeed(tmp_path: Path)
     assert failures == []
     assert dest.read_bytes() == content
     assert [p.name for p in dest.parent.iterdir()] == ["x.fasl"]  # no temporary file left
+
+
+RESTORE_THEN_HANG = """
+import shutil, sys, time
+from pathlib import Path
+from plait import digest
+from plait.store import Store
+
+project, dest = Path(sys.argv[1]), Path(sys.argv[2])
+store = Store.open(project)
+d = store.put_file(project / "big.bin")
+
+def half_then_hang(src, tmp):
+    with open(tmp, "wb") as f:
+        f.write(b"half")
+        f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+shutil.copyfile = half_then_hang
+store.materialize(d, dest, False)
+"""
+
+
+def test_a_restore_killed_midway_leaves_nothing_in_the_user_s_directories(
+    tmp_path: Path,
+) -> None:
+    project, cache = tmp_path / "p", tmp_path / "asdf-cache"
+    project.mkdir()
+    cache.mkdir()
+    (project / "big.bin").write_bytes(b"x" * 100_000)
+    for dest in (project / "out" / "big.bin", cache / "big.fasl"):
+        with subprocess.Popen(
+            [sys.executable, "-c", RESTORE_THEN_HANG, str(project), str(dest)],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+            proc.kill()
+        assert [p.name for p in dest.parent.iterdir()] == []
+    # What it was writing was in its scratch directory, which the next plait removes.
+    Store.open(project).close()
+    assert [p.name for p in (project / ".plait" / "tmp").iterdir()] == []

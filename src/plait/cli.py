@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -110,6 +111,18 @@ def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[st
     clean = sub.add_parser("clean", help="remove what plait built from the project tree")
     _add_directory(clean)
 
+    gc = sub.add_parser(
+        "gc",
+        help="remove from the store what no project's last build uses",
+        description="Forget results that no project's last build uses and that were stored"
+        " more than --older-than days ago (and, with --max-size, more, oldest first, until the"
+        " store fits), the projects whose directory is gone, and the blobs nothing names. A"
+        " project's last build is always kept: building it again runs nothing.",
+    )
+    gc.add_argument("--older-than", type=float, default=30.0, metavar="DAYS", help="default: 30")
+    gc.add_argument("--max-size", metavar="SIZE", help="e.g. 500M or 10G")
+    _add_directory(gc)
+
     handlers: dict[str, Handler] = {
         "build": _build,
         "explain": _inspect,
@@ -117,6 +130,7 @@ def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[st
         "export": _inspect,
         "log": _log,
         "clean": _clean,
+        "gc": _gc,
     }
     for frontend in frontends:
         for p in (build, explain, graph, export):
@@ -543,6 +557,54 @@ def _clean(args: argparse.Namespace) -> int:
         print(f"plait: kept '{shown}': it changed since plait wrote it", file=sys.stderr)
     print(f"plait: removed {len(removed)} file{'s' if len(removed) != 1 else ''}")
     return EXIT_OK
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Collect the store's garbage (Store.collect), once no other plait has it open."""
+    if args.older_than < 0:
+        raise UsageError(
+            f"--older-than {args.older_than:g} is negative", hint="give a number of days"
+        )
+    limit = _size(args.max_size) if args.max_size is not None else None
+    store = Store.open(project_dir(args))
+    try:
+        done = store.collect(
+            args.older_than * 86400,
+            limit,
+            on_wait=lambda: print(
+                "plait: waiting for the other plaits using this store to finish",
+                file=sys.stderr,
+            ),
+        )
+    finally:
+        store.close()
+    print(
+        f"plait: removed {done.results} results, {done.blobs} blobs and {done.cores} cores"
+        f" ({_human(done.freed)}), forgot {done.projects} projects that are gone;"
+        f" the store holds {_human(done.kept)}"
+    )
+    return EXIT_OK
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise UsageError(
+            f"--max-size '{text}' is not a size", hint="give bytes, or a number with K, M, G or T"
+        )
+    return int(float(match[1]) * SIZE_UNITS[match[2].upper()])
+
+
+def _human(n: int) -> str:
+    size, unit = float(n), "B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            break
+        size /= 1024
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _remove_empty_parents(directory: Path, project: Path) -> None:

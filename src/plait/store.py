@@ -56,6 +56,18 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 @dataclass(frozen=True)
+class Collected:
+    """What `Store.collect` removed, and what the store's files hold now (bytes)."""
+
+    results: int
+    blobs: int
+    cores: int
+    freed: int
+    kept: int
+    projects: int
+
+
+@dataclass(frozen=True)
 class Output:
     """One output of a cached action: its path, content and whether it is executable."""
 
@@ -104,7 +116,7 @@ class Store:
         self.db = db
         self.blobs = root / "blobs"
         self._scratch = Scratch(root / "tmp", SCRATCH)
-        self.logs = root / "logs" / hashlib.sha256(self.project.encode()).hexdigest()[:16]
+        self.logs = root / "logs" / _project_tag(self.project)
         self._stats: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty_stats: dict[str, tuple[int, int, int, int, str]] = {}
         self.hashed: list[str] = []  # files hashed this session, for tests and `--verbose`
@@ -113,14 +125,26 @@ class Store:
         self._verified: set[str] = set()
         self._blob_lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._users_fd: int | None = None
+        # Whether the scratch directory is on each device files are restored to.
+        self._tmp_devices: dict[int, bool] = {}
 
     @classmethod
     def open(cls, project: Path, root: Path | None = None) -> Store:
+        """Open the store, sharing it with the other plaits that have it open: `collect` waits
+        until none has."""
         root = root or default_root(project)
         for sub in ("blobs", "tmp", "logs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        db = connect(root / "store.db")
+        users = os.open(root / "users.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(users, fcntl.LOCK_SH)
+        try:
+            db = connect(root / "store.db")
+        except BaseException:
+            os.close(users)
+            raise
         store = cls(root, project, db)
+        store._users_fd = users
         store._preload_stats()
         return store
 
@@ -129,6 +153,9 @@ class Store:
         self.db.close()
         self.unlock()
         self._scratch.remove()
+        if self._users_fd is not None:
+            os.close(self._users_fd)
+            self._users_fd = None
 
     @property
     def tmp(self) -> Path:
@@ -220,8 +247,26 @@ class Store:
                 f"the store's copy of '{dest.name}' ({d.hash[:12]}) is damaged; it was removed",
                 hint="build again: the action that made it runs again",
             )
-        _write_whole(dest, lambda tmp: shutil.copyfile(blob, tmp), 0o755 if executable else 0o644)
+        _write_whole(
+            dest,
+            lambda tmp: shutil.copyfile(blob, tmp),
+            0o755 if executable else 0o644,
+            tmp_dir=self._tmp_for(dest.parent),
+        )
         self.remember_stat(dest, d)
+
+    def _tmp_for(self, directory: Path) -> Path | None:
+        """Where a file for `directory` is written before it is renamed there: this process's
+        scratch directory when it is on the same file system, so that a process killed in the
+        middle of a restore leaves nothing in the user's directories (the next plait removes
+        its scratch); else None, beside the file."""
+        try:
+            device = directory.stat().st_dev
+        except OSError:
+            return None
+        if device not in self._tmp_devices:
+            self._tmp_devices[device] = self.tmp.stat().st_dev == device
+        return self.tmp if self._tmp_devices[device] else None
 
     # -- the stat cache --------------------------------------------------------------------
 
@@ -342,6 +387,112 @@ class Store:
                 ],
             )
 
+    # -- garbage collection ----------------------------------------------------------------
+
+    def collect(
+        self, older_than: float, max_size: int | None = None, on_wait: Any = None
+    ) -> Collected:
+        """Forget what no project's last build uses and was stored more than `older_than`
+        seconds ago, and (with `max_size`) more of it, oldest first, until the blobs and
+        cores fit in `max_size` bytes; forget the projects whose directory is gone; remove
+        the blobs nothing kept names, and the cores not used for `older_than`. What a
+        project's last build used is always kept: its next build is a no-op. Waits for the
+        other plaits that have the store open (calling `on_wait` once)."""
+        assert self._users_fd is not None
+        try:
+            fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(self._users_fd, fcntl.LOCK_EX)
+        try:
+            return self._collect(older_than, max_size)
+        finally:
+            fcntl.flock(self._users_fd, fcntl.LOCK_SH)
+
+    def _collect(self, older_than: float, max_size: int | None) -> Collected:
+        self.flush()
+        cutoff = time.time() - older_than
+        gone = [
+            p
+            for (p,) in self.db.execute(
+                "SELECT project FROM last_build UNION SELECT project FROM installed"
+            )
+            if not Path(p).is_dir()
+        ]
+        with self.db:
+            for table in ("last_build", "installed", "runs"):
+                self.db.executemany(f"DELETE FROM {table} WHERE project = ?", [(p,) for p in gone])
+            stale = [(p,) for (p,) in self.db.execute("SELECT path FROM stat_cache")]
+            stale = [row for row in stale if not Path(row[0]).exists()]
+            self.db.executemany("DELETE FROM stat_cache WHERE path = ?", stale)
+        for p in gone:
+            shutil.rmtree(self.root / "logs" / _project_tag(p), ignore_errors=True)
+        live = {k for (k,) in self.db.execute("SELECT key FROM last_build")}
+        rows = self.db.execute("SELECT key, outputs, created FROM action_cache ORDER BY created")
+        entries = [(k, [Output.from_json(o) for o in json.loads(out)], c) for k, out, c in rows]
+        dumps = list(self.db.execute("SELECT key, graph, size, created FROM dumps"))
+        # Blobs and cores by size, and how many kept entries name each blob.
+        blobs = {p.name: p.stat().st_size for p in self.blobs.glob("*/*") if p.is_file()}
+        cores = {p: p.stat() for p in (self.root / "cores").glob("*.core")}
+        refs: dict[str, int] = {}
+        for _, outputs, _ in entries:
+            for o in outputs:
+                refs[o.digest.hash] = refs.get(o.digest.hash, 0) + 1
+        for _, graph, _, _ in dumps:
+            refs[graph] = refs.get(graph, 0) + 1
+        forget: list[str] = []
+        old_cores = [p for p, st in cores.items() if st.st_mtime < cutoff and st.st_atime < cutoff]
+        size = sum(n for h, n in blobs.items() if refs.get(h, 0) > 0)
+        size += sum(st.st_size for p, st in cores.items() if p not in old_cores)
+
+        def drop(outputs: list[Output]) -> int:
+            """Forget an entry's outputs; the bytes of the blobs nothing else names."""
+            freed = 0
+            for o in outputs:
+                refs[o.digest.hash] -= 1
+                if refs[o.digest.hash] == 0:
+                    freed += blobs.get(o.digest.hash, 0)
+            return freed
+
+        for key, outputs, created in entries:
+            if key not in live and created < cutoff:
+                forget.append(key)
+                size -= drop(outputs)
+        if max_size is not None:
+            # The oldest cores, then the oldest results, until the rest fits.
+            for p in sorted(cores, key=lambda p: cores[p].st_mtime):
+                if size <= max_size:
+                    break
+                if p not in old_cores:
+                    old_cores.append(p)
+                    size -= cores[p].st_size
+            for key, outputs, _ in entries:
+                if size <= max_size:
+                    break
+                if key not in live and key not in forget:
+                    forget.append(key)
+                    size -= drop(outputs)
+        old_dumps = [(k, g) for k, g, _, c in dumps if c < cutoff]
+        for _, graph in old_dumps:
+            refs[graph] -= 1
+        with self.db:
+            self.db.executemany("DELETE FROM action_cache WHERE key = ?", [(k,) for k in forget])
+            self.db.executemany("DELETE FROM dumps WHERE key = ?", [(k,) for k, _ in old_dumps])
+        freed = 0
+        removed = 0
+        for hash_, n in blobs.items():
+            if refs.get(hash_, 0) <= 0:
+                (self.blobs / hash_[:2] / hash_).unlink(missing_ok=True)
+                freed += n
+                removed += 1
+        for p in old_cores:
+            freed += cores[p].st_size
+            p.unlink(missing_ok=True)
+        return Collected(len(forget), removed, len(old_cores), freed, size, len(gone))
+
     def installed(self) -> dict[Path, str]:
         """Every file this project's builds installed (in the project, or where ASDF looks for
         fasls), with the content hash plait wrote there."""
@@ -389,6 +540,11 @@ class Store:
                 "INSERT INTO runs (project, started, ok, report) VALUES (?, ?, ?, ?)",
                 (self.project, started, int(bool(report.get("ok"))), json.dumps(report)),
             )
+
+
+def _project_tag(project: str) -> str:
+    """A project's name among the store's directories."""
+    return hashlib.sha256(project.encode()).hexdigest()[:16]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -442,6 +598,10 @@ def _needs_schema(db: sqlite3.Connection) -> bool:
     return row is None
 
 
+# What the temporary name of a file being written ends with.
+SUFFIX = ".plait"
+
+
 def _write_whole(
     dest: Path, fill: Callable[[Path], object], mode: int, tmp_dir: Path | None = None
 ) -> None:
@@ -449,7 +609,7 @@ def _write_whole(
     temporary name of this call's own, in `tmp_dir` (on `dest`'s file system; by default beside
     `dest`), which then gets `mode` and is renamed into place."""
     where = tmp_dir if tmp_dir is not None else dest.parent
-    fd, name = tempfile.mkstemp(dir=where, prefix=f".{dest.name}.", suffix=".plait")
+    fd, name = tempfile.mkstemp(dir=where, prefix=f".{dest.name}.", suffix=SUFFIX)
     os.close(fd)
     tmp = Path(name)
     try:
