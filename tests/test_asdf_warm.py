@@ -421,3 +421,27 @@ def test_an_adopted_server_that_stops_leaves_the_command_to_run_once_its_core_is
         assert time.monotonic() - started >= 0.4
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("namespaces", [True, False])
+def test_a_forked_worker_sees_only_its_inputs_in_namespaces(
+    tmp_path: Path, namespaces: bool
+) -> None:
+    """In the namespace sandbox, a worker forked from a warm server (which sees everything)
+    joins namespaces that show it its sandbox and declared inputs, by any path."""
+    declared, secret = tmp_path / "declared.txt", tmp_path / "secret.txt"
+    declared.write_text("an input\n")
+    secret.write_text("not an input\n")
+    with LocalExecutor(namespaces=namespaces) as executor:
+        content, stored = forking(executor, {"peek": warm("peek", str(declared), str(secret))})
+        request = Request(
+            name="peek",
+            argv=("false",),
+            env={},
+            inputs={str(declared): content.add(declared)},
+            outputs=("seen.txt",),
+        )
+        result = executor.execute(request, content, tmp_path / "peek.log")
+    assert result.ok, (tmp_path / "peek.log").read_text()
+    hidden = "hidden" if namespaces else "seen"
+    assert stored == [f"{declared} seen\n{secret} {hidden}\n".encode()]

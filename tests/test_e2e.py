@@ -29,6 +29,10 @@ def scenario(name: str, tmp_path: Path) -> Path:
 
 Report = dict[str, Any]
 
+# The "slow" scenario's command writes its pid to $PIDDIR and waits for a file there: outside
+# its sandbox, which only the directory sandbox lets it reach.
+OUTSIDE = ("--sandbox", "directory")
+
 
 def report_of(
     project: Path, *args: str, env: dict[str, str] | None = None
@@ -281,7 +285,7 @@ def test_a_signal_kills_running_commands_and_the_next_build_goes_on(
     tmpdir.mkdir()
     env = {**os.environ, "PIDDIR": str(piddir), "PLAIT_SANDBOX_BASE": str(tmpdir)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "plait", "build", "-j", "2"],
+        [sys.executable, "-m", "plait", "build", "-j", "2", *OUTSIDE],
         cwd=p,
         env=env,
         stdout=subprocess.PIPE,
@@ -304,7 +308,7 @@ def test_a_signal_kills_running_commands_and_the_next_build_goes_on(
     db.close()
 
     (piddir / "fast").touch()
-    result = plait("build", "--report", "r.json", cwd=p, env={"PIDDIR": str(piddir)})
+    result = plait("build", "--report", "r.json", *OUTSIDE, cwd=p, env={"PIDDIR": str(piddir)})
     assert result.returncode == 0
     assert status(json.loads((p / "r.json").read_text())) == {"quick": "cached", "slow": "ran"}
     assert (p / "slow.txt").read_text() == "data\n"
@@ -319,7 +323,7 @@ def test_what_a_killed_build_left_is_removed_by_the_next(tmp_path: Path) -> None
     base.mkdir()
     env = {"PIDDIR": str(piddir), "PLAIT_SANDBOX_BASE": str(base)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "plait", "build", "-j", "2"],
+        [sys.executable, "-m", "plait", "build", "-j", "2", *OUTSIDE],
         cwd=p,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
@@ -336,7 +340,7 @@ def test_what_a_killed_build_left_is_removed_by_the_next(tmp_path: Path) -> None
     assert list(base.iterdir()) != []  # nothing removed them
 
     (piddir / "fast").touch()
-    assert plait("build", cwd=p, env=env).returncode == 0
+    assert plait("build", *OUTSIDE, cwd=p, env=env).returncode == 0
     assert list(base.iterdir()) == []
     assert list((p / ".plait" / "tmp").iterdir()) == []
     assert (p / "slow.txt").read_text() == "data\n"
@@ -350,7 +354,7 @@ def test_two_builds_of_one_project_at_once_do_not_corrupt_it(tmp_path: Path) -> 
     env = {**os.environ, "PIDDIR": str(piddir)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "plait", "build"],
+            [sys.executable, "-m", "plait", "build", *OUTSIDE],
             cwd=p,
             env=env,
             stdout=subprocess.PIPE,
@@ -364,7 +368,7 @@ def test_two_builds_of_one_project_at_once_do_not_corrupt_it(tmp_path: Path) -> 
     db = sqlite3.connect(p / ".plait" / "store.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
-    _, report = report_of(p, env={"PIDDIR": str(piddir)})
+    _, report = report_of(p, *OUTSIDE, env={"PIDDIR": str(piddir)})
     assert set(status(report).values()) == {"cached"}
 
 

@@ -39,7 +39,7 @@ def reader(tmp_path: Path) -> Path:
 def test_an_undeclared_absolute_read_fails_only_in_namespaces(tmp_path: Path) -> None:
     p = reader(tmp_path)
     env = {"PLAIT_CACHE": str(tmp_path / "store")}
-    jailed = plait("build", "--sandbox", "namespace", cwd=p, env=env)
+    jailed = plait("build", cwd=p, env=env)  # namespaces are the default
     assert jailed.returncode == 1
     assert f"{tmp_path / 'elsewhere' / 'secret.txt'}: No such file or directory" in jailed.stdout
     # The directory sandbox does not stop it (no chroot): the documented difference.
@@ -92,7 +92,7 @@ def test_a_lisp_file_reading_an_undeclared_file_fails_only_in_namespaces(
     assert jailed.returncode == 1
     assert "FAILED compile:plait-peek:peek" in jailed.stdout
     assert str(secret) in jailed.stdout
-    assert plait("build", cwd=p, env=env).returncode == 0
+    assert plait("build", "--sandbox", "directory", cwd=p, env=env).returncode == 0
 
 
 @pytest.mark.lisp

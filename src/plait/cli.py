@@ -166,9 +166,10 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sandbox",
         choices=("directory", "namespace"),
-        default="directory",
-        help="what a command sees: a directory of its inputs (default), or namespaces that show"
-        " it nothing else, by any path (bubblewrap)",
+        default="namespace",
+        help="what a command sees: namespaces that show it its inputs and toolchain and nothing"
+        " else, by any path (bubblewrap; the default where it can make them), or a directory of"
+        " its inputs",
     )
 
 

@@ -60,8 +60,10 @@ class Strategy(Protocol):
         log: Path,
         stage: Callable[[int], None],
         release: Callable[[], None],
+        namespaces: int | None = None,
     ) -> int | None:
-        """Run the command in `cwd` (its sandbox), its output to `log`; its exit status, or
+        """Run the command in `cwd` (its sandbox), its output to `log`, in the namespaces of the
+        process `namespaces` when it is not None (its process joins them); its exit status, or
         None when its process stopped. `stage(k)` links the k-th group of `staged` and those
         after it (0: all). `release()` says it is done with the sandbox, once the call has
         returned. Raises Declined to have the argv run instead."""
@@ -91,8 +93,8 @@ SCRATCH = "plait-run-"
 class LocalExecutor:
     """Runs each command in a fresh sandbox directory, in a process group of its own: started
     afresh, or by a strategy a frontend plugs in (`use`). With `namespaces`, each command runs
-    in namespaces of its own that show it nothing undeclared (plait.namespace); a strategy,
-    whose processes are forked from ones that see more, is then not used."""
+    in namespaces of its own that show it nothing undeclared (plait.namespace): a strategy's
+    process, forked from one that sees more, joins namespaces a holder process makes."""
 
     def __init__(self, namespaces: bool = False) -> None:
         self.namespaces = namespaces
@@ -127,7 +129,7 @@ class LocalExecutor:
         """Run the commands `strategy` takes its way from now on; False once cancelled (the
         caller then closes it)."""
         with self._lock:
-            if self._cancelled or self.namespaces:
+            if self._cancelled:
                 return False
             assert self._strategy is None, "one strategy at a time"
             self._strategy = strategy
@@ -193,13 +195,19 @@ class LocalExecutor:
     ) -> tuple[int | None, str]:
         log.parent.mkdir(parents=True, exist_ok=True)
         strategy = self._strategy
+        linked = [str(files[r][0]) for r in request.links if r in files]
+        binds = {p: str(where) for p, where in absolute.items()}
         if strategy is not None and later.staged is not None:
-            with contextlib.suppress(Declined):
+            with contextlib.suppress(Declined), contextlib.ExitStack() as stack:
+                held = None
+                if self.namespaces:
+                    # The strategy's process joins these namespaces before it runs anything.
+                    held = stack.enter_context(_Holder(box.root, linked, binds)).pid
                 # What the strategy starts may still use the sandbox when the command's status
                 # is known: it releases it when done.
                 by_strategy = release.also_by()
                 try:
-                    status = strategy.run(request, box.work, log, later.stage, by_strategy)
+                    status = strategy.run(request, box.work, log, later.stage, by_strategy, held)
                 except Declined:
                     by_strategy()
                     raise
@@ -212,8 +220,6 @@ class LocalExecutor:
                 try:
                     argv = list(request.argv)
                     if self.namespaces:
-                        linked = [str(files[r][0]) for r in request.links if r in files]
-                        binds = {p: str(where) for p, where in absolute.items()}
                         argv = namespace.wrap(argv, box.root, box.work, linked, binds)
                     proc = subprocess.Popen(
                         argv,
@@ -244,6 +250,39 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._strategy is not None:
                 self._strategy.cancel()
+
+
+class _Holder:
+    """A process holding namespaces that show a sandbox as `namespace.wrap` would, for the
+    duration of a strategy's command; Declined if it cannot be made."""
+
+    def __init__(self, root: Path, reads: list[str], binds: Mapping[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            namespace.holder(root, reads, binds),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        said = self.proc.stdout.readline().decode().split()
+        if len(said) != 2 or said[0] != namespace.READY or not said[1].isdigit():
+            self.__exit__()
+            raise Declined("the namespaces could not be made")
+        self.pid = int(said[1])
+
+    def __enter__(self) -> _Holder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc.pid)
+            self.proc.wait()
 
 
 class _Unavailable(Exception):

@@ -82,6 +82,9 @@ class Graph:
     def __init__(self) -> None:
         self.actions: dict[str, Action] = {}
         self.producer: dict[str, str] = {}
+        # The action that installs a file at each absolute path (Action.install): an action
+        # that reads the file there depends on it.
+        self.installer: dict[str, str] = {}
         self.groups: dict[str, tuple[str, ...]] = {}
         self.deps: dict[str, tuple[str, ...]] = {}
         self.order: list[str] = []
@@ -112,6 +115,9 @@ class Graph:
                     location=where,
                 )
             self.producer[out] = action.name
+        for installed in action.install.values():
+            if installed:
+                self.installer.setdefault(installed, action.name)
         self.actions[action.name] = action
         return action
 
@@ -133,7 +139,7 @@ class Graph:
         for action in self.actions.values():
             deps: list[str] = []
             for path in action.inputs:
-                producer = self.producer.get(path)
+                producer = self.producer.get(path) or self.installer.get(path)
                 if producer is not None:
                     if producer == action.name:
                         raise CycleError([action.name, action.name], location=action.location)

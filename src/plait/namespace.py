@@ -65,14 +65,43 @@ def wrap(
     absolute input) shows the file its value names, read-only, and nothing else is there but
     the toolchain."""
     argv = list(argv)
+    words = [w for w in argv if w.startswith("/")]
+    view = _view(root, [*reads, *words, *_prefix(argv[0])], binds or {})
+    return [*view, "--proc", "/proc", "--unshare-all", "--chdir", str(cwd), "--", *argv]
+
+
+# What a holder says once its namespaces are made.
+READY = "ready"
+
+
+def holder(root: Path, reads: Iterable[str], binds: Mapping[str, str] | None = None) -> list[str]:
+    """The argv of a process that holds namespaces showing what `wrap` shows, for a process
+    forked elsewhere (a warm Lisp worker) to join: it says READY and the pid of the process in
+    them (bubblewrap's own stays outside) once they are made, and ends when its standard input
+    closes. Its PID namespace is not unshared, since a process cannot
+    join one itself, and it has no /proc, which would show the host's."""
+    view = _view(root, reads, binds or {})
+    unshare = ["--unshare-user-try", "--unshare-ipc", "--unshare-net", "--unshare-uts"]
+    return [*view, *unshare, "--", "/bin/sh", "-c", f"echo {READY} $$; exec cat >/dev/null"]
+
+
+def _prefix(program: str) -> list[str]:
+    """The installation a program outside /usr runs from (/opt/x for /opt/x/bin/y, whose
+    libraries are under /opt/x/lib): its toolchain."""
+    if not program.startswith("/") or program.startswith("/usr/"):
+        return []
+    real = Path(os.path.realpath(program))
+    return [str(real.parent.parent)] if real.parent.name == "bin" else []
+
+
+def _view(root: Path, reads: Iterable[str], binds: Mapping[str, str]) -> list[str]:
     bwrap = shutil.which("bwrap") or "bwrap"
-    args = [bwrap, *_system(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    binds = binds or {}
+    args = [bwrap, *_system(), "--dev", "/dev", "--tmpfs", "/tmp"]
     # An input whose content is where it is read is bound as it is, links and all, so that
     # the command finds the same truename as in the directory sandbox.
     here = {path for path, source in binds.items() if path == source}
     seen: set[str] = set()
-    for path in sorted({*reads, *here, *(w for w in argv if w.startswith("/"))}):
+    for path in sorted({*reads, *here}):
         # Bound by what it is: a link's target is what the command reads.
         real = os.path.realpath(path)
         for p in dict.fromkeys((path, real)):
@@ -83,6 +112,5 @@ def wrap(
         if path not in seen and path not in here:
             seen.add(path)
             args += ["--ro-bind", source, path]
-    args += ["--bind", str(root), str(root)]
-    args += ["--unshare-all", "--die-with-parent", "--chdir", str(cwd), "--", *argv]
+    args += ["--bind", str(root), str(root), "--die-with-parent"]
     return args

@@ -177,10 +177,14 @@ class Translation:
                 self._made.setdefault(mine, (boxed, i))
         # And the files each builder reads that others write, inside the sandbox.
         self._made_for: dict[int, list[str]] = {}
+        # And where ASDF has them, which is where the builder's code looks for them (the
+        # library a cffi-grovel wrapper loads): inputs too, read where they are installed.
+        self._made_at: dict[int, list[str]] = {}
         for i in builders:
             named = [*(self.nodes[i].inputs), *self.nodes[i].outputs]
-            others = [self._made[f] for f in named if f in self._made]
-            self._made_for[i] = [boxed for boxed, maker in others if maker != i]
+            others = [(f, *self._made[f]) for f in named if f in self._made]
+            self._made_for[i] = [boxed for _, boxed, maker in others if maker != i]
+            self._made_at[i] = [mine for mine, _, maker in others if maker != i]
         # The definitions core as the key of an action on it names it: the image the dump made
         # (SBCL, ASDF, plait's drivers, ASDF's configuration), not which roots it was for, from
         # which project, nor the definitions it loaded. Each action has the .asd files it
@@ -377,7 +381,8 @@ class Translation:
             builders -= covered
         made = self.made(node)
         sources = [f for f in node.inputs if f not in self._made]
-        inputs = [*sources, *made, *asds, *links, *driver_inputs()]
+        installed = self._made_at.get(node.id, [])
+        inputs = [*sources, *made, *installed, *asds, *links, *driver_inputs()]
         ordered = sorted(loads)
         readers = self.readers(ordered, builders)
         # A builder this one depends on directly, and no load reads from (cffi-grovel's
@@ -386,6 +391,8 @@ class Translation:
         given = {b for bs in readers for b in bs} | (builders - set(node.deps))
         fasls = [f for b in sorted(given) for f in self.fasls(self.nodes[b])]
         inputs.extend(fasls)
+        # What loading those reads where the user has it (a wrapper's library).
+        inputs.extend(f for b in sorted(set(loads) | given) for f in self._made_at.get(b, []))
         # Fasls are only loaded: read-only links, not copies. Files other builders made are
         # copied, and so is a fasl compiled from one: ASDF finds it from the file it was
         # compiled from, already under out/, through its truename, which for a link is in the

@@ -3,11 +3,14 @@
 ;;;; again (loaded into the definitions core by the dump):
 ;;;;   sbcl --core CORE --script call.lisp plait-serve:main IN OUT
 ;;;; Requests, one Lisp form per line on the fifo IN:
-;;;;   (:run ID CWD LOG FUNCTION ARGS)   have a worker, in a session of its own, in CWD, with
+;;;;   (:run ID CWD LOG FUNCTION ARGS [NS])
+;;;;                                      have a worker, in a session of its own, in CWD, with
 ;;;;                                      stdout and stderr to LOG, call FUNCTION on ARGS: what
 ;;;;                                      `sbcl --core CORE --script call.lisp FUNCTION ARGS...`
 ;;;;                                      started in CWD does. The worker was forked while the
-;;;;                                      server waited for the request (MAKE-STANDBY).
+;;;;                                      server waited for the request (MAKE-STANDBY). With NS,
+;;;;                                      the pid of a process in the namespaces the command is
+;;;;                                      to run in, the worker joins them first (JOIN).
 ;;;;   (:status ID)                      wait for the worker ID, which has ended, and say how
 ;;;;   (:serve ID CWD LOG IN OUT LOADS)  fork a server that performs LOADS as a compile does
 ;;;;                                      (their fasls under CWD/out/), then serves IN and OUT;
@@ -44,6 +47,26 @@
     (c-call "dup2" sb-alien:int sb-alien:int out sb-alien:int 2)
     (sb-unix:unix-close null)
     (sb-unix:unix-close out)))
+
+(defparameter *namespaces* '("user" "mnt" "net" "ipc" "uts")
+  "The namespaces a worker joins, the user namespace first: it owns the others.")
+
+(defun join (pid)
+  "Join the namespaces of the process PID (a holder plait made with bubblewrap, which shows only
+the command's sandbox, its inputs and the toolchain), as a forked worker, which is single
+threaded as setns(2) needs. Each is opened first: the mount namespace has no /proc to open them
+from. Being in that user namespace already is no error; failing to join any other is, so that a
+command never runs seeing more than it was meant to."
+  (let ((fds (loop :for kind :in *namespaces*
+                   :collect (or (sb-unix:unix-open (format nil "/proc/~d/ns/~a" pid kind)
+                                                   sb-unix:o_rdonly 0)
+                                (error "cannot open the ~a namespace of process ~d" kind pid)))))
+    (loop :for kind :in *namespaces*
+          :for fd :in fds
+          :for status := (c-call "setns" sb-alien:int sb-alien:int fd sb-alien:int 0)
+          :do (sb-unix:unix-close fd)
+              (unless (or (zerop status) (string= kind "user"))
+                (error "cannot join the ~a namespace of process ~d" kind pid)))))
 
 (defun enter (cwd)
   "Work in CWD, as a process started there would."
@@ -92,14 +115,15 @@ child's pid in the server, 0 in the child."
         (setf *standby* nil)))
     pid))
 
-(defun fork (streams cwd log)
+(defun fork (streams cwd log &optional (enter t))
   "Fork a child that leaves the server behind: a session of its own, LOG for output, CWD to
-work in. Returns its pid in the server, 0 in it."
+work in (entered now when ENTER). Returns its pid in the server, 0 in it."
   (let ((pid (fork-child streams)))
     (when (zerop pid)
       (c-call "setsid" sb-alien:int)
       (redirect log)
-      (enter cwd))
+      (when enter
+        (enter cwd)))
     pid))
 
 (defvar *report* nil
@@ -116,12 +140,15 @@ it says how it ends, as the server would once it is gone (\"exited ID CODE\").")
       (sb-unix:unix-write (car *report*) line 0 (length line))))
   (sb-ext:exit :code code :abort t))
 
-(defun work (function args)
-  "A worker's life: call FUNCTION on ARGS, as call.lisp does, then exit; an unhandled error
-exits 1 through the disabled debugger, as under --script."
+(defun work (function args ns cwd)
+  "A worker's life: join the namespaces of process NS (if not NIL), enter CWD, call FUNCTION on
+ARGS, as call.lisp does, then exit; an unhandled error exits 1 through the disabled debugger, as
+under --script."
   (let ((code 1))
     (unwind-protect
-         (progn (call function args)
+         (progn (when ns (join ns))
+                (enter cwd)
+                (call function args)
                 (setf code 0))
       (finish code))))
 
@@ -146,23 +173,22 @@ its request from a pipe, and exits when the server does without having sent it o
                    (finish 0))
                  ;; What the command runs does not inherit the reply fifo (F_SETFD, FD_CLOEXEC).
                  (c-call "fcntl" sb-alien:int sb-alien:int replies sb-alien:int 2 sb-alien:int 1)
-                 (destructuring-bind (id cwd log function args) request
+                 (destructuring-bind (id cwd log function args &optional ns) request
                    (setf *report* (cons replies id))
                    (redirect log)
-                   (enter cwd)
-                   (work function args))))
+                   (work function args ns cwd))))
               (t
                (sb-unix:unix-close request-in)
                (setf *standby* (cons pid request-out))))))))
 
-(defun hand-over (id cwd log function args)
+(defun hand-over (id cwd log function args &optional ns)
   "Give the standby worker its request; its pid, or NIL if it could not be given one."
   (destructuring-bind (pid . fd) *standby*
     (setf *standby* nil)
     (handler-case
         (with-open-stream (s (sb-sys:make-fd-stream fd :output t :external-format :utf-8))
           (with-standard-io-syntax
-            (prin1 (list id cwd log function args) s))
+            (prin1 (list id cwd log function args ns) s))
           pid)
       (error ()  ; it is gone: SBCL ignores SIGPIPE, and the write fails
         (sb-unix:unix-kill pid sb-unix:sigkill)
@@ -232,11 +258,11 @@ each, and do not collect: the collection would lengthen the chain, at each of it
                         (settle-heap)))
                     (let ((pid (or (and (eq kind :run) *standby*
                                         (apply #'hand-over id cwd log more))
-                                   (fork (list in out) cwd log))))
+                                   (fork (list in out) cwd log (eq kind :serve)))))
                       (when (zerop pid)
                         (ecase kind
-                          (:run (destructuring-bind (function args) more
-                                  (work function args)))
+                          (:run (destructuring-bind (function args &optional ns) more
+                                  (work function args ns cwd)))
                           (:serve (destructuring-bind (in out loads) more
                                     (become-server in out loads)))))
                       (cond ((eq kind :serve) (wait-for pid))

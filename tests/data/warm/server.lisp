@@ -103,6 +103,12 @@ whether the file is in the sandbox and whether the load of warm-demo's a.lisp ha
       (format s "~a ~a~%" (and (probe-file file) t)
               (and (boundp 'cl-user::*a-loaded*) (symbol-value 'cl-user::*a-loaded*))))))
 
+(defun peek (args)
+  "Write to seen.txt, for each file in ARGS, whether this process can see it."
+  (with-open-file (s "seen.txt" :direction :output :if-exists :supersede)
+    (dolist (file args)
+      (format s "~a ~a~%" file (if (probe-file file) "seen" "hidden")))))
+
 (defun fail (args)
   (sb-ext:exit :code (parse-integer (first args)) :abort t))
 
