@@ -58,15 +58,15 @@ class Strategy(Protocol):
         request: Request,
         cwd: Path,
         log: Path,
-        stage: Callable[[int], None],
+        stage: Callable[[int], int | None],
         release: Callable[[], None],
-        namespaces: int | None = None,
     ) -> int | None:
-        """Run the command in `cwd` (its sandbox), its output to `log`, in the namespaces of the
-        process `namespaces` when it is not None (its process joins them); its exit status, or
+        """Run the command in `cwd` (its sandbox), its output to `log`; its exit status, or
         None when its process stopped. `stage(k)` links the k-th group of `staged` and those
-        after it (0: all). `release()` says it is done with the sandbox, once the call has
-        returned. Raises Declined to have the argv run instead."""
+        after it (0: all), and returns the pid of a process whose namespaces the command's
+        process must join before it runs anything (None: none). `release()` says it is done
+        with the sandbox, once the call has returned. Raises Declined to have the argv run
+        instead."""
         ...
 
     def cancel(self) -> None: ...
@@ -198,16 +198,22 @@ class LocalExecutor:
         linked = [str(files[r][0]) for r in request.links if r in files]
         binds = {p: str(where) for p, where in absolute.items()}
         if strategy is not None and later.staged is not None:
-            with contextlib.suppress(Declined), contextlib.ExitStack() as stack:
-                held = None
-                if self.namespaces:
-                    # The strategy's process joins these namespaces before it runs anything.
-                    held = stack.enter_context(_Holder(box.root, linked, binds)).pid
+            with contextlib.suppress(Declined), contextlib.ExitStack() as holders:
+
+                def stage(first: int) -> int | None:
+                    later.stage(first)
+                    if not self.namespaces:
+                        return None
+                    # Namespaces showing what the steps from `first` on read, which the
+                    # strategy's process joins before it runs anything.
+                    reads = [str(files[r][0]) for r in sorted(later.read_from(first))]
+                    return holders.enter_context(_Holder(box.root, reads, binds)).pid
+
                 # What the strategy starts may still use the sandbox when the command's status
                 # is known: it releases it when done.
                 by_strategy = release.also_by()
                 try:
-                    status = strategy.run(request, box.work, log, later.stage, by_strategy, held)
+                    status = strategy.run(request, box.work, log, stage, by_strategy)
                 except Declined:
                     by_strategy()
                     raise
@@ -325,6 +331,7 @@ class _Later:
         deferred = {rel for files in self.staged or () for rel in files if rel in request.links}
         self.now = {rel: v for rel, v in files.items() if rel not in deferred}
         self.waiting = deferred
+        self.links = request.links & files.keys()
 
     def stage(self, first: int) -> None:
         """Link what loads `first` and after read, and everything, from 0."""
@@ -333,6 +340,11 @@ class _Later:
         for rel in sorted(wanted & self.waiting):
             self.box.link(rel, self.inputs[rel][0])
         self.waiting -= wanted
+
+    def read_from(self, first: int) -> set[str]:
+        """The linked inputs read by the steps from `first` on, and by the command itself."""
+        later = {r for f in (self.staged or ())[first:] for r in f}
+        return {r for r in self.links if r in self.now or r in later}
 
 
 def _collect(request: Request, box: Sandbox, content: Content, result: Result) -> None:

@@ -287,18 +287,17 @@ class WarmPool:
         env: Mapping[str, str],
         cwd: Path,
         log: Path,
-        stage: Callable[[int], None] = lambda first: None,
+        stage: Callable[[int], int | None] = lambda first: None,
         release: Callable[[], None] = lambda: None,
-        namespaces: int | None = None,
     ) -> int | None:
         """Fork a worker for the command in `cwd`, its output to `log`; its exit status, or None
         if it could not be learnt. Unavailable if no worker was started. `stage(n)` is called
         first: `cwd` must then hold what the loads from the n-th on read. If `run` returns,
         `release` is called once nothing the pool started reads `cwd` any more, which may be
-        later (a server it made meanwhile loads from there). With `namespaces`, the worker
-        joins the namespaces of that process before it does anything else."""
+        later (a server it made meanwhile loads from there). When `stage` returns a pid, the
+        worker joins that process's namespaces before it does anything else."""
         try:
-            return self._run(warm, env, cwd, log, stage, release, namespaces)
+            return self._run(warm, env, cwd, log, stage, release)
         except Unavailable:
             with self._lock:
                 root = self._families.get(_family(warm.server, env), {}).get(())
@@ -312,9 +311,8 @@ class WarmPool:
         env: Mapping[str, str],
         cwd: Path,
         log: Path,
-        stage: Callable[[int], None],
+        stage: Callable[[int], int | None],
         release: Callable[[], None],
-        namespaces: int | None,
     ) -> int | None:
         server, made = self._server(warm, env, cwd)
         returned = False
@@ -322,7 +320,7 @@ class WarmPool:
             ident = next(self._ids)
             args = [*warm.args, *warm.loads[len(server.loads) :]]
             try:
-                stage(len(server.loads))
+                namespaces = stage(len(server.loads))
                 waiter = server.request(
                     f"(:run {ident} {lisp_string(str(cwd))} {lisp_string(str(log))}"
                     f" {lisp_string(warm.entry)} {lisp_list(args)}"
@@ -554,15 +552,13 @@ class WarmStrategy:
         request: Request,
         cwd: Path,
         log: Path,
-        stage: Callable[[int], None],
+        stage: Callable[[int], int | None],
         release: Callable[[], None],
-        namespaces: int | None = None,
     ) -> int | None:
         pool = self.pool()
         if pool is None:
             raise Unavailable("the build is stopping")
-        plan = self.plans[request.name]
-        return pool.run(plan, request.env, cwd, log, stage, release, namespaces)
+        return pool.run(self.plans[request.name], request.env, cwd, log, stage, release)
 
     def cancel(self) -> None:
         with self._lock:
