@@ -145,3 +145,24 @@ def test_an_absolute_input_is_its_content_at_its_path_wherever_the_content_is(
         result.error
         == f"input '{wanted}' is not on this machine, where the directory sandbox reads it"
     )
+
+
+def test_a_declared_toolchain_is_shown_and_its_content_is_in_the_key(tmp_path: Path) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "version").write_text("1\n")
+    p = tmp_path / "project"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        f'action("use", ["sh", "-c", "cat {tools}/version > out.txt"], outputs=["out.txt"],'
+        f' toolchain=["{tools}"])\n'
+    )
+    env = {"PLAIT_CACHE": str(tmp_path / "store")}
+    assert plait("build", cwd=p, env=env).returncode == 0
+    assert (p / "out.txt").read_text() == "1\n"
+    again = plait("build", "-v", cwd=p, env=env)
+    assert "ran use" not in again.stdout
+    (tools / "version").write_text("2\n")
+    changed = plait("build", cwd=p, env=env)
+    assert "ran use (toolchain changed)" in changed.stdout, changed.stdout
+    assert (p / "out.txt").read_text() == "2\n"

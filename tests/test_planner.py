@@ -23,11 +23,11 @@ def material(
     inputs: dict[str, Digest] | None = None,
     tool: Digest | None = TOOL,
     executable: frozenset[str] = frozenset(),
+    toolchain: str = "t1",
 ) -> dict[str, Any]:
     given = inputs or {"a.c": D1, "gen.h": D1}
-    return request(
-        action, {p: Input(d, p in executable) for p, d in given.items()}, tool
-    ).material()
+    files = {p: Input(d, p in executable) for p, d in given.items()}
+    return request(action, files, tool, {"/opt/cc": toolchain}).material()
 
 
 def with_(**changes: Any) -> Action:
@@ -47,8 +47,9 @@ def with_(**changes: Any) -> Action:
         ),
         material(with_(outputs=("a.o", "a.d"))),
         material(executable=frozenset({"a.c"})),
+        material(toolchain="t2"),
     ],
-    ids=["argv", "env", "tool", "input content", "input added", "outputs", "executable"],
+    ids=["argv", "env", "tool", "input content", "input added", "outputs", "executable", "tools"],
 )
 def test_any_change_to_what_an_action_computes_from_changes_its_key(
     changed: dict[str, Any],
@@ -75,6 +76,7 @@ PRODUCER = {"gen.h": "generate"}
         (material(with_(argv=("cc", "-O3", "-c", "a.c"))), "command changed"),
         (material(with_(env={"LANG": "fr"})), "environment changed"),
         (material(tool=D2), "tool changed"),
+        (material(toolchain="t2"), "toolchain changed"),
         (material(inputs={"a.c": D2, "gen.h": D1}), "input 'a.c' changed"),
         (
             material(inputs={"a.c": D1, "gen.h": D2}),

@@ -126,6 +126,7 @@ class Build:
         # Where each output goes, as `destination` says: asked ~40 times an action (each
         # compile of a system reads the fasls of the files before it), from several threads.
         self._destinations: dict[tuple[str, str], Path | None] = {}
+        self._toolchains: dict[str, str] = {}
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -151,7 +152,8 @@ class Build:
                 )
             inputs[path] = Input(*state)
             self.content.place(state[0], self.project / path)
-        request = planner.request(action, inputs, self._tool_digest(action))
+        toolchain = {p: self._toolchain_digest(p) for p in action.toolchain}
+        request = planner.request(action, inputs, self._tool_digest(action), toolchain)
         material = request.material()
         key = request.key()
         cached = self.store.lookup(key) if action.is_builder else None
@@ -215,6 +217,14 @@ class Build:
             )
         path = self._programs[where]
         return self.store.file_digest(path) if path else None
+
+    def _toolchain_digest(self, path: str) -> str:
+        """What is at a toolchain path, as one digest: a file's, or a directory's files' (by
+        relative path, with their executable bits, and its links' targets). "missing" if
+        nothing is there. Once a build."""
+        if path not in self._toolchains:
+            self._toolchains[path] = self.store.tree_digest(Path(path))
+        return self._toolchains[path]
 
     # -- running -------------------------------------------------------------------------
 

@@ -195,7 +195,8 @@ class LocalExecutor:
     ) -> tuple[int | None, str]:
         log.parent.mkdir(parents=True, exist_ok=True)
         strategy = self._strategy
-        linked = [str(files[r][0]) for r in request.links if r in files]
+        toolchain = list(request.toolchain)
+        linked = [str(files[r][0]) for r in request.links if r in files] + toolchain
         binds = {p: str(where) for p, where in absolute.items()}
         if strategy is not None and later.staged is not None:
             with contextlib.suppress(Declined), contextlib.ExitStack() as holders:
@@ -207,6 +208,7 @@ class LocalExecutor:
                     # Namespaces showing what the steps from `first` on read, which the
                     # strategy's process joins before it runs anything.
                     reads = [str(files[r][0]) for r in sorted(later.read_from(first))]
+                    reads += toolchain
                     return holders.enter_context(_Holder(box.root, reads, binds)).pid
 
                 # What the strategy starts may still use the sandbox when the command's status

@@ -36,6 +36,9 @@ class Action:
     # Words of the argv that name a file by what it is, not where it is: the key holds the
     # name instead (a Lisp core, of which each build of other roots keeps its own copy).
     named: Mapping[str, str] = field(default_factory=dict)
+    # Absolute paths (files or directories) of the tools the command runs beyond its program:
+    # their content is part of its key, and the namespace sandbox shows them.
+    toolchain: tuple[str, ...] = ()
 
     @property
     def is_builder(self) -> bool:

@@ -57,9 +57,13 @@ def action(
     outputs: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     after: Sequence[str] = (),
+    toolchain: Sequence[str] = (),
 ) -> Action:
     """A command run with no shell, seeing only `inputs`, that must write `outputs`. An input that
-    is another action's output makes an edge; `after` names actions to come after otherwise."""
+    is another action's output makes an edge; `after` names actions to come after otherwise.
+    `toolchain` names, by absolute path, files and directories of the tools the command runs
+    beyond its program (a compiler's own directory): their content is part of its key, and the
+    namespace sandbox shows them."""
     desc = _description()
     where = caller_location()
     if not isinstance(name, str) or not name:
@@ -81,6 +85,24 @@ def action(
             hint='e.g. env={"LANG": "C"}; read the caller\'s value with os.environ.get',
             location=where,
         )
+    for key, value in (env or {}).items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise BuildDescriptionError(
+                f"env of action '{name}' cannot set {key!r}={value!r}",
+                hint="a variable's name is not empty and has no '=' or NUL byte; its value has"
+                " no NUL byte",
+                location=where,
+            )
+    _check_strings(toolchain, f"toolchain of action '{name}'", where)
+    for path in toolchain:
+        if not path.startswith("/") or not Path(path).exists():
+            raise BuildDescriptionError(
+                f"toolchain path '{path}' of action '{name}' "
+                + ("is not absolute" if not path.startswith("/") else "does not exist"),
+                hint="name the files or directories of the tools the command runs, by absolute"
+                " path (e.g. '/usr/lib/gcc')",
+                location=where,
+            )
     new = Action(
         name=name,
         argv=tuple(argv),
@@ -89,6 +111,7 @@ def action(
         env=dict(env or {}),
         after=tuple(after),
         location=where,
+        toolchain=tuple(toolchain),
     )
     return desc.graph.add(new)
 
@@ -163,6 +186,13 @@ def _check_strings(
         raise BuildDescriptionError(
             f"{what} is empty", hint="give the command to run", location=where
         )
+    for v in values:
+        if "\0" in v:
+            raise BuildDescriptionError(
+                f"{what} has a NUL byte in {v!r}",
+                hint="a program's arguments and paths cannot hold NUL bytes",
+                location=where,
+            )
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -23,8 +23,14 @@ class Decision:
     material: dict[str, Any]
 
 
-def request(action: Action, inputs: Mapping[str, Input], tool: Digest | None) -> Request:
-    """The request a builder makes of an executor, once its inputs' content is known."""
+def request(
+    action: Action,
+    inputs: Mapping[str, Input],
+    tool: Digest | None,
+    toolchain: Mapping[str, str] | None = None,
+) -> Request:
+    """The request a builder makes of an executor, once its inputs' content (and its
+    toolchain's, path by path) is known."""
     return Request(
         name=action.name,
         argv=action.argv,
@@ -34,6 +40,7 @@ def request(action: Action, inputs: Mapping[str, Input], tool: Digest | None) ->
         links=frozenset(action.links),
         tool=tool,
         named=action.named,
+        toolchain=toolchain or {},
     )
 
 
@@ -80,6 +87,7 @@ def why_changed(
         ("argv", "command changed"),
         ("env", "environment changed"),
         ("tool", "tool changed"),
+        ("toolchain", "toolchain changed"),
         ("outputs", "declared outputs changed"),
     ):
         if old.get(field) != material[field]:

@@ -32,7 +32,9 @@ class Request:
     where it is and the namespace sandbox binds there). `links` are inputs the command only
     reads, which may be read-only links to their content. `tool` is the digest of the program
     argv[0] names when it is not an input; `named` maps words of the argv that name a file by
-    what it is (a Lisp core) to that name, which the key holds instead."""
+    what it is (a Lisp core) to that name, which the key holds instead. `toolchain` maps each
+    absolute path of the tools it runs beyond its program to the digest of what is there: the
+    executor needs them at those paths."""
 
     name: str
     argv: tuple[str, ...]
@@ -42,6 +44,7 @@ class Request:
     links: frozenset[str] = frozenset()
     tool: Digest | None = None
     named: Mapping[str, str] = field(default_factory=dict)
+    toolchain: Mapping[str, str] = field(default_factory=dict)
 
     def material(self) -> dict[str, Any]:
         """Everything the command computes from (a constructive trace), as plain JSON data."""
@@ -52,6 +55,7 @@ class Request:
             "inputs": {path: str(i.digest) for path, i in self.inputs.items()},
             "executable": sorted(path for path, i in self.inputs.items() if i.executable),
             "outputs": sorted(self.outputs),
+            "toolchain": dict(self.toolchain),
         }
 
     def key(self) -> str:

@@ -317,6 +317,25 @@ class Store:
         self._record(key, st, d)
         return d
 
+    def tree_digest(self, path: Path) -> str:
+        """One digest of what is at `path`: a file's content and mode, or a directory's files,
+        executable bits and links, by relative path; "missing" if nothing is there."""
+        if path.is_symlink() or path.is_file():
+            return digest.of_canonical(self._entry(path))
+        if not path.is_dir():
+            return "missing"
+        entries = {}
+        for found in sorted(path.rglob("*")):
+            if found.is_symlink() or found.is_file():
+                entries[str(found.relative_to(path))] = self._entry(found)
+        return digest.of_canonical(entries)
+
+    def _entry(self, path: Path) -> str:
+        if path.is_symlink():
+            return f"-> {path.readlink()}"
+        state = self.file_state(path)
+        return f"{state[0]}{' x' if state[1] else ''}" if state else "missing"
+
     def remember_stat(self, path: Path, d: Digest) -> None:
         self._record(str(path), path.stat(), d)
 

@@ -124,13 +124,20 @@ def upgrade_action(upgrade: Upgrade, sbcl: Path) -> Action:
         inputs=(upgrade.asd, str(source), str(lisp_file("upgrade.lisp")), *core_input),
         outputs=tuple(outputs),
         env=sbcl_environment(sbcl),
+        toolchain=(str(sbcl_home(sbcl)),),
         install=dict(zip(outputs, upgrade.outputs, strict=True)),
         cost=_compile_cost([str(source)]),
     )
 
 
 def sbcl_environment(sbcl: Path) -> dict[str, str]:
-    return {"SBCL_HOME": str(sbcl.parent.parent / "lib" / "sbcl")}
+    return {"SBCL_HOME": str(sbcl_home(sbcl))}
+
+
+def sbcl_home(sbcl: Path) -> Path:
+    """SBCL's own directory: its core and the contribs `require` loads, the toolchain of every
+    action on SBCL beyond its runtime."""
+    return sbcl.parent.parent / "lib" / "sbcl"
 
 
 class Translation:
@@ -348,6 +355,7 @@ class Translation:
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(core,),
             env=sbcl_environment(self.sbcl),
+            toolchain=(str(sbcl_home(self.sbcl)),),
             install={core: ""},
             cost=_checkpoint_cost(len(shared)),
             named={str(self.dump.core_path): self.core_name},
@@ -441,6 +449,7 @@ class Translation:
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=(*outputs, warnings),
             env=sbcl_environment(self.sbcl),
+            toolchain=(str(sbcl_home(self.sbcl)),),
             install=install,
             cost=self.cost(node.id),
             links=links,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.asdf.dump import lisp_file
-from plait.asdf.graph import Translation, sbcl_environment
+from plait.asdf.graph import Translation, sbcl_environment, sbcl_home
 from plait.errors import UsageError
 from plait.model import Action, Graph
 
@@ -56,6 +56,7 @@ def _product(
         inputs=(str(lisp_file("product.lisp")), *c.fasls),
         outputs=(rel,),
         env=sbcl_environment(t.sbcl),
+        toolchain=(str(sbcl_home(t.sbcl)),),
         install={rel: str(out)},
     )
 

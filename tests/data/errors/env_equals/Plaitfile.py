@@ -1,0 +1,1 @@
+action("a", ["true"], outputs=["a.o"], env={"A=B": "c"})  # <- error

@@ -1,0 +1,1 @@
+action("a", ["echo", "a\0b"], outputs=["a.o"])  # <- error

@@ -1,0 +1,1 @@
+action("a", ["cc"], outputs=["a.o"], toolchain=["/no/such/dir"])  # <- error

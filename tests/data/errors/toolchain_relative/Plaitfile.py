@@ -1,0 +1,1 @@
+action("a", ["cc"], outputs=["a.o"], toolchain=["usr/lib/gcc"])  # <- error
