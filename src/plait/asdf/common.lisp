@@ -3,10 +3,9 @@
 
 (defpackage :plait-lisp
   (:use :cl)
-  (:import-from :plait-upgrade #:runtime-variable)
   (:export #:action-of #:bookkeeping-p #:translate-outputs-under #:use-sandbox-translations
            #:forget-translations #:perform-loads #:perform-or-exit #:as-in-a-plan #:*when-warm*
-           #:call #:save-core #:runtime-variable))
+           #:call #:save-core))
 (in-package :plait-lisp)
 
 (defvar *when-warm* '()
@@ -16,9 +15,7 @@
   "Call the function ENTRY names (a printed PACKAGE:FUNCTION) on the list ARGS."
   ;; --script makes the runtime die on a control stack overflow. In the image ASDF runs in it
   ;; is a STORAGE-CONDITION, which the code, and the compile driver, may handle.
-  (let ((lose (runtime-variable "lose_on_corruption_p")))
-    (when lose
-      (setf (sb-sys:signed-sap-ref-32 lose 0) 0)))  ; a C int
+  (plait-sbcl:set-runtime-int "lose_on_corruption_p" 0)
   (funcall (let ((*read-eval* nil)) (read-from-string entry)) args))
 
 (defun action-of (token)

@@ -75,40 +75,16 @@ over the symbols, consing only for what is new."
 
 ;; Encapsulated once, here in the image that becomes the definitions core, rather than in each
 ;; compile: encapsulating is costly next to a forked worker's whole life.
-(unless (sb-int:encapsulated-p 'file-write-date 'plait-fixed-date)
-  (sb-ext:without-package-locks
-    (sb-int:encapsulate 'file-write-date 'plait-fixed-date
-      (lambda (f file)
-        (if (and *fixed-source*
-                 (ignore-errors (string= (namestring (truename file)) *fixed-source*)))
-            0
-            (funcall f file))))))
+(plait-sbcl:wrap-function 'file-write-date 'plait-fixed-date
+  (lambda (f file)
+    (if (and *fixed-source*
+             (ignore-errors (string= (namestring (truename file)) *fixed-source*)))
+        0
+        (funcall f file))))
 
 ;;; Diagnostics: where the compiler was when it complained, as file:line:column (both 1-based),
 ;;; from SBCL's error context (the top-level form being compiled and the path to the subform in
 ;;; it) and the subforms its form-tracking stream records as it reads each top-level form.
-
-(defun subform-start ()
-  "Where the subform SBCL's error context names starts in the file being compiled (a character
-position), else where its top-level form does; NIL outside a compile."
-  (let* ((context (ignore-errors (sb-c::find-error-context nil)))
-         (info (and context (boundp 'sb-c::*source-info*) sb-c::*source-info*
-                    (ignore-errors (sb-c::source-info-file-info sb-c::*source-info*))))
-         (subforms (and info (sb-c::file-info-subforms info)))
-         (path (and context (reverse (sb-c::compiler-error-context-original-source-path
-                                      context)))))
-    (or (and subforms path
-             (ignore-errors
-              ;; The innermost cons on the path: an atom may occur anywhere in the form.
-              (let ((form (aref (sb-c::file-info-forms info) (first path))) (found nil))
-                (dolist (i (rest path))
-                  (when (consp form) (setf found form))
-                  (setf form (and (listp form) (nth i form))))
-                (when (consp form) (setf found form))
-                (loop :for k :from 0 :below (length subforms) :by 3
-                      :when (eq (aref subforms (+ k 2)) found)
-                        :return (aref subforms k)))))
-        (and context (sb-c::compiler-error-context-file-position context)))))
 
 (defvar *source-text* nil "(truename . text) of the last source a position was looked up in.")
 
@@ -153,28 +129,24 @@ lines SBCL counts into a top-level form's position."
 (defun locate (condition)
   "Where SBCL is compiling as CONDITION is signalled, as FILE:LINE:COLUMN (or less, where SBCL
 knows less), and CONDITION's message's first line."
-  (let* ((inner (if (typep condition 'sb-int:encapsulated-condition)
-                    (sb-int:encapsulated-condition condition)
-                    condition))
-         (file (or (ignore-errors
-                    (sb-c::compiler-error-context-file-name (sb-c::find-error-context nil)))
-                   *fixed-source*))
+  (let* ((inner (plait-sbcl:unwrap-condition condition))
+         (file (or (plait-sbcl:error-source-file) *fixed-source*))
          (message (first-line inner))
          line column)
-    (cond ((typep inner 'sb-c::input-error-in-compile-file)
+    (cond ((plait-sbcl:reader-error-in-compile-p inner)
            ;; The reader stopped just past the offending character: SBCL's 0-based column
            ;; of where it stopped is that character's 1-based one.
            (let ((at (ignore-errors
                       (let ((stream (stream-error-stream inner)))
-                        (sb-int:line/col-from-charpos stream (file-position stream))))))
+                        (plait-sbcl:line-and-column stream (file-position stream))))))
              (setf line (car at) column (cdr at)
-                   message (let ((text (first-line (sb-int:encapsulated-condition inner))))
+                   message (let ((text (first-line (plait-sbcl:unwrap-condition inner))))
                              ;; The reader's message goes on with where it was: said above.
                              (format nil "read error: ~a"
                                      (string-right-trim " " (subseq text 0 (search " Line: "
                                                                                    text))))))))
           (t
-           (let ((start (subform-start)))
+           (let ((start (plait-sbcl:error-source-position)))
              (when (and start file (typep file '(or string pathname)))
                (setf (values line column) (line-column file start))))))
     (values (format nil "~a~@[:~d~]~@[:~d~]" (if file (namestring file) "?") line
@@ -208,11 +180,10 @@ user root is given."
 ;; (sb-c::*source-namestring*, bound around the compile): for a generated file, where the user's
 ;; images see it, not a sandbox's path.
 (let ((open (find-symbol "OPEN-FASL-OUTPUT" "SB-FASL")))
-  (when (and open (fboundp open) (not (sb-int:encapsulated-p open 'plait-source-name)))
-    (sb-ext:without-package-locks
-      (sb-int:encapsulate open 'plait-source-name
-        (lambda (f name where)
-          (funcall f name (or (and (stringp where) (as-the-user-sees where)) where)))))))
+  (when open
+    (plait-sbcl:wrap-function open 'plait-source-name
+      (lambda (f name where)
+        (funcall f name (or (and (stringp where) (as-the-user-sees where)) where))))))
 
 (defun as-octets (string)
   "STRING's UTF-8 bytes, one character each, as a file read as Latin-1 has them."
@@ -253,18 +224,13 @@ user root (*USER-ROOT*), then MAIN's."
   "Let what is left of a worker's life allocate without collecting the compile's garbage,
 which its exit drops anyway, while the heap has room for it: a collection would cost more
 than touching fresh pages."
-  (let ((trigger (runtime-variable "auto_gc_trigger"))
-        (room (plait-upgrade:heap-room)))
-    (when (and trigger (> room (* 512 1024 1024)))
-      (setf (sb-sys:sap-ref-word trigger 0)
-            (+ (sb-kernel:dynamic-usage) (* 256 1024 1024))))))
+  (when (> (plait-upgrade:heap-room) (* 512 1024 1024))
+    (plait-sbcl:set-runtime-word "auto_gc_trigger"
+                                 (+ (plait-sbcl:dynamic-usage) (* 256 1024 1024)))))
 
 (defun usage ()
   "This process's CPU time so far (user and system, in seconds) and its minor page faults."
-  (multiple-value-bind (ok user system rss ixrss idrss isrss faults)
-      (sb-unix:unix-getrusage sb-unix:rusage_self)
-    (declare (ignore ok rss ixrss idrss isrss))
-    (values (/ (+ user system) 1d6) faults)))
+  (plait-sbcl:cpu-seconds-and-faults))
 
 (defvar *clock* (get-internal-real-time))
 (defvar *gc-clock* 0)
@@ -323,7 +289,7 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                               (list (locate w))
                                               (note-diagnostic "warning" w)))
                                    warnings))))
-                       (sb-c:compiler-error
+                       (plait-sbcl:compiler-error
                          (lambda (e) (note-diagnostic "error" e))))
           (with-compilation-unit (:override t)
             ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
@@ -335,13 +301,10 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                  (unless (typep e 'uiop:compile-file-error)
                                    (note-diagnostic "error" e))
                                  (return-from perform))))
-                (let ((sb-c::*source-namestring* (as-the-user-sees *fixed-source*)))
+                (plait-sbcl:with-source-namestring ((as-the-user-sees *fixed-source*))
                   (asdf:perform o c))))
-            (setf undefined
-                  (loop :for w :in sb-c::*undefined-warnings*
-                        :when (eq (sb-c::undefined-warning-kind w) :function)
-                          :collect (qualified (sb-c::undefined-warning-name w))))
-            (setf sb-c::*undefined-warnings* nil)))
+            (setf undefined (mapcar #'qualified (plait-sbcl:undefined-names :function)))
+            (plait-sbcl:forget-undefined-warnings)))
         (when failure
           (when (and (typep failure 'uiop:compile-file-error)
                      (not *error-noted*))

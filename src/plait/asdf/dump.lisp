@@ -71,8 +71,7 @@
 (defun fasl-loadable-p (fasl)
   "Whether FASL is one this SBCL loads: its header checked, nothing of it loaded."
   (with-open-file (s fasl :element-type '(unsigned-byte 8))
-    (handler-case (sb-fasl::check-fasl-header s)
-      (error () nil))))
+    (plait-sbcl:fasl-header-ok-p s)))
 
 (upgrade-asdf)
 

@@ -28,6 +28,7 @@ SANDBOX_MARK = "/PLAIT-SANDBOX/"
 
 # The Lisp files the dump loads into the definitions core (their digests are in its identity).
 DRIVERS = (
+    "sbcl.lisp",
     "dump.lisp",
     "json.lisp",
     "upgrade.lisp",

@@ -5,6 +5,7 @@
 ;;;; plan order: one file that loads in a fresh SBCL. A program loads the same and dumps an
 ;;;; executable whose toplevel calls ENTRY and exits with its result (0 unless an integer).
 
+(load (merge-pathnames "sbcl.lisp" *load-truename*))
 (defpackage :plait-product (:use :cl))
 (in-package :plait-product)
 
@@ -19,10 +20,9 @@
     (with-open-file (s source :direction :output :if-exists :supersede)
       (with-standard-io-syntax
         (dolist (r requires) (print `(require ,r) s))))
-    (let ((sb-c::*source-namestring* "plait-prelude.lisp"))
-      (sb-ext:without-package-locks
-        (sb-int:encapsulate 'file-write-date 'plait-fixed-date
-          (lambda (f file) (if (search "plait-prelude" (namestring file)) 0 (funcall f file)))))
+    (plait-sbcl:with-source-namestring ("plait-prelude.lisp")
+      (plait-sbcl:wrap-function 'file-write-date 'plait-fixed-date
+        (lambda (f file) (if (search "plait-prelude" (namestring file)) 0 (funcall f file))))
       (compile-file source :output-file fasl :verbose nil :print nil))
     fasl))
 

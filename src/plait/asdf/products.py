@@ -53,7 +53,7 @@ def _product(
             "--",
             *c.fasls,
         ),
-        inputs=(str(lisp_file("product.lisp")), *c.fasls),
+        inputs=(str(lisp_file("product.lisp")), str(lisp_file("sbcl.lisp")), *c.fasls),
         outputs=(rel,),
         env=sbcl_environment(t.sbcl),
         toolchain=(str(sbcl_home(t.sbcl)),),

@@ -23,9 +23,8 @@
   (dolist (entry *verdicts*)
     (destructuring-bind (package name framework) entry
       (let ((symbol (and (find-package package) (find-symbol name package))))
-        (when (and symbol (fboundp symbol)
-                   (not (sb-int:encapsulated-p symbol 'plait-verdict)))
-          (sb-int:encapsulate symbol 'plait-verdict
+        (when symbol
+          (plait-sbcl:wrap-function symbol 'plait-verdict
             (lambda (f &rest args)
               ;; Only the outermost call is a verdict: a framework's own tests run it inside.
               (let ((result (let ((*depth* (1+ *depth*))) (apply f args))))

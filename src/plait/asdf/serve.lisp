@@ -23,30 +23,29 @@
 ;;;; :status): plait learns that a worker ended from that line, or from its pid.
 ;;;; EOF on IN stops the server; its workers run on.
 
-(defpackage :plait-serve (:use :cl :plait-lisp) (:export #:main #:detach))
+(defpackage :plait-serve
+  (:use :cl :plait-lisp)
+  (:import-from :plait-sbcl #:fork-process #:new-session #:redirect-fd #:change-directory
+                #:wait-for #:close-on-exec #:getpid #:clear-environment
+                #:set-environment-variable #:join-namespace #:open-fd #:close-fd #:make-pipe
+                #:kill-process #:write-fd #:fd-input-stream #:fd-output-stream #:stream-fd
+                #:o-rdonly #:o-wronly-create-truncate #:stop-finalizer #:start-finalizer
+                #:other-threads-p)
+  (:export #:main #:detach))
 (in-package :plait-serve)
 
-(defmacro c-call (name result &rest args)
-  "Call the C library's NAME: ARGS alternate alien types and values."
-  (let ((types (loop :for (type) :on args :by #'cddr :collect type))
-        (values (loop :for (nil value) :on args :by #'cddr :collect value)))
-    `(sb-alien:alien-funcall
-      (sb-alien:extern-alien ,name (function ,result ,@types)) ,@values)))
-
-(defun open-fd (path flags)
-  (let ((fd (sb-unix:unix-open path flags #o644)))
-    (unless fd (error "cannot open ~a" path))
-    fd))
+(defun must-open (path flags)
+  (or (open-fd path flags) (error "cannot open ~a" path)))
 
 (defun redirect (log)
   "Standard input from /dev/null; standard output and error to LOG."
-  (let ((null (open-fd "/dev/null" sb-unix:o_rdonly))
-        (out (open-fd log (logior sb-unix:o_wronly sb-unix:o_creat sb-unix:o_trunc))))
-    (c-call "dup2" sb-alien:int sb-alien:int null sb-alien:int 0)
-    (c-call "dup2" sb-alien:int sb-alien:int out sb-alien:int 1)
-    (c-call "dup2" sb-alien:int sb-alien:int out sb-alien:int 2)
-    (sb-unix:unix-close null)
-    (sb-unix:unix-close out)))
+  (let ((null (must-open "/dev/null" (o-rdonly)))
+        (out (must-open log (o-wronly-create-truncate))))
+    (redirect-fd null 0)
+    (redirect-fd out 1)
+    (redirect-fd out 2)
+    (close-fd null)
+    (close-fd out)))
 
 (defparameter *namespaces* '("user" "mnt" "net" "ipc" "uts")
   "The namespaces a worker joins, the user namespace first: it owns the others.")
@@ -58,44 +57,24 @@ threaded as setns(2) needs. Each is opened first: the mount namespace has no /pr
 from. Being in that user namespace already is no error; failing to join any other is, so that a
 command never runs seeing more than it was meant to."
   (let ((fds (loop :for kind :in *namespaces*
-                   :collect (or (sb-unix:unix-open (format nil "/proc/~d/ns/~a" pid kind)
-                                                   sb-unix:o_rdonly 0)
-                                (error "cannot open the ~a namespace of process ~d" kind pid)))))
+                   :collect (must-open (format nil "/proc/~d/ns/~a" pid kind) (o-rdonly)))))
     (loop :for kind :in *namespaces*
           :for fd :in fds
-          :for status := (c-call "setns" sb-alien:int sb-alien:int fd sb-alien:int 0)
-          :do (sb-unix:unix-close fd)
-              (unless (or (zerop status) (string= kind "user"))
+          :do (unless (or (join-namespace fd) (string= kind "user"))
                 (error "cannot join the ~a namespace of process ~d" kind pid)))))
 
 (defun enter (cwd)
   "Work in CWD, as a process started there would."
-  (unless (zerop (c-call "chdir" sb-alien:int sb-alien:c-string cwd))
+  (unless (change-directory cwd)
     (error "cannot enter ~a" cwd))
   (setf *default-pathname-defaults* (uiop:ensure-directory-pathname cwd)))
 
-(defun internal (package name)
-  "SBCL's internal NAME in PACKAGE, or NIL where this SBCL has none (read at run time, so that
-another SBCL can still load this file)."
-  (find-symbol name package))
-
 (defun sole-thread ()
   "Leave this thread alone in the image, as fork needs (it copies only the calling thread, and
-a child's GC would wait for the others): stop the finalizer thread, and drop what exited
-threads leave registered until they are joined."
-  (let ((thread (internal "SB-IMPL" "*FINALIZER-THREAD*"))
-        (stop (internal "SB-IMPL" "FINALIZER-THREAD-STOP"))
-        (dispose (internal "SB-THREAD" "%DISPOSE-THREAD-STRUCTS"))
-        (all (internal "SB-THREAD" "*ALL-THREADS*"))
-        (listing (internal "SB-THREAD" "AVLTREE-LIST")))
-    (when (and thread stop (typep (symbol-value thread) 'sb-thread:thread))
-      (funcall stop))
-    (when dispose
-      (funcall dispose))
-    (when (if (and all listing)
-              (cdr (funcall listing (symbol-value all)))
-              (cdr (sb-thread:list-all-threads)))
-      (error "cannot fork: other threads are running"))))
+a child's GC would wait for the others)."
+  (stop-finalizer)
+  (when (other-threads-p)
+    (error "cannot fork: other threads are running")))
 
 (defvar *standby* nil
   "The worker forked ahead of the next :run request, which it waits for: (PID . FD), FD the end
@@ -107,11 +86,11 @@ child's pid in the server, 0 in the child."
   (sole-thread)
   (finish-output *standard-output*)
   (finish-output *error-output*)
-  (let ((pid (c-call "fork" sb-alien:int)))
+  (let ((pid (fork-process)))
     (when (zerop pid)
-      (dolist (s streams) (sb-unix:unix-close (sb-sys:fd-stream-fd s)))
+      (dolist (s streams) (close-fd (stream-fd s)))
       (when *standby*
-        (sb-unix:unix-close (cdr *standby*))
+        (close-fd (cdr *standby*))
         (setf *standby* nil)))
     pid))
 
@@ -120,7 +99,7 @@ child's pid in the server, 0 in the child."
 work in (entered now when ENTER). Returns its pid in the server, 0 in it."
   (let ((pid (fork-child streams)))
     (when (zerop pid)
-      (c-call "setsid" sb-alien:int)
+      (new-session)
       (redirect log)
       (when enter
         (enter cwd)))
@@ -137,7 +116,7 @@ it says how it ends, as the server would once it is gone (\"exited ID CODE\").")
     ;; Said before exiting, which unmaps the image: waiting for the exit would lengthen each
     ;; step of a chain of dependent compiles. One write, of less than PIPE_BUF: no other reply is mixed in.
     (let ((line (sb-ext:string-to-octets (format nil "exited ~d ~d~%" (cdr *report*) code))))
-      (sb-unix:unix-write (car *report*) line 0 (length line))))
+      (write-fd (car *report*) line)))
   (sb-ext:exit :code code :abort t))
 
 (defun work (function args ns cwd)
@@ -158,27 +137,25 @@ reads IN and replies on OUT): the fork, and the child's new session (SETSID, whi
 machine waits for the scheduler to place it in a group of its own), then cost no compile of a
 chain of dependent ones any time. It reads
 its request from a pipe, and exits when the server does without having sent it one."
-  (multiple-value-bind (request-in request-out) (sb-unix:unix-pipe)
+  (multiple-value-bind (request-in request-out) (make-pipe)
     (when request-in
       (let ((pid (fork-child (list in))))
         (cond ((zerop pid)
-               (sb-unix:unix-close request-out)
-               (c-call "setsid" sb-alien:int)
-               (let ((request (with-open-stream
-                                  (s (sb-sys:make-fd-stream request-in :input t
-                                                                       :external-format :utf-8))
-                                  (let ((*read-eval* nil)) (read s nil nil))))
-                     (replies (sb-sys:fd-stream-fd out)))
+               (close-fd request-out)
+               (new-session)
+               (let ((request (with-open-stream (s (fd-input-stream request-in))
+                                (let ((*read-eval* nil)) (read s nil nil))))
+                     (replies (stream-fd out)))
                  (unless request
                    (finish 0))
                  ;; What the command runs does not inherit the reply fifo (F_SETFD, FD_CLOEXEC).
-                 (c-call "fcntl" sb-alien:int sb-alien:int replies sb-alien:int 2 sb-alien:int 1)
+                 (close-on-exec replies)
                  (destructuring-bind (id cwd log function args &optional ns) request
                    (setf *report* (cons replies id))
                    (redirect log)
                    (work function args ns cwd))))
               (t
-               (sb-unix:unix-close request-in)
+               (close-fd request-in)
                (setf *standby* (cons pid request-out))))))))
 
 (defun hand-over (id cwd log function args &optional ns)
@@ -186,28 +163,20 @@ its request from a pipe, and exits when the server does without having sent it o
   (destructuring-bind (pid . fd) *standby*
     (setf *standby* nil)
     (handler-case
-        (with-open-stream (s (sb-sys:make-fd-stream fd :output t :external-format :utf-8))
+        (with-open-stream (s (fd-output-stream fd))
           (with-standard-io-syntax
             (prin1 (list id cwd log function args ns) s))
           pid)
       (error ()  ; it is gone: SBCL ignores SIGPIPE, and the write fails
-        (sb-unix:unix-kill pid sb-unix:sigkill)
+        (kill-process pid)
         (wait-for pid)
         nil))))
 
-(defun wait-for (pid)
-  "How the child PID ended: its exit code, or minus the signal that killed it."
-  (sb-alien:with-alien ((status sb-alien:int))
-    (c-call "waitpid" sb-alien:int sb-alien:int pid (* sb-alien:int) (sb-alien:addr status)
-            sb-alien:int 0)
-    (let ((signal (logand status #x7f)))
-      (if (zerop signal) (ldb (byte 8 8) status) (- signal)))))
-
 (defun become-server (in out loads)
   "In a child of the server: fork the server that performs LOADS and serves IN and OUT."
-  (unless (zerop (c-call "fork" sb-alien:int))
+  (unless (zerop (fork-process))
     (finish 0))
-  (c-call "setsid" sb-alien:int)
+  (new-session)
   (serve in out loads)
   (finish 0))
 
@@ -227,7 +196,7 @@ each, and do not collect: the collection would lengthen the chain, at each of it
   (with-open-file (in in-path)
     (with-open-file (out out-path :direction :output :if-exists :append)
       (let ((pids (make-hash-table)) (runs 0))
-        (reply out "pid ~d" (c-call "getpid" sb-alien:int))
+        (reply out "pid ~d" (getpid))
         (when loads
           (use-sandbox-translations)
           (perform-loads loads))
@@ -282,14 +251,12 @@ up differently (environment, argv, the package SCRIPT is loaded in) is set up he
 garbage the dump left, which the save would drop, is collected: no worker copies it."
   (unless (zerop (fork '() (directory-namestring log) log))
     ;; The save stops the finalizer thread, which forking stopped: it must run again first.
-    (let ((start (internal "SB-IMPL" "FINALIZER-THREAD-START")))
-      (when start (funcall start)))
+    (start-finalizer)
     (return-from detach))
-  (c-call "clearenv" sb-alien:int)
+  (clear-environment)
   (dolist (pair environment)
     (let ((=at (position #\= pair)))
-      (c-call "setenv" sb-alien:int sb-alien:c-string (subseq pair 0 =at)
-              sb-alien:c-string (subseq pair (1+ =at)) sb-alien:int 1)))
+      (set-environment-variable (subseq pair 0 =at) (subseq pair (1+ =at)))))
   (setf sb-ext:*posix-argv* (list runtime "plait-serve:main" in out))
   (sb-ext:gc :full t)
   (let ((*package* (find-package :cl-user)))

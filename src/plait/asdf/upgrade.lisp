@@ -10,14 +10,17 @@
 ;;;; The fasl goes under ./out/ (the directories of SOURCE below it). Style-warnings are muffled,
 ;;;; as ASDF's upgrade muffles them. Exit: 0 compiled; 1 it did not.
 ;;;;
-;;;; Every plait Lisp process loads this file first, so it also holds the few runtime tunings
-;;;; they share (RUNTIME-VARIABLE, HEAP-ROOM, and TUNE-FOR-ONE-COMPILE for the processes that
-;;;; live for one compile: this file's MAIN and the compile driver's workers).
+;;;; Every plait Lisp process but a product's loads this file first (and it loads sbcl.lisp), so
+;;;; it also holds the few runtime tunings they share (HEAP-ROOM, and TUNE-FOR-ONE-COMPILE for
+;;;; the processes that live for one compile: this file's MAIN and the compile driver's
+;;;; workers).
 
 (require :asdf)
+(unless (find-package :plait-sbcl)
+  (load (merge-pathnames "sbcl.lisp" *load-truename*)))
 (defpackage :plait-upgrade
   (:use :cl)
-  (:export #:upgraded-session #:newer-asdf #:runtime-variable #:heap-room
+  (:export #:upgraded-session #:newer-asdf #:heap-room
            #:tune-for-one-compile #:main))
 (in-package :plait-upgrade)
 
@@ -43,24 +46,16 @@ newer ASDF than the running one; else NIL."
                (uiop:version< (asdf:asdf-version) (asdf:component-version system)))
       (first files))))
 
-(defun runtime-variable (name)
-  "The address (a SAP) of the SBCL runtime's C variable NAME, or NIL on an SBCL without it: a
-tuning plait makes there is then not made."
-  (let ((address (sb-sys:find-foreign-symbol-address name)))
-    (and address (sb-sys:int-sap address))))
-
 (defun keep-freed-pages ()
   "Keep the pages this process's collections free mapped, for it to allocate in again. SBCL
 gives them back to the kernel after each collection of generation 2 or older, and a compile
 allocating there next faults each one in afresh, zero-filled: in a process that lives for one
 compile that costs system time and saves nothing."
-  (let ((limit (runtime-variable "small_generation_limit")))  ; a C generation_index_t
-    (when limit
-      (setf (sb-sys:signed-sap-ref-8 limit 0) sb-vm:+pseudo-static-generation+))))
+  (plait-sbcl:keep-freed-pages-mapped))
 
 (defun heap-room ()
   "Bytes of the heap not in use."
-  (- (sb-ext:dynamic-space-size) (sb-kernel:dynamic-usage)))
+  (- (sb-ext:dynamic-space-size) (plait-sbcl:dynamic-usage)))
 
 (defun keep-survivors ()
   "Leave what survives the nursery in generation 1 until 200 MB of it has, rather than SBCL's 1%
