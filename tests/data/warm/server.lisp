@@ -42,7 +42,7 @@ as it starts."
   "The nursery's size, the bytes generation 1 takes before it is collected, and the oldest
 generation whose collection leaves the pages it frees mapped (SBCL's small_generation_limit)."
   (list (sb-ext:bytes-consed-between-gcs) (sb-ext:generation-bytes-consed-between-gcs 1)
-        (sb-sys:signed-sap-ref-8 (plait-upgrade:runtime-variable "small_generation_limit") 0)))
+        (sb-sys:signed-sap-ref-8 (plait-sbcl:runtime-variable "small_generation_limit") 0)))
 
 (defun nursery (args)
   "Write to nursery.txt this worker's GC-SETTINGS, then the same once the compile driver's MAIN
