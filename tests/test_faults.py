@@ -77,3 +77,60 @@ def test_a_killed_build_leaves_no_command_running(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert gone(marker)
+
+
+def holds_open(pid: int, directory: Path) -> bool:
+    """Whether process `pid` has a file under `directory` open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if fd.readlink().is_relative_to(directory):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_plaits_sharing_a_store_build_an_action_once(tmp_path: Path) -> None:
+    """The second waits for the first's claim on the action's key, then reuses its result."""
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    plaitfile = (
+        f"action('copy', ['sh', '-c', 'echo run >> {runs}; while [ ! -e {go} ]; do sleep 0.05;"
+        " done; cat in.txt > out.txt'], inputs=['in.txt'], outputs=['out.txt'])\n"
+    )
+    projects = []
+    for name in ("one", "two"):
+        p = tmp_path / name
+        p.mkdir()
+        (p / "Plaitfile.py").write_text(plaitfile)
+        (p / "in.txt").write_text("same\n")
+        projects.append(p)
+    store = tmp_path / "store"
+    env = {**os.environ, "PLAIT_CACHE": str(store)}
+    command = [sys.executable, "-m", "plait", "build", "--sandbox", "directory", "-v"]
+    with subprocess.Popen(
+        command, cwd=projects[0], env=env, stdout=subprocess.PIPE, text=True
+    ) as first:
+        deadline = time.monotonic() + 30
+        while not runs.exists():
+            assert time.monotonic() < deadline, "the first build never ran its command"
+            time.sleep(0.02)
+        with subprocess.Popen(
+            command, cwd=projects[1], env=env, stdout=subprocess.PIPE, text=True
+        ) as second:
+            try:
+                while not holds_open(second.pid, store / "claims"):
+                    assert time.monotonic() < deadline and second.poll() is None
+                    time.sleep(0.02)
+            finally:
+                go.touch()  # the first build ends, whatever happened
+            procs = [(first, first.communicate(timeout=30)[0])]
+            procs.append((second, second.communicate(timeout=30)[0]))
+    assert [p.returncode for p, _ in procs] == [0, 0], procs
+    assert runs.read_text() == "run\n"  # once
+    assert "ran copy (never built)" in procs[0][1]
+    assert "built meanwhile by another plait sharing the store" in procs[1][1], procs[1][1]
+    assert (projects[1] / "out.txt").read_text() == "same\n"

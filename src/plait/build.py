@@ -27,6 +27,8 @@ from plait.scheduler import Interrupted, Scheduler, Work
 from plait.store import CachedResult, Output, Store
 
 LOG_TAIL_LINES = 20
+# How often an action waiting for another plait's claim on its key looks again (seconds).
+CLAIM_POLL = 0.05
 # A line that says why a command died, which may come long before its last lines: a compiler's
 # "fatal error: x.h: No such file", SBCL's runtime's "fatal error encountered in SBCL".
 FATAL = re.compile(r"fatal error(?::| encountered)")
@@ -127,6 +129,9 @@ class Build:
         # compile of a system reads the fasls of the files before it), from several threads.
         self._destinations: dict[tuple[str, str], Path | None] = {}
         self._toolchains: dict[str, str] = {}
+        # The store's claims on the keys of running actions (Store.claim), by action name.
+        self._claims: dict[str, int] = {}
+        self._stopping = threading.Event()
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -265,7 +270,34 @@ class Build:
         if early is not None:  # already running: its job slot is taken now
             return Work(early.wait)
         request, log = prepared.request, self.store.log_path(name)
-        return Work(lambda: self.executor.execute(request, self.content, log))
+        return Work(lambda: self._claimed(name, request, log))
+
+    def _claimed(self, name: str, request: Request, log: Path) -> Result:
+        """Run the request holding the store's claim on its key, which `end` releases once the
+        result is registered; if another plait sharing the store holds it, wait, then reuse
+        what it made, if it made it. In a worker thread."""
+        key = request.key()
+        claim = self._claims[name] = self.store.claim(key)
+        if not self.store.take(claim):
+            while not self.store.take(claim):
+                if self._stopping.wait(CLAIM_POLL):
+                    return Result(None, 0.0, error="cancelled")
+            reused = self._reuse(key)
+            if reused is not None:
+                return reused
+        return self.executor.execute(request, self.content, log)
+
+    def _reuse(self, key: str) -> Result | None:
+        """What another plait registered for `key`, as a result, if its blobs are sound."""
+        cached = self.store.lookup_now(key)
+        if cached is None or not all(self.store.sound_blob(o.digest) for o in cached.outputs):
+            return None
+        outputs = {o.path: (o.digest, o.executable) for o in cached.outputs}
+        return Result(0, 0.0, outputs=outputs, reused=True)
+
+    def _cancel(self) -> None:
+        self._stopping.set()
+        self.executor.cancel()
 
     @functools.cached_property
     def _installed(self) -> dict[Path, str]:
@@ -288,6 +320,14 @@ class Build:
         return None
 
     def end(self, name: str, result: Result) -> Finished:
+        claim = self._claims.pop(name, None)
+        try:
+            return self._end(name, result)
+        finally:
+            if claim is not None:
+                self.store.release(claim)
+
+    def _end(self, name: str, result: Result) -> Finished:
         running = self._running.pop(name)
         action, decision = running.prepared.action, running.prepared.decision
         start, slot, reason = running.start, running.slot, decision.reason
@@ -307,6 +347,10 @@ class Build:
         )
         cached = CachedResult(outputs, result.duration)
         self._materialize(action, outputs)
+        if result.reused:
+            self._accept(action, decision, cached, ran=False)
+            reason += ", built meanwhile by another plait sharing the store"
+            return self._finished(name, "cached", reason, start=start, key=decision.key, slot=slot)
         self._accept(action, decision, cached, ran=True)
         return self._finished(name, "ran", reason, start=start, key=decision.key, slot=slot)
 
@@ -384,9 +428,7 @@ class Build:
         )
         interrupted: int | None = None
         try:
-            scheduler.run(
-                self.begin, self.end, self._skip, self.executor.cancel, self.emit, self.idle
-            )
+            scheduler.run(self.begin, self.end, self._skip, self._cancel, self.emit, self.idle)
         except Interrupted as e:
             interrupted = e.signum
         finally:

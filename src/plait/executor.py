@@ -33,6 +33,8 @@ class Result:
     outputs: dict[str, tuple[Digest, bool]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     error: str = ""
+    # The outputs are another plait's, which built the same key meanwhile (plait.build).
+    reused: bool = False
 
     @property
     def ok(self) -> bool:

@@ -406,6 +406,45 @@ class Store:
                 ],
             )
 
+    # -- claims: one plait builds a key at a time -------------------------------------------
+
+    def claim(self, key: str) -> int:
+        """The store-wide claim on building `key`, a descriptor to `take` and then `release`,
+        so that plaits sharing the store do not build one action twice at once. Called from
+        worker threads."""
+        path = self.root / "claims" / key[:2] / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @staticmethod
+    def take(claim: int) -> bool:
+        """Hold the claim; False if another plait holds it."""
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def release(claim: int) -> None:
+        os.close(claim)
+
+    def lookup_now(self, key: str) -> CachedResult | None:
+        """`lookup` on a connection of its own, from any thread: what another plait may have
+        registered since this one looked."""
+        db = connect(self.root / "store.db")
+        try:
+            row = db.execute(
+                "SELECT outputs, duration FROM action_cache WHERE key = ?", (key,)
+            ).fetchone()
+        finally:
+            db.close()
+        if row is None:
+            return None
+        return CachedResult(tuple(Output.from_json(o) for o in json.loads(row[0])), row[1])
+
     # -- garbage collection ----------------------------------------------------------------
 
     def collect(
@@ -510,6 +549,8 @@ class Store:
         for p in old_cores:
             freed += cores[p].st_size
             p.unlink(missing_ok=True)
+        # No plait holds a claim now (they all hold the store open): the files can go.
+        shutil.rmtree(self.root / "claims", ignore_errors=True)
         return Collected(len(forget), removed, len(old_cores), freed, size, len(gone))
 
     def installed(self) -> dict[Path, str]:
