@@ -475,7 +475,7 @@ def test_a_build_never_replaces_a_file_the_user_wrote(tmp_path: Path) -> None:
     env = {"PLAIT_CACHE": str(tmp_path / "store")}
     result = plait("build", cwd=p, env=env)
     assert result.returncode == 1
-    assert "'notes.txt' is in the way: it exists and plait did not write it" in result.stdout
+    assert "'notes.txt' is in the way: it exists, plait did not write it" in result.stdout
     assert (p / "notes.txt").read_text() == "my own notes\n"
     # Asked to, it replaces it; then the file is plait's, and plait clean may remove it.
     assert plait("build", "--force", cwd=p, env=env).returncode == 0
@@ -544,3 +544,41 @@ def test_a_plaitfile_that_calls_sys_exit_is_an_error(tmp_path: Path) -> None:
     result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
     assert result.returncode == 2
     assert f"{(p / 'Plaitfile.py').resolve()}:3: the Plaitfile called sys.exit(0)" in result.stderr
+
+
+def test_a_damaged_database_is_put_aside_and_the_next_build_goes_on(tmp_path: Path) -> None:
+    """The error names `plait store reset`; after it, a build whose outputs are already there,
+    with the bytes its actions make, takes them as its own rather than refusing them."""
+    p = scenario("basic", tmp_path)
+    assert plait("build", cwd=p).returncode == 0
+    before = {f: (p / f).read_bytes() for f in ("build/words.txt", "build/upper.txt")}
+    (p / ".plait" / "store.db").write_bytes(b"not a database at all" * 100)
+    broken = plait("build", cwd=p)
+    assert broken.returncode == 2
+    assert "hint: 'plait store reset'" in broken.stderr
+    reset = plait("store", "reset", cwd=p)
+    assert reset.returncode == 0, reset.stderr
+    assert list((p / ".plait").glob("store.db.damaged-*"))
+    again = plait("build", cwd=p)
+    assert again.returncode == 0, again.stdout
+    assert {f: (p / f).read_bytes() for f in before} == before
+    assert plait("clean", cwd=p).returncode == 0  # they are plait's again
+    assert not (p / "build" / "words.txt").exists()
+
+
+def test_store_verify_finds_a_damaged_blob_and_repair_drops_it(tmp_path: Path) -> None:
+    p = scenario("basic", tmp_path)
+    assert plait("build", cwd=p).returncode == 0
+    clean = plait("store", "verify", cwd=p)
+    assert clean.returncode == 0 and " 0 damaged" in clean.stdout, clean.stdout
+    blob = sorted((p / ".plait" / "blobs").glob("*/*"))[0]
+    blob.chmod(0o644)
+    blob.write_bytes(b"flipped")
+    found = plait("store", "verify", cwd=p)
+    assert found.returncode == 1
+    assert f"damaged: blobs/{blob.parent.name}/{blob.name}" in found.stdout
+    assert "--repair" in found.stdout
+    repaired = plait("store", "verify", "--repair", cwd=p)
+    assert repaired.returncode == 0 and not blob.exists()
+    assert plait("store", "verify", cwd=p).returncode == 0
+    assert plait("build", cwd=p).returncode == 0

@@ -244,18 +244,14 @@ class Build:
             assert cached is not None
             self._accept(action, decision, cached, ran=False)
             return self._finished(name, "cached", decision.reason, key=decision.key)
-        mine = self._not_plaits(action) if not self.options.force else None
-        if mine is not None:
-            message = (
-                f"'{mine}' is in the way: it exists and plait did not write it (remove or rename"
-                " it, or build with --force to replace it)"
-            )
-            failure = Failure(action.argv, None, message)
-            return self._finished(
-                name, "failed", decision.reason, key=decision.key, failure=failure
-            )
         if decision.outcome == "restore":
             assert cached is not None
+            mine = self._not_plaits(action, cached.outputs)
+            if mine is not None:
+                failure = Failure(action.argv, None, _in_the_way(mine))
+                return self._finished(
+                    name, "failed", decision.reason, key=decision.key, failure=failure
+                )
             self._materialize(action, cached.outputs)
             self._accept(action, decision, cached, ran=False)
             return self._finished(
@@ -305,16 +301,21 @@ class Build:
         an action is to write, never on a build where all is up to date."""
         return self.store.installed()
 
-    def _not_plaits(self, action: Action) -> str | None:
-        """An output the action would write over a file in the project that plait did not
-        write, or that someone changed since: the user's, which a build never replaces."""
-        for out in action.outputs:
-            where = self.destination(action, out)
+    def _not_plaits(self, action: Action, outputs: Iterable[Output]) -> str | None:
+        """An output that would replace, with other bytes, a file in the project that plait did
+        not write, or that someone changed since: the user's, which a build never replaces
+        (unless --force)."""
+        if self.options.force:
+            return None
+        for out in outputs:
+            where = self.destination(action, out.path)
             if where is None or not where.is_relative_to(self.project):
                 continue  # the store, or a cache of ASDF's: plait's to write
             if not where.exists() and not where.is_symlink():
                 continue
             now = self.store.file_digest(where)
+            if now == out.digest:
+                continue  # the same bytes: writing them changes nothing
             if now is None or self._installed.get(where) != now.hash:
                 return str(where.relative_to(self.project))
         return None
@@ -346,6 +347,12 @@ class Build:
             Output(path, d, executable) for path, (d, executable) in sorted(result.outputs.items())
         )
         cached = CachedResult(outputs, result.duration)
+        mine = self._not_plaits(action, outputs)
+        if mine is not None:
+            failure = Failure(action.argv, None, _in_the_way(mine))
+            return self._finished(
+                name, "failed", reason, start=start, key=decision.key, failure=failure, slot=slot
+            )
         self._materialize(action, outputs)
         if result.reused:
             self._accept(action, decision, cached, ran=False)
@@ -564,6 +571,13 @@ class Early:
 # `file:line:col: error: message` (line and column optional; also warnings and notes).
 DIAGNOSTIC = re.compile(r"^[^\s:]+(?::\d+){0,2}: (?:fatal error|error|warning|note): \S")
 MAX_DIAGNOSTICS = 10
+
+
+def _in_the_way(path: str) -> str:
+    return (
+        f"'{path}' is in the way: it exists, plait did not write it, and the action makes other"
+        " bytes (remove or rename it, or build with --force to replace it)"
+    )
 
 
 def _diagnostics(log: Path) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from plait.executor import LocalExecutor
 from plait.frontend import Frontend, Handler, Part, Session, load_frontends
 from plait.model import Graph
 from plait.reporter import ConsoleReporter
-from plait.store import Store
+from plait.store import Store, default_root, reset
 
 
 def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -123,6 +123,26 @@ def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[st
     gc.add_argument("--max-size", metavar="SIZE", help="e.g. 500M or 10G")
     _add_directory(gc)
 
+    store = sub.add_parser("store", help="check the store, or start its records afresh")
+    store_sub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    verify = store_sub.add_parser(
+        "verify",
+        help="check the database and every blob against its digest",
+        description="Check SQLite's integrity and every blob against its digest; exit 1 if"
+        " anything is wrong. With --repair, remove the damaged blobs and forget the results that"
+        " name them: their actions run again.",
+    )
+    verify.add_argument("--repair", action="store_true", help="drop what is damaged")
+    _add_directory(verify)
+    reset = store_sub.add_parser(
+        "reset",
+        help="put a damaged database aside and start the store's records afresh",
+        description="Rename the store's database aside (store.db.damaged-TIME) so that the next"
+        " plait starts its records afresh; the blobs stay, for gc to remove. The next build"
+        " rebuilds what it does not find.",
+    )
+    _add_directory(reset)
+
     handlers: dict[str, Handler] = {
         "build": _build,
         "explain": _inspect,
@@ -131,6 +151,7 @@ def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[st
         "log": _log,
         "clean": _clean,
         "gc": _gc,
+        "store": _store,
     }
     for frontend in frontends:
         for p in (build, explain, graph, export):
@@ -207,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("plait: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # What reads plait's output went away (`plait build | head`): nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _render(e: PlaitError) -> None:
@@ -585,6 +610,47 @@ def _gc(args: argparse.Namespace) -> int:
         f" the store holds {_human(done.kept)}"
     )
     return EXIT_OK
+
+
+def _store(args: argparse.Namespace) -> int:
+    project = project_dir(args)
+    if args.store_command == "reset":
+        root = default_root(project)
+        aside = reset(root)
+        if aside is None:
+            print(f"plait: the store at '{root}' has no database; nothing to reset")
+        else:
+            print(f"plait: put the database aside as '{aside}'; the next build starts afresh")
+        return EXIT_OK
+    store = Store.open(project)
+    try:
+        found = store.verify(
+            args.repair,
+            on_wait=lambda: print(
+                "plait: waiting for the other plaits using this store to finish", file=sys.stderr
+            ),
+        )
+    finally:
+        store.close()
+    print(
+        f"plait: checked {found.blobs} blobs ({_human(found.size)}): {len(found.damaged)} damaged;"
+        f" {found.broken} results name a missing or damaged blob; database: {found.integrity}"
+    )
+    for hash_ in found.damaged:
+        print(f"  damaged: blobs/{hash_[:2]}/{hash_}")
+    if found.sound:
+        return EXIT_OK
+    if args.repair:
+        print("plait: removed the damaged blobs and forgot the results that named them")
+        if found.integrity == "ok":
+            return EXIT_OK
+        print(
+            "plait: the database itself is damaged: 'plait store reset' starts it afresh",
+            file=sys.stderr,
+        )
+    else:
+        print("hint: 'plait store verify --repair' drops them; their actions run again")
+    return EXIT_ACTION_FAILED
 
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

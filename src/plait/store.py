@@ -7,6 +7,7 @@ and renamed into place; a blob's name is its content's sha256.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -19,7 +20,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,22 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, project TEXT NOT NULL, started REAL NOT NULL, ok INTEGER,
     report TEXT);
 """
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What `Store.verify` found: SQLite's integrity check, the blobs and their bytes, the
+    damaged ones, and how many results and dumps name a blob that is missing or damaged."""
+
+    integrity: str
+    blobs: int
+    size: int
+    damaged: list[str]
+    broken: int
+
+    @property
+    def sound(self) -> bool:
+        return self.integrity == "ok" and not self.damaged and not self.broken
 
 
 @dataclass(frozen=True)
@@ -445,6 +462,58 @@ class Store:
             return None
         return CachedResult(tuple(Output.from_json(o) for o in json.loads(row[0])), row[1])
 
+    # -- verification ----------------------------------------------------------------------
+
+    def verify(self, repair: bool, on_wait: Any = None) -> Verified:
+        """Check the database's integrity and every blob against its digest; with `repair`,
+        remove the damaged blobs and forget the results and dumps that name a blob that is not
+        sound. Holds the store alone, as `collect` does."""
+        with self._alone(on_wait):
+            (integrity,) = self.db.execute("PRAGMA integrity_check").fetchone()
+            damaged: set[str] = set()
+            count = size = 0
+            for path in sorted(self.blobs.glob("*/*")):
+                count += 1
+                size += path.stat().st_size
+                if digest.of_file(path).hash != path.name:
+                    damaged.add(path.name)
+            present = {p.name for p in self.blobs.glob("*/*")} - damaged
+            rows = list(self.db.execute("SELECT key, outputs FROM action_cache"))
+            broken = [
+                key
+                for key, outputs in rows
+                if any(Output.from_json(o).digest.hash not in present for o in json.loads(outputs))
+            ]
+            dumps = [
+                k for k, g in self.db.execute("SELECT key, graph FROM dumps") if g not in present
+            ]
+            if repair:
+                for hash_ in damaged:
+                    (self.blobs / hash_[:2] / hash_).unlink(missing_ok=True)
+                with self.db:
+                    self.db.executemany(
+                        "DELETE FROM action_cache WHERE key = ?", [(k,) for k in broken]
+                    )
+                    self.db.executemany("DELETE FROM dumps WHERE key = ?", [(k,) for k in dumps])
+            return Verified(integrity, count, size, sorted(damaged), len(broken) + len(dumps))
+
+    @contextlib.contextmanager
+    def _alone(self, on_wait: Any) -> Iterator[None]:
+        """Hold the store with no other plait using it (waiting, calling `on_wait` once)."""
+        assert self._users_fd is not None
+        try:
+            fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(self._users_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._users_fd, fcntl.LOCK_SH)
+
     # -- garbage collection ----------------------------------------------------------------
 
     def collect(
@@ -456,19 +525,8 @@ class Store:
         the blobs nothing kept names, and the cores not used for `older_than`. What a
         project's last build used is always kept: its next build is a no-op. Waits for the
         other plaits that have the store open (calling `on_wait` once)."""
-        assert self._users_fd is not None
-        try:
-            fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(self._users_fd, fcntl.LOCK_EX)
-        try:
+        with self._alone(on_wait):
             return self._collect(older_than, max_size)
-        finally:
-            fcntl.flock(self._users_fd, fcntl.LOCK_SH)
 
     def _collect(self, older_than: float, max_size: int | None) -> Collected:
         self.flush()
@@ -631,9 +689,24 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         raise StoreError(
             f"cannot open the store database '{path}': {e}",
-            hint=f"remove '{path.parent}' (it is only a cache) and build again",
+            hint="'plait store reset' puts it aside and starts the store's records afresh (the"
+            " next build rebuilds what it does not find)",
         ) from e
     return db
+
+
+def reset(root: Path) -> Path | None:
+    """Put a store's database aside (renamed, with its journal) so that the next plait starts
+    its records afresh; where it went, or None if there was none. Blobs stay: `gc` removes the
+    ones nothing names any more."""
+    db = root / "store.db"
+    if not db.exists():
+        return None
+    aside = root / f"store.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    db.replace(aside)
+    for suffix in ("-wal", "-shm"):
+        (root / f"store.db{suffix}").unlink(missing_ok=True)
+    return aside
 
 
 def _migrate(db: sqlite3.Connection) -> None:
