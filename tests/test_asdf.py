@@ -743,6 +743,17 @@ def test_a_program_needs_an_entry_point(env: dict[str, str], tmp_path: Path) -> 
     assert "declares no :entry-point" in result.stderr
 
 
+def test_an_entry_point_in_no_package_is_named_without_a_backtrace(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    args = ("program", "split-sequence", "-o", "x", "--entry", "nopkg::nofn")
+    result = plait(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    said = "plait: the entry point nopkg::nofn names no function: Package NOPKG does not exist."
+    assert said in result.stdout
+    assert "Backtrace" not in result.stdout
+
+
 def test_a_plaitfile_can_build_an_asdf_system_beside_its_actions(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -582,3 +582,40 @@ def test_store_verify_finds_a_damaged_blob_and_repair_drops_it(tmp_path: Path) -
     assert repaired.returncode == 0 and not blob.exists()
     assert plait("store", "verify", cwd=p).returncode == 0
     assert plait("build", cwd=p).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("plaitfile", "said", "status"),
+    [
+        (
+            'action("a", ["true"], outputs=["a.txt"], after=["zzzz"])\n',
+            "hint: after= names actions of this Plaitfile",
+            2,
+        ),
+        (
+            f'action("big", ["true", "{"x" * 200_000}"], outputs=["a.txt"])\n',
+            "its command is too long for the system (2 words",
+            1,
+        ),
+    ],
+    ids=["unknown-after", "argv-too-long"],
+)
+def test_more_bad_descriptions_are_errors_with_a_hint(
+    tmp_path: Path, plaitfile: str, said: str, status: int
+) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(plaitfile)
+    result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
+    assert result.returncode == status, result.stdout + result.stderr
+    assert said in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_plaitfile_that_is_a_directory_is_named(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    (p / "Plaitfile.py").mkdir(parents=True)
+    result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
+    assert result.returncode == 2
+    assert f"'{p / 'Plaitfile.py'}' is not a file" in result.stderr
+    assert "hint:" in result.stderr

@@ -321,7 +321,13 @@ def _session(
     executor: LocalExecutor | None = None,
     early: Early | None = None,
 ) -> Session:
-    has_plaitfile = (project / plaitfile.PLAITFILE).is_file()
+    path = project / plaitfile.PLAITFILE
+    if path.exists() and not path.is_file():
+        raise BuildDescriptionError(
+            f"'{path}' is not a file",
+            hint=f"a project's build description is the Python file {plaitfile.PLAITFILE}",
+        )
+    has_plaitfile = path.is_file()
     return Session(project, store, args, has_plaitfile, executor, early)
 
 

@@ -4,6 +4,7 @@ that runs each command in its own sandbox and process group, on content it gets 
 from __future__ import annotations
 
 import contextlib
+import errno
 import subprocess
 import tempfile
 import threading
@@ -244,6 +245,14 @@ class LocalExecutor:
                     return None, f"program '{request.argv[0]}' not found"
                 except PermissionError:
                     return None, f"program '{request.argv[0]}' is not executable"
+                except OSError as e:
+                    if e.errno != errno.E2BIG:
+                        raise
+                    size = sum(len(w) + 1 for w in request.argv)
+                    return None, (
+                        f"its command is too long for the system ({len(request.argv)} words,"
+                        f" {size} bytes): pass the list of files through an input file instead"
+                    )
                 self._running.add(proc)
             try:
                 status = proc.wait()

@@ -159,7 +159,8 @@ class Graph:
                 if name not in self.actions:
                     raise BuildDescriptionError(
                         f"action '{action.name}' comes after unknown action '{name}'",
-                        hint=_did_you_mean(name, self.actions),
+                        hint=_did_you_mean(name, self.actions)
+                        or "after= names actions of this Plaitfile, by the names given to action()",
                         location=action.location,
                     )
                 deps.append(name)

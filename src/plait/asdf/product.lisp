@@ -46,8 +46,14 @@
          (destructuring-bind (entry &rest requires) head
            (dolist (r requires) (require r))
            (dolist (f fasls) (load f))
-           (let ((function (let ((*read-eval* nil)) (read-from-string entry))))
-             (unless (fboundp function)
+           (let ((function (handler-case (let ((*read-eval* nil)) (read-from-string entry))
+                             (error (e)
+                               (let ((why (princ-to-string e)))
+                                 (format *error-output* "~&plait: the entry point ~a names no ~
+                                                         function: ~a~%"
+                                         entry (subseq why 0 (position #\Newline why))))
+                               (sb-ext:exit :code 2 :abort t)))))
+             (unless (and (symbolp function) (fboundp function))
                (format *error-output* "~&plait: the entry point ~a is not a function~%" entry)
                (sb-ext:exit :code 2 :abort t))
              (sb-ext:save-lisp-and-die
