@@ -24,6 +24,7 @@ EXPECTED = {
     "close-on-exec": "(0 -1)",
     "environment": "0",
     "join-namespace-of-a-plain-file": "NIL",
+    "namespace-parent-and-identity": "(T T NIL)",
     "other-threads-after-stop": "NIL",
     "start-finalizer": "T",
     "runtime-variable": "(T NIL)",

@@ -15,7 +15,8 @@
   (:export
    ;; processes
    #:fork-process #:new-session #:redirect-fd #:change-directory #:wait-for #:close-on-exec #:getpid
-   #:clear-environment #:set-environment-variable #:join-namespace #:open-fd #:close-fd
+   #:clear-environment #:set-environment-variable #:join-namespace #:namespace-parent
+   #:file-identity #:open-fd #:close-fd
    #:make-pipe #:kill-process #:write-fd #:fd-input-stream #:fd-output-stream #:stream-fd
    #:o-rdonly #:o-wronly-create-truncate
    ;; threads
@@ -82,6 +83,17 @@
 when it succeeded. The caller must be single threaded to join a user or mount namespace."
   (prog1 (zerop (c-call "setns" sb-alien:int sb-alien:int fd sb-alien:int 0))
     (close-fd fd)))
+
+(defun namespace-parent (fd)
+  "ioctl(2) NS_GET_PARENT: a descriptor for the user namespace that owns the one FD (an open
+/proc/PID/ns/user) names, or NIL (the initial namespace has none)."
+  (let ((parent (c-call "ioctl" sb-alien:int sb-alien:int fd sb-alien:unsigned-long #xb702)))
+    (and (>= parent 0) parent)))
+
+(defun file-identity (fd)
+  "fstat(2): (DEVICE . INODE) of what FD is open on; a namespace's identity."
+  (multiple-value-bind (ok device inode) (sb-unix:unix-fstat fd)
+    (and ok (cons device inode))))
 
 (defun o-rdonly () sb-unix:o_rdonly)
 

@@ -27,7 +27,8 @@
   (:use :cl :plait-lisp)
   (:import-from :plait-sbcl #:fork-process #:new-session #:redirect-fd #:change-directory
                 #:wait-for #:close-on-exec #:getpid #:clear-environment
-                #:set-environment-variable #:join-namespace #:open-fd #:close-fd #:make-pipe
+                #:set-environment-variable #:join-namespace #:namespace-parent
+                #:file-identity #:open-fd #:close-fd #:make-pipe
                 #:kill-process #:write-fd #:fd-input-stream #:fd-output-stream #:stream-fd
                 #:o-rdonly #:o-wronly-create-truncate #:stop-finalizer #:start-finalizer
                 #:other-threads-p)
@@ -54,14 +55,26 @@
   "Join the namespaces of the process PID (a holder plait made with bubblewrap, which shows only
 the command's sandbox, its inputs and the toolchain), as a forked worker, which is single
 threaded as setns(2) needs. Each is opened first: the mount namespace has no /proc to open them
-from. Being in that user namespace already is no error; failing to join any other is, so that a
-command never runs seeing more than it was meant to."
-  (let ((fds (loop :for kind :in *namespaces*
-                   :collect (must-open (format nil "/proc/~d/ns/~a" pid kind) (o-rdonly)))))
-    (loop :for kind :in *namespaces*
-          :for fd :in fds
-          :do (unless (or (join-namespace fd) (string= kind "user"))
-                (error "cannot join the ~a namespace of process ~d" kind pid)))))
+from. Run by a user other than root, bubblewrap nests the command's user namespace in the one
+that owns the others: the worker joins that one first, for the right to join them, and the
+command's own last, which leaves it no more rights than the command has. Failing to join a
+namespace that shows files fails the command, so that it never sees more than it was meant to."
+  (let* ((fds (loop :for kind :in *namespaces*
+                    :collect (cons kind (must-open (format nil "/proc/~d/ns/~a" pid kind)
+                                                   (o-rdonly)))))
+         (user (cdr (assoc "user" fds :test #'string=)))
+         (mine (let ((self (must-open "/proc/self/ns/user" (o-rdonly))))
+                 (prog1 (file-identity self) (close-fd self))))
+         (owner (namespace-parent user)))
+    (when owner
+      (if (equal (file-identity owner) mine)
+          (close-fd owner)
+          (join-namespace owner)))
+    (loop :for (kind . fd) :in fds
+          :unless (string= kind "user")
+            :do (unless (join-namespace fd)
+                  (error "cannot join the ~a namespace of process ~d" kind pid)))
+    (join-namespace user)))
 
 (defun enter (cwd)
   "Work in CWD, as a process started there would."

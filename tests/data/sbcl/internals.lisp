@@ -60,6 +60,15 @@
                  (set-environment-variable "ONLY" "this")
                  (if (equal (sb-ext:posix-environ) '("ONLY=this")) 0 1))))
 (say 'join-namespace-of-a-plain-file (join-namespace (open-fd "/dev/null" (o-rdonly))))
+(say 'namespace-parent-and-identity
+     (let* ((mine (open-fd "/proc/self/ns/user" (o-rdonly)))
+            (again (open-fd "/proc/self/ns/user" (o-rdonly)))
+            (parent (namespace-parent mine)))
+       (prog1 (list (equal (file-identity mine) (file-identity again))
+                    ;; The initial user namespace has no parent; a nested one has.
+                    (or (null parent) (not (equal (file-identity parent) (file-identity mine))))
+                    (namespace-parent (open-fd "/dev/null" (o-rdonly))))
+         (close-fd mine) (close-fd again))))
 
 ;;; Threads.
 (say 'other-threads-after-stop (progn (stop-finalizer) (other-threads-p)))
