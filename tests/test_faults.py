@@ -134,3 +134,49 @@ def test_plaits_sharing_a_store_build_an_action_once(tmp_path: Path) -> None:
     assert "ran copy (never built)" in procs[0][1]
     assert "built meanwhile by another plait sharing the store" in procs[1][1], procs[1][1]
     assert (projects[1] / "out.txt").read_text() == "same\n"
+
+
+def read_only_store(p: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`plait ARGS` in `p`, with its store mounted read-only (as it is to root too)."""
+    store = str(p / ".plait")
+    bwrap = ["bwrap", "--bind", "/", "/", "--ro-bind", store, store, "--dev", "/dev"]
+    bwrap += ["--proc", "/proc", "--"]
+    return subprocess.run(
+        [*bwrap, sys.executable, "-m", "plait", *args],
+        cwd=p,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_read_only_store_serves_builds_that_need_nothing_new(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        "action('copy', ['cp', 'in.txt', 'out.txt'], inputs=['in.txt'], outputs=['out.txt'])\n"
+    )
+    (p / "in.txt").write_text("first\n")
+    assert plait("build", cwd=p).returncode == 0
+    before = sorted(str(f.relative_to(p)) for f in (p / ".plait").rglob("*"))
+    # Nothing new: it builds.
+    same = read_only_store(p, "build", "--sandbox", "directory")
+    assert same.returncode == 0, same.stdout + same.stderr
+    # A deleted output comes back from it.
+    (p / "out.txt").unlink()
+    restored = read_only_store(p, "build", "--sandbox", "directory")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert (p / "out.txt").read_text() == "first\n"
+    # Something new: the action fails, saying why, and nothing is written.
+    (p / "in.txt").write_text("second\n")
+    new = read_only_store(p, "build", "--sandbox", "directory")
+    assert new.returncode == 1
+    assert "it would have to run (input 'in.txt' changed)" in new.stdout, new.stdout
+    assert "is read-only here" in new.stdout
+    for command in (["gc"], ["clean"]):
+        refused = read_only_store(p, *command)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "is read-only here" in refused.stderr and "hint:" in refused.stderr
+    assert (p / "out.txt").read_text() == "first\n"
+    assert sorted(str(f.relative_to(p)) for f in (p / ".plait").rglob("*")) == before

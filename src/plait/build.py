@@ -257,6 +257,16 @@ class Build:
             return self._finished(
                 name, "cached", f"{decision.reason}, restored from the store", key=decision.key
             )
+        if self.store.read_only:
+            message = (
+                f"it would have to run ({decision.reason}), and the store at"
+                f" '{self.store.root}' is read-only here: run the build as its owner, or with a"
+                " store of your own (PLAIT_CACHE)"
+            )
+            failure = Failure(action.argv, None, message)
+            return self._finished(
+                name, "failed", decision.reason, key=decision.key, failure=failure
+            )
         early = self.early.take(name, decision.key) if self.early is not None else None
         start = self.now() if early is None else early.start - self._t0
         slot = min(self._free_slots)
@@ -528,7 +538,7 @@ class Early:
 
     def start(self, action: Action) -> None:
         """Run `action` now if a build would run it; when it is cached, the build restores it."""
-        if self.jobs < 2 or action.name in self._runs:
+        if self.jobs < 2 or action.name in self._runs or self.store.read_only:
             return
         graph = Graph()
         graph.add(action)

@@ -25,6 +25,7 @@ from plait.errors import (
     EXIT_OK,
     BuildDescriptionError,
     PlaitError,
+    StoreError,
     UsageError,
 )
 from plait.events import Bus
@@ -567,6 +568,11 @@ def _clean(args: argparse.Namespace) -> int:
     them without running anything."""
     project = project_dir(args)
     store = Store.open(project)
+    try:
+        store.writable("plait clean")
+    except StoreError:
+        store.close()
+        raise
     removed: list[Path] = []
     gone: list[Path] = []
     kept: list[Path] = []

@@ -127,12 +127,19 @@ SCRATCH = "run-"
 class Store:
     """One project's view of a (possibly shared) store. Use `Store.open` and `close`."""
 
-    def __init__(self, root: Path, project: Path, db: sqlite3.Connection) -> None:
+    def __init__(
+        self, root: Path, project: Path, db: sqlite3.Connection, read_only: bool = False
+    ) -> None:
         self.root = root
         self.project = str(project)
         self.db = db
         self.blobs = root / "blobs"
-        self._scratch = Scratch(root / "tmp", SCRATCH)
+        # A store this process cannot write (a read-only mount, another user's) serves builds
+        # that need nothing new: it is read as it is, and what this process would add goes
+        # nowhere. Its scratch directory is then outside it.
+        self.read_only = read_only
+        scratch_parent = Path(tempfile.gettempdir()) if read_only else root / "tmp"
+        self._scratch = Scratch(scratch_parent, SCRATCH)
         self.logs = root / "logs" / _project_tag(self.project)
         self._stats: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty_stats: dict[str, tuple[int, int, int, int, str]] = {}
@@ -151,16 +158,20 @@ class Store:
         """Open the store, sharing it with the other plaits that have it open: `collect` waits
         until none has."""
         root = root or default_root(project)
-        for sub in ("blobs", "tmp", "logs"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        users = os.open(root / "users.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(users, fcntl.LOCK_SH)
+        read_only = (root / "store.db").is_file() and not os.access(root, os.W_OK)
+        if not read_only:
+            for sub in ("blobs", "tmp", "logs"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+        users = _lock_file(root / "users.lock", read_only)
+        if users is not None:
+            fcntl.flock(users, fcntl.LOCK_SH)
         try:
-            db = connect(root / "store.db")
+            db = connect_read_only(root / "store.db") if read_only else connect(root / "store.db")
         except BaseException:
-            os.close(users)
+            if users is not None:
+                os.close(users)
             raise
-        store = cls(root, project, db)
+        store = cls(root, project, db, read_only)
         store._users_fd = users
         store._preload_stats()
         return store
@@ -191,7 +202,9 @@ class Store:
     def lock(self, on_wait: Any = None) -> None:
         """Hold the project's build lock; waits (calling `on_wait` once) while another has it."""
         name = hashlib.sha256(self.project.encode()).hexdigest()[:16]
-        fd = os.open(self.root / f"lock-{name}", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _lock_file(self.root / f"lock-{name}", self.read_only)
+        if fd is None:
+            return  # a read-only store: no build of this project writes to it
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -362,7 +375,7 @@ class Store:
         self._dirty_stats[key] = entry
 
     def flush(self) -> None:
-        if not self._dirty_stats:
+        if not self._dirty_stats or self.read_only:
             return
         with self.db:
             self.db.executemany(
@@ -400,6 +413,8 @@ class Store:
     ) -> None:
         """Record a result in one transaction, with where its outputs were installed (output ->
         absolute path). Invariant: its blobs are already in place."""
+        if self.read_only:
+            return  # what a restore put back is the store's already; nothing new to record
         missing = [o.path for o in result.outputs if not self.has_blob(o.digest)]
         if missing:
             raise StoreError(f"refusing to register '{name}': blobs missing for {missing}")
@@ -468,6 +483,8 @@ class Store:
         """Check the database's integrity and every blob against its digest; with `repair`,
         remove the damaged blobs and forget the results and dumps that name a blob that is not
         sound. Holds the store alone, as `collect` does."""
+        if repair:
+            self.writable("repairing it")
         with self._alone(on_wait):
             (integrity,) = self.db.execute("PRAGMA integrity_check").fetchone()
             damaged: set[str] = set()
@@ -516,6 +533,14 @@ class Store:
 
     # -- garbage collection ----------------------------------------------------------------
 
+    def writable(self, what: str) -> None:
+        """A StoreError saying that `what` needs to write a store this process cannot."""
+        if self.read_only:
+            raise StoreError(
+                f"the store at '{self.root}' is read-only here: {what} needs to write it",
+                hint="run it as the store's owner, or use a store of your own (PLAIT_CACHE)",
+            )
+
     def collect(
         self, older_than: float, max_size: int | None = None, on_wait: Any = None
     ) -> Collected:
@@ -525,6 +550,7 @@ class Store:
         the blobs nothing kept names, and the cores not used for `older_than`. What a
         project's last build used is always kept: its next build is a no-op. Waits for the
         other plaits that have the store open (calling `on_wait` once)."""
+        self.writable("gc")
         with self._alone(on_wait):
             return self._collect(older_than, max_size)
 
@@ -620,6 +646,7 @@ class Store:
         return {Path(p): h for p, h in rows.fetchall()}
 
     def forget_installed(self, paths: list[Path]) -> None:
+        self.writable("plait clean")
         with self.db:
             self.db.executemany(
                 "DELETE FROM installed WHERE project = ? AND path = ?",
@@ -630,6 +657,7 @@ class Store:
 
     def record_dump(self, key: str, graph: Digest) -> None:
         """Remember the graph (a blob, already in place) that a dump with `key` wrote."""
+        self.writable("finding the systems' graph afresh")
         if not self.has_blob(graph):
             raise StoreError(f"refusing to record dump '{key}': its graph's blob is missing")
         with self.db:
@@ -653,11 +681,43 @@ class Store:
         return dict(json.loads(row[0])) if row else None
 
     def record_run(self, report: dict[str, Any], started: float) -> None:
+        if self.read_only:
+            return
         with self.db:
             self.db.execute(
                 "INSERT INTO runs (project, started, ok, report) VALUES (?, ?, ?, ?)",
                 (self.project, started, int(bool(report.get("ok"))), json.dumps(report)),
             )
+
+
+def _lock_file(path: Path, read_only: bool) -> int | None:
+    """A descriptor to flock `path` by; in a read-only store, None if it is not there."""
+    if not read_only:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """The database of a store this process cannot write, read as it is (SQLite's immutable
+    mode, which needs neither its journal nor a lock)."""
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise StoreError(
+            f"cannot read the store database '{path}': {e}",
+            hint="the store is read-only here: ask its owner to run 'plait store reset' in it",
+        ) from e
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        raise StoreError(
+            f"the read-only store at '{path.parent}' has schema version"
+            f" {row[0] if row else 'none'}, this plait uses {SCHEMA_VERSION}",
+            hint="use the plait that made it, or another store (PLAIT_CACHE)",
+        )
+    return db
 
 
 def _project_tag(project: str) -> str:
