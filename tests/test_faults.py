@@ -180,3 +180,43 @@ def test_a_read_only_store_serves_builds_that_need_nothing_new(tmp_path: Path) -
         assert "is read-only here" in refused.stderr and "hint:" in refused.stderr
     assert (p / "out.txt").read_text() == "first\n"
     assert sorted(str(f.relative_to(p)) for f in (p / ".plait").rglob("*")) == before
+
+
+def test_a_full_disk_fails_the_action_saying_so_and_the_store_stays_sound(
+    tmp_path: Path,
+) -> None:
+    """The store on a 1 MB file system; the action writes 2 MB."""
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text(
+        "action('big', ['sh', '-c', 'head -c 2000000 /dev/zero > big.bin'], outputs=['big.bin'])\n"
+        "action('small', ['sh', '-c', 'echo small > small.txt'], outputs=['small.txt'])\n"
+    )
+    store = tmp_path / "store"
+    store.mkdir()
+    command = ["bwrap", "--bind", "/", "/", "--size", "1000000", "--tmpfs", str(store)]
+    command += ["--dev", "/dev", "--proc", "/proc", "--", sys.executable, "-m", "plait"]
+    script = " && ".join(
+        [
+            f"{' '.join(command)} build -k --sandbox directory > out.txt 2>&1; echo $? > rc",
+            f"{' '.join(command)} store verify > verify.txt 2>&1; echo $? >> rc",
+        ]
+    )
+    subprocess.run(["sh", "-c", script], cwd=p, env={**os.environ, "PLAIT_CACHE": str(store)})
+    said = (p / "out.txt").read_text()
+    assert (p / "rc").read_text().split() == ["1", "0"], said + (p / "verify.txt").read_text()
+    assert "FAILED big: cannot keep its outputs: No space left on device" in said
+    assert "Traceback" not in said
+    assert (p / "small.txt").read_text() == "small\n"
+    assert not (p / "big.bin").exists()
+
+
+def test_a_store_path_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "Plaitfile.py").write_text("action('a', ['true'], outputs=['a.txt'])\n")
+    (tmp_path / "file").write_text("not a store\n")
+    result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "file")})
+    assert result.returncode == 2
+    assert f"the store '{tmp_path / 'file'}' is not a directory" in result.stderr
+    assert "hint: PLAIT_CACHE names the directory" in result.stderr

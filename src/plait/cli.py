@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -233,6 +235,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # What reads plait's output went away (`plait build | head`): nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except (OSError, sqlite3.OperationalError) as e:
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+        if not (full or "full" in str(e)):
+            raise
+        # Whatever was registered is whole: a result is recorded only once its blobs are.
+        _render(
+            StoreError(
+                f"the disk is full: {e}",
+                hint="free some space (plait gc shrinks the store) and build again",
+            )
+        )
+        return EXIT_ACTION_FAILED
 
 
 def _render(e: PlaitError) -> None:

@@ -158,7 +158,11 @@ class LocalExecutor:
                 return Result(None, time.monotonic() - start, error=f"cannot set up sandbox: {e}")
             result = Result(status, time.monotonic() - start, error=error)
             if status == 0 and not error:
-                _collect(request, box, content, result)
+                try:
+                    _collect(request, box, content, result)
+                except OSError as e:
+                    full = " (free some space; plait gc shrinks the store)" if _full(e) else ""
+                    result.error = f"cannot keep its outputs: {e.strerror}{full}"
             return result
         finally:
             release.done()
@@ -269,6 +273,10 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._strategy is not None:
                 self._strategy.cancel()
+
+
+def _full(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _Holder:

@@ -158,10 +158,22 @@ class Store:
         """Open the store, sharing it with the other plaits that have it open: `collect` waits
         until none has."""
         root = root or default_root(project)
+        if root.exists() and not root.is_dir():
+            raise StoreError(
+                f"the store '{root}' is not a directory",
+                hint="PLAIT_CACHE names the directory plait keeps its store in (made if it is"
+                " not there); unset it to use .plait in the project",
+            )
         read_only = (root / "store.db").is_file() and not os.access(root, os.W_OK)
         if not read_only:
-            for sub in ("blobs", "tmp", "logs"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
+            try:
+                for sub in ("blobs", "tmp", "logs"):
+                    (root / sub).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot make the store at '{root}': {e.strerror}",
+                    hint="give plait a directory it can write (PLAIT_CACHE), or make this one",
+                ) from e
         users = _lock_file(root / "users.lock", read_only)
         if users is not None:
             fcntl.flock(users, fcntl.LOCK_SH)
