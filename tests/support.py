@@ -180,6 +180,13 @@ class Harness:
             store.close()
 
 
+def plaitfile_project(directory: Path, plaitfile: str) -> Path:
+    """A new project directory whose Plaitfile.py is `plaitfile`."""
+    directory.mkdir(parents=True)
+    (directory / "Plaitfile.py").write_text(plaitfile)
+    return directory
+
+
 def statuses(report: Report) -> dict[str, str]:
     return {name: f.status for name, f in report.results.items()}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import DATA, ROOT, age, plait
+from tests.support import DATA, ROOT, age, plait, plaitfile_project
 
 pytestmark = pytest.mark.e2e
 
@@ -425,10 +425,9 @@ def _damage(blob: Path) -> None:
 def _built_then_damaged(tmp_path: Path, use: str) -> tuple[Path, dict[str, str], Path]:
     """A project where `gen` makes gen.txt and `use` (its Plaitfile line) reads it, built once;
     then gen.txt's blob is damaged. The project, its environment and its store."""
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n' + use
+    p = plaitfile_project(
+        tmp_path / "p",
+        'action("gen", ["sh", "-c", "echo generated > gen.txt"], outputs=["gen.txt"])\n' + use,
     )
     store = tmp_path / "store"
     env = {"PLAIT_CACHE": str(store)}
@@ -466,10 +465,9 @@ def test_a_damaged_blob_is_not_fed_to_a_command(tmp_path: Path) -> None:
 
 
 def test_a_build_never_replaces_a_file_the_user_wrote(tmp_path: Path) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        'action("ow", ["sh", "-c", "echo generated > notes.txt"], outputs=["notes.txt"])\n'
+    p = plaitfile_project(
+        tmp_path / "p",
+        'action("ow", ["sh", "-c", "echo generated > notes.txt"], outputs=["notes.txt"])\n',
     )
     (p / "notes.txt").write_text("my own notes\n")
     env = {"PLAIT_CACHE": str(tmp_path / "store")}
@@ -520,10 +518,8 @@ def test_an_output_that_would_replace_what_the_user_wrote_is_refused_at_load(
 def test_a_report_that_cannot_be_written_is_refused_before_the_build(
     option: str, tmp_path: Path
 ) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        'action("a", ["sh", "-c", "echo a > a.txt"], outputs=["a.txt"])\n'
+    p = plaitfile_project(
+        tmp_path / "p", 'action("a", ["sh", "-c", "echo a > a.txt"], outputs=["a.txt"])\n'
     )
     env = {"PLAIT_CACHE": str(tmp_path / "store")}
     missing = plait("build", option, str(tmp_path / "no" / "such" / "r.json"), cwd=p, env=env)
@@ -538,9 +534,7 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_build(
 
 
 def test_a_plaitfile_that_calls_sys_exit_is_an_error(tmp_path: Path) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text("import sys\n\nsys.exit(0)\n")
+    p = plaitfile_project(tmp_path / "p", "import sys\n\nsys.exit(0)\n")
     result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
     assert result.returncode == 2
     assert f"{(p / 'Plaitfile.py').resolve()}:3: the Plaitfile called sys.exit(0)" in result.stderr
@@ -603,9 +597,7 @@ def test_store_verify_finds_a_damaged_blob_and_repair_drops_it(tmp_path: Path) -
 def test_more_bad_descriptions_are_errors_with_a_hint(
     tmp_path: Path, plaitfile: str, said: str, status: int
 ) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(plaitfile)
+    p = plaitfile_project(tmp_path / "p", plaitfile)
     result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "store")})
     assert result.returncode == status, result.stdout + result.stderr
     assert said in result.stdout + result.stderr

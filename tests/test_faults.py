@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import plait
+from tests.support import plait, plaitfile_project
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +41,9 @@ def gone(marker: str, within: float = 5.0) -> bool:
 
 
 def project(tmp_path: Path, command: str) -> Path:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        f"action('a', ['sh', '-c', {command!r}], outputs=['out.txt'])\n"
+    return plaitfile_project(
+        tmp_path / "p", f"action('a', ['sh', '-c', {command!r}], outputs=['out.txt'])\n"
     )
-    return p
 
 
 def test_what_a_command_leaves_running_ends_with_it_even_in_a_session_of_its_own(
@@ -103,9 +100,7 @@ def test_plaits_sharing_a_store_build_an_action_once(tmp_path: Path) -> None:
     )
     projects = []
     for name in ("one", "two"):
-        p = tmp_path / name
-        p.mkdir()
-        (p / "Plaitfile.py").write_text(plaitfile)
+        p = plaitfile_project(tmp_path / name, plaitfile)
         (p / "in.txt").write_text("same\n")
         projects.append(p)
     store = tmp_path / "store"
@@ -152,10 +147,9 @@ def read_only_store(p: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_read_only_store_serves_builds_that_need_nothing_new(tmp_path: Path) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        "action('copy', ['cp', 'in.txt', 'out.txt'], inputs=['in.txt'], outputs=['out.txt'])\n"
+    p = plaitfile_project(
+        tmp_path / "p",
+        "action('copy', ['cp', 'in.txt', 'out.txt'], inputs=['in.txt'], outputs=['out.txt'])\n",
     )
     (p / "in.txt").write_text("first\n")
     assert plait("build", cwd=p).returncode == 0
@@ -186,11 +180,10 @@ def test_a_full_disk_fails_the_action_saying_so_and_the_store_stays_sound(
     tmp_path: Path,
 ) -> None:
     """The store on a 1 MB file system; the action writes 2 MB."""
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
+    p = plaitfile_project(
+        tmp_path / "p",
         "action('big', ['sh', '-c', 'head -c 2000000 /dev/zero > big.bin'], outputs=['big.bin'])\n"
-        "action('small', ['sh', '-c', 'echo small > small.txt'], outputs=['small.txt'])\n"
+        "action('small', ['sh', '-c', 'echo small > small.txt'], outputs=['small.txt'])\n",
     )
     store = tmp_path / "store"
     store.mkdir()
@@ -212,9 +205,7 @@ def test_a_full_disk_fails_the_action_saying_so_and_the_store_stays_sound(
 
 
 def test_a_store_path_that_is_a_file_is_an_error(tmp_path: Path) -> None:
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text("action('a', ['true'], outputs=['a.txt'])\n")
+    p = plaitfile_project(tmp_path / "p", "action('a', ['true'], outputs=['a.txt'])\n")
     (tmp_path / "file").write_text("not a store\n")
     result = plait("build", cwd=p, env={"PLAIT_CACHE": str(tmp_path / "file")})
     assert result.returncode == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from plait import digest
 from plait.store import Store
-from tests.support import plait
+from tests.support import plait, plaitfile_project
 
 PLAITFILE = """
 action("copy", ["cp", "in.txt", "out.txt"], inputs=["in.txt"], outputs=["out.txt"])
@@ -17,9 +17,7 @@ action("copy", ["cp", "in.txt", "out.txt"], inputs=["in.txt"], outputs=["out.txt
 
 
 def project(tmp_path: Path, name: str = "p") -> Path:
-    p = tmp_path / name
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(PLAITFILE)
+    p = plaitfile_project(tmp_path / name, PLAITFILE)
     (p / "in.txt").write_text("first\n")
     return p
 

@@ -128,3 +128,14 @@ def test_an_absolute_output_path_does_not_hang_the_output_directory_check() -> N
     worker.start()
     worker.join(timeout=10)
     assert done.is_set()
+
+
+def test_an_action_reading_a_file_another_installs_depends_on_it() -> None:
+    """An absolute input that an action installs (Action.install) needs no source: the graph
+    orders its reader after the installer."""
+    g = Graph()
+    g.add(Action("make", ("true",), outputs=("out/lib.so",), install={"out/lib.so": "/c/lib.so"}))
+    g.add(Action("use", ("true",), inputs=("/c/lib.so",), outputs=("use.txt",)))
+    g.freeze()
+    assert g.deps["use"] == ("make",)
+    assert g.order.index("make") < g.order.index("use")

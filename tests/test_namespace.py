@@ -11,7 +11,7 @@ import pytest
 from plait import cli, namespace
 from plait.executor import LocalExecutor
 from plait.request import Request
-from tests.support import DATA, ROOT, Contents, plait
+from tests.support import DATA, ROOT, Contents, plait, plaitfile_project
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +28,10 @@ def reader(tmp_path: Path) -> Path:
     secret = tmp_path / "elsewhere" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("not declared\n")
-    p = tmp_path / "project"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
-        f'action("peek", ["sh", "-c", "cat {secret} > seen.txt"], outputs=["seen.txt"])\n'
+    return plaitfile_project(
+        tmp_path / "project",
+        f'action("peek", ["sh", "-c", "cat {secret} > seen.txt"], outputs=["seen.txt"])\n',
     )
-    return p
 
 
 def test_an_undeclared_absolute_read_fails_only_in_namespaces(tmp_path: Path) -> None:
@@ -151,11 +149,10 @@ def test_a_declared_toolchain_is_shown_and_its_content_is_in_the_key(tmp_path: P
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "version").write_text("1\n")
-    p = tmp_path / "project"
-    p.mkdir()
-    (p / "Plaitfile.py").write_text(
+    p = plaitfile_project(
+        tmp_path / "project",
         f'action("use", ["sh", "-c", "cat {tools}/version > out.txt"], outputs=["out.txt"],'
-        f' toolchain=["{tools}"])\n'
+        f' toolchain=["{tools}"])\n',
     )
     env = {"PLAIT_CACHE": str(tmp_path / "store")}
     assert plait("build", cwd=p, env=env).returncode == 0

@@ -276,13 +276,12 @@ class Build:
         if early is not None:  # already running: its job slot is taken now
             return Work(early.wait)
         request, log = prepared.request, self.store.log_path(name)
-        return Work(lambda: self._claimed(name, request, log))
+        return Work(lambda: self._claimed(name, decision.key, request, log))
 
-    def _claimed(self, name: str, request: Request, log: Path) -> Result:
-        """Run the request holding the store's claim on its key, which `end` releases once the
-        result is registered; if another plait sharing the store holds it, wait, then reuse
-        what it made, if it made it. In a worker thread."""
-        key = request.key()
+    def _claimed(self, name: str, key: str, request: Request, log: Path) -> Result:
+        """Run the request, whose key is `key`, holding the store's claim on it, which `end`
+        releases once the result is registered; if another plait sharing the store holds it,
+        wait, then reuse what it made, if it made it. In a worker thread."""
         claim = self._claims[name] = self.store.claim(key)
         if not self.store.take(claim):
             while not self.store.take(claim):

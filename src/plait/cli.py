@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from plait.errors import (
     PlaitError,
     StoreError,
     UsageError,
+    disk_full,
 )
 from plait.events import Bus
 from plait.executor import LocalExecutor
@@ -236,8 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except (OSError, sqlite3.OperationalError) as e:
-        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
-        if not (full or "full" in str(e)):
+        if not disk_full(e):
             raise
         # Whatever was registered is whole: a result is recorded only once its blobs are.
         _render(
@@ -620,14 +619,7 @@ def _gc(args: argparse.Namespace) -> int:
     limit = _size(args.max_size) if args.max_size is not None else None
     store = Store.open(project_dir(args))
     try:
-        done = store.collect(
-            args.older_than * 86400,
-            limit,
-            on_wait=lambda: print(
-                "plait: waiting for the other plaits using this store to finish",
-                file=sys.stderr,
-            ),
-        )
+        done = store.collect(args.older_than * 86400, limit, on_wait=_waiting_for_store)
     finally:
         store.close()
     print(
@@ -636,6 +628,10 @@ def _gc(args: argparse.Namespace) -> int:
         f" the store holds {_human(done.kept)}"
     )
     return EXIT_OK
+
+
+def _waiting_for_store() -> None:
+    print("plait: waiting for the other plaits using this store to finish", file=sys.stderr)
 
 
 def _store(args: argparse.Namespace) -> int:
@@ -650,12 +646,7 @@ def _store(args: argparse.Namespace) -> int:
         return EXIT_OK
     store = Store.open(project)
     try:
-        found = store.verify(
-            args.repair,
-            on_wait=lambda: print(
-                "plait: waiting for the other plaits using this store to finish", file=sys.stderr
-            ),
-        )
+        found = store.verify(args.repair, on_wait=_waiting_for_store)
     finally:
         store.close()
     print(

@@ -30,42 +30,29 @@ class Content(Protocol):
         ...
 
 
-Stat = tuple[int, int, int]
-
-
 class LocalContent:
     """The store's blobs, and the files of this machine whose digest the build knows (`place`):
-    sources in the tree, outputs where they were installed. A placed file is preferred while it
-    is unchanged since: nothing is copied into the store to be read, and a program that asks
-    where the file it reads is (Lisp's *load-truename* of a fasl) learns where it is installed,
-    as when it runs outside plait."""
+    sources in the tree, outputs where they were installed. A placed file is preferred while the
+    store's stat cache says it is unchanged: nothing is copied into the store to be read, and a
+    program that asks where the file it reads is (Lisp's *load-truename* of a fasl) learns where
+    it is installed, as when it runs outside plait. Placing costs nothing: a build that runs no
+    command looks at no placed file."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._places: dict[Digest, tuple[Path, Stat]] = {}
+        self._places: dict[Digest, Path] = {}
 
     def place(self, digest: Digest, path: Path) -> None:
-        """`path` has this content now (its digest was just computed or checked)."""
-        try:
-            st = path.stat()
-        except OSError:
-            return
+        """`path` had this content when the store last hashed or wrote it."""
         with self._lock:
-            self._places[digest] = (path, (st.st_size, st.st_mtime_ns, st.st_ino))
+            self._places[digest] = path
 
     def file(self, digest: Digest) -> Path:
         with self._lock:
             placed = self._places.get(digest)
-        if placed is not None:
-            path, then = placed
-            try:
-                st = path.stat()
-            except OSError:
-                pass
-            else:
-                if (st.st_size, st.st_mtime_ns, st.st_ino) == then:
-                    return path
+        if placed is not None and self.store.unchanged(placed, digest):
+            return placed
         if self.store.sound_blob(digest):
             return self.store.blob_path(digest)
         raise MissingContent(digest)

@@ -6,6 +6,8 @@ not an exception: it is a result, reported by the scheduler.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -66,6 +68,13 @@ class CycleError(BuildDescriptionError):
             hint=f"break the cycle{where}: one of these actions must not need another's output",
         )
         self.cycle = cycle
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether `e` says the disk (or the user's quota) is full, as the OS or SQLite says it."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(e, sqlite3.OperationalError) and "full" in str(e)
 
 
 class StoreError(PlaitError):

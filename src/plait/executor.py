@@ -17,6 +17,7 @@ from typing import Protocol
 from plait import namespace
 from plait.content import Content, MissingContent
 from plait.digest import Digest
+from plait.errors import disk_full
 from plait.request import Request
 from plait.sandbox import Sandbox, kill_group, sandbox_base
 from plait.scratch import Scratch, remove_tree
@@ -161,7 +162,7 @@ class LocalExecutor:
                 try:
                     _collect(request, box, content, result)
                 except OSError as e:
-                    full = " (free some space; plait gc shrinks the store)" if _full(e) else ""
+                    full = " (free some space; plait gc shrinks the store)" if disk_full(e) else ""
                     result.error = f"cannot keep its outputs: {e.strerror}{full}"
             return result
         finally:
@@ -273,10 +274,6 @@ class LocalExecutor:
                 kill_group(proc.pid)
             if self._strategy is not None:
                 self._strategy.cancel()
-
-
-def _full(e: OSError) -> bool:
-    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _Holder:

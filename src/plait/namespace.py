@@ -78,8 +78,8 @@ def holder(root: Path, reads: Iterable[str], binds: Mapping[str, str] | None = N
     """The argv of a process that holds namespaces showing what `wrap` shows, for a process
     forked elsewhere (a warm Lisp worker) to join: it says READY and the pid of the process in
     them (bubblewrap's own stays outside) once they are made, and ends when its standard input
-    closes. Its PID namespace is not unshared, since a process cannot
-    join one itself, and it has no /proc, which would show the host's."""
+    closes. Its PID namespace is not unshared, since a process cannot join one itself, and it
+    has no /proc, which would show the host's."""
     view = _view(root, reads, binds or {})
     unshare = ["--unshare-user-try", "--unshare-ipc", "--unshare-net", "--unshare-uts"]
     return [*view, *unshare, "--", "/bin/sh", "-c", f"echo {READY} $$; exec cat >/dev/null"]

@@ -213,18 +213,10 @@ class Store:
 
     def lock(self, on_wait: Any = None) -> None:
         """Hold the project's build lock; waits (calling `on_wait` once) while another has it."""
-        name = hashlib.sha256(self.project.encode()).hexdigest()[:16]
-        fd = _lock_file(self.root / f"lock-{name}", self.read_only)
+        fd = _lock_file(self.root / f"lock-{_project_tag(self.project)}", self.read_only)
         if fd is None:
             return  # a read-only store: no build of this project writes to it
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        _flock_waiting(fd, on_wait)
         self._lock_fd = fd
 
     def unlock(self) -> None:
@@ -378,6 +370,18 @@ class Store:
         state = self.file_state(path)
         return f"{state[0]}{' x' if state[1] else ''}" if state else "missing"
 
+    def unchanged(self, path: Path, d: Digest) -> bool:
+        """Whether `path` has the stat it had when the store last found or wrote its digest,
+        and that digest is `d`. From any thread: it reads the stat cache in memory only."""
+        entry = self._stats.get(str(path))
+        if entry is None or entry[4] != d.hash:
+            return False
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns, st.st_ino) == entry[:3]
+
     def remember_stat(self, path: Path, d: Digest) -> None:
         self._record(str(path), path.stat(), d)
 
@@ -399,12 +403,7 @@ class Store:
     # -- the action cache and the project's last build ------------------------------------
 
     def lookup(self, key: str) -> CachedResult | None:
-        row = self.db.execute(
-            "SELECT outputs, duration FROM action_cache WHERE key = ?", (key,)
-        ).fetchone()
-        if row is None:
-            return None
-        return CachedResult(tuple(Output.from_json(o) for o in json.loads(row[0])), row[1])
+        return _cached(self.db, key)
 
     def last_builds(self) -> dict[str, LastBuild]:
         rows = self.db.execute(
@@ -463,13 +462,7 @@ class Store:
     @staticmethod
     def take(claim: int) -> bool:
         """Hold the claim; False if another plait holds it."""
-        try:
-            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        return True
+        return _flock_now(claim)
 
     @staticmethod
     def release(claim: int) -> None:
@@ -480,14 +473,9 @@ class Store:
         registered since this one looked."""
         db = connect(self.root / "store.db")
         try:
-            row = db.execute(
-                "SELECT outputs, duration FROM action_cache WHERE key = ?", (key,)
-            ).fetchone()
+            return _cached(db, key)
         finally:
             db.close()
-        if row is None:
-            return None
-        return CachedResult(tuple(Output.from_json(o) for o in json.loads(row[0])), row[1])
 
     # -- verification ----------------------------------------------------------------------
 
@@ -499,14 +487,10 @@ class Store:
             self.writable("repairing it")
         with self._alone(on_wait):
             (integrity,) = self.db.execute("PRAGMA integrity_check").fetchone()
-            damaged: set[str] = set()
-            count = size = 0
-            for path in sorted(self.blobs.glob("*/*")):
-                count += 1
-                size += path.stat().st_size
-                if digest.of_file(path).hash != path.name:
-                    damaged.add(path.name)
-            present = {p.name for p in self.blobs.glob("*/*")} - damaged
+            blobs = sorted(self.blobs.glob("*/*"))
+            size = sum(p.stat().st_size for p in blobs)
+            damaged = {p.name for p in blobs if digest.of_file(p).hash != p.name}
+            present = {p.name for p in blobs} - damaged
             rows = list(self.db.execute("SELECT key, outputs FROM action_cache"))
             broken = [
                 key
@@ -524,20 +508,13 @@ class Store:
                         "DELETE FROM action_cache WHERE key = ?", [(k,) for k in broken]
                     )
                     self.db.executemany("DELETE FROM dumps WHERE key = ?", [(k,) for k in dumps])
-            return Verified(integrity, count, size, sorted(damaged), len(broken) + len(dumps))
+            return Verified(integrity, len(blobs), size, sorted(damaged), len(broken) + len(dumps))
 
     @contextlib.contextmanager
     def _alone(self, on_wait: Any) -> Iterator[None]:
         """Hold the store with no other plait using it (waiting, calling `on_wait` once)."""
         assert self._users_fd is not None
-        try:
-            fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(self._users_fd, fcntl.LOCK_EX)
+        _flock_waiting(self._users_fd, on_wait)
         try:
             yield
         finally:
@@ -700,6 +677,32 @@ class Store:
                 "INSERT INTO runs (project, started, ok, report) VALUES (?, ?, ?, ?)",
                 (self.project, started, int(bool(report.get("ok"))), json.dumps(report)),
             )
+
+
+def _flock_now(fd: int) -> bool:
+    """Hold an exclusive flock on `fd`; False if another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _flock_waiting(fd: int, on_wait: Any) -> None:
+    """Hold an exclusive flock on `fd`, calling `on_wait` once if it must wait for it."""
+    if not _flock_now(fd):
+        if on_wait is not None:
+            on_wait()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _cached(db: sqlite3.Connection, key: str) -> CachedResult | None:
+    row = db.execute("SELECT outputs, duration FROM action_cache WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    return CachedResult(tuple(Output.from_json(o) for o in json.loads(row[0])), row[1])
 
 
 def _lock_file(path: Path, read_only: bool) -> int | None:
