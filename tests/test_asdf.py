@@ -717,6 +717,10 @@ def test_an_undefined_function_is_reported_once_unless_some_file_defines_it(
     assert "early.lisp" in lines[0] and "late.lisp" in lines[0]
     assert "DEFINED-LATER" not in result.stdout
     assert "DEFINED-AT-COMPILE-TIME" not in result.stdout
+    # ASDF prints an undefined variable as a WARNING at the end; plait keeps it too.
+    variables = [ln for ln in result.stdout.splitlines() if "undefined variable" in ln]
+    early = p / "early.lisp"
+    assert variables == [f"plait: undefined variable PLAIT-WARN::*NEVER-DEFINED*, used in {early}"]
     assert "loud.lisp: warning:" in result.stdout
     # ASDF's *compile-file-warnings-behaviour*: with :error, a warning fails the compile too.
     picky = plait(

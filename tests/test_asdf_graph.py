@@ -280,18 +280,20 @@ def test_names_and_tokens() -> None:
     assert token(weird) == '("ASDF/LISP-ACTION::COMPILE-OP" "we\\"ird" "m")'
 
 
-def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -> None:
+def test_undefined_names_defined_elsewhere_in_the_build_are_not_reported() -> None:
     summary = reconcile(
         {
             "a.lisp": {
                 "warnings": [{"kind": "style-warning", "text": "x"}],
                 "undefined": ["P::LATER", "P::NOWHERE"],
                 "defined": ["P::A"],
+                "undefined-variables": ["P::*LATER*", "P::*NOWHERE*"],
             },
             "b.lisp": {
                 "warnings": [{"kind": "warning", "text": "bad type\nmore"}],
                 "undefined": ["P::NOWHERE"],
                 "defined": ["P::LATER"],
+                "defined-variables": ["P::*LATER*"],
             },
         }
     )
@@ -299,7 +301,8 @@ def test_undefined_functions_defined_elsewhere_in_the_build_are_not_reported() -
     out = list(lines(summary))
     assert out[0] == "plait: 1 warning and 1 style-warning in 2 files"
     assert "  b.lisp: warning: bad type" in out
-    assert out[-1] == "plait: undefined function P::NOWHERE, used in a.lisp, b.lisp"
+    assert out[-2] == "plait: undefined function P::NOWHERE, used in a.lisp, b.lisp"
+    assert out[-1] == "plait: undefined variable P::*NOWHERE*, used in a.lisp"
 
 
 def test_warm_compiles_say_how_to_fork_them_and_what_others_share() -> None:

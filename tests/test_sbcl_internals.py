@@ -37,7 +37,8 @@ EXPECTED = {
     "error-context": '(NIL ((20 "bad")))',
     # The reader's end of file, wrapped twice, at line 3, column 0.
     "reader-error": "(T T (3 . 0))",
-    "undefined-names": "((PLAIT-NO-SUCH-FUNCTION) NIL NIL)",
+    "undefined-names": "((PLAIT-NO-SUCH-FUNCTION) (*PLAIT-NO-SUCH-VARIABLE*) NIL)",
+    "variable-defined-p": "(T T T NIL)",
     "with-source-namestring": "T",
     # Wrapped once (the second wrap with the tag does nothing): 4 * 10 + 1.
     "wrap-function": "(T NIL 41 NIL)",

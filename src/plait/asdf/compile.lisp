@@ -32,42 +32,44 @@ packages, twice)."
                    (unless ,more (return))
                    ,@body)))))))
 
-(defun fbound-kind (symbol setf-name)
-  "Whether SYMBOL names a function (T), a setf function (:SETF), both (:BOTH) or neither (NIL).
-SETF-NAME is a list (SETF x) to reuse, so that asking conses nothing."
-  (let ((function (fboundp symbol)))
-    (setf (second setf-name) symbol)
-    (if (fboundp setf-name) (if function :both :setf) (and function t))))
+(defun symbol-kind (symbol setf-name)
+  "What SYMBOL names, as bits: 1 a function, 2 a setf function, 4 a variable (special, constant
+or a symbol macro); 0 for none. SETF-NAME is a list (SETF x) to reuse, so that asking conses
+nothing."
+  (setf (second setf-name) symbol)
+  (logior (if (fboundp symbol) 1 0)
+          (if (fboundp setf-name) 2 0)
+          (if (plait-sbcl:variable-defined-p symbol) 4 0)))
 
-(defun fbound-symbols ()
-  "Each symbol naming a function or a setf function, with its FBOUND-KIND, by identity: cheap
-to take twice."
-  (let ((fbound (make-hash-table :test 'eq :size 8192)) (setf-name (list 'setf nil)))
+(defun defined-symbols ()
+  "Each symbol naming a function, a setf function or a variable, with its SYMBOL-KIND, by
+identity: cheap to take twice."
+  (let ((defined (make-hash-table :test 'eq :size 8192)) (setf-name (list 'setf nil)))
     (do-walked-symbols (s)
-      (let ((kind (fbound-kind s setf-name)))
-        (when kind
-          (setf (gethash s fbound) kind))))
-    fbound))
+      (let ((kind (symbol-kind s setf-name)))
+        (unless (zerop kind)
+          (setf (gethash s defined) kind))))
+    defined))
 
 (defun defined-since (before)
-  "Qualified names of the functions defined since BEFORE (FBOUND-SYMBOLS) was taken: one pass
-over the symbols, consing only for what is new."
-  (let ((names '()) (setf-name (list 'setf nil)))
-    (flet ((new (name) (pushnew (qualified name) names :test #'string=)))
-      (do-walked-symbols (s)
-        (let ((now (fbound-kind s setf-name)))
-          (when now
-            (let ((old (gethash s before)))
-              (when (and (member now '(t :both)) (not (member old '(t :both))))
-                (new s))
-              (when (and (member now '(:setf :both)) (not (member old '(:setf :both))))
-                (new (list 'setf s))))))))
-    (sort names #'string<)))
+  "Qualified names of the functions, and of the variables, defined since BEFORE
+(DEFINED-SYMBOLS) was taken: one pass over the symbols, consing only for what is new."
+  (let ((functions '()) (variables '()) (setf-name (list 'setf nil)))
+    (do-walked-symbols (s)
+      (let ((new (logandc2 (symbol-kind s setf-name) (gethash s before 0))))
+        (when (logtest new 1)
+          (pushnew (qualified s) functions :test #'string=))
+        (when (logtest new 2)
+          (pushnew (qualified (list 'setf s)) functions :test #'string=))
+        (when (logtest new 4)
+          (pushnew (qualified s) variables :test #'string=))))
+    (values (sort functions #'string<) (sort variables #'string<))))
 
-(defvar *fbound-when-warm* nil
-  "In a worker forked from a warm server: the functions defined when the server was ready.")
+(defvar *defined-when-warm* nil
+  "In a worker forked from a warm server: the functions and variables defined when the server
+was ready.")
 
-(push (lambda () (setf *fbound-when-warm* (fbound-symbols))) *when-warm*)
+(push (lambda () (setf *defined-when-warm* (defined-symbols))) *when-warm*)
 
 (defvar *fixed-source* nil
   "The truename (a string) of the source being compiled, whose fasl records its write date as
@@ -270,10 +272,10 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
   (perform-loads loads)
   (phase-done (format nil "loading ~d dependencies" (length loads)))
   (multiple-value-bind (o c) (action-of target)
-    (let ((warnings '()) (undefined '()) (fasls (asdf:output-files o c))
+    (let ((warnings '()) (undefined '()) (undefined-variables '()) (fasls (asdf:output-files o c))
           ;; What the file defines is what is defined after loading its fasl and not
           ;; before compiling it (compiling may define some, at compile time).
-          (before (or (and (null loads) *fbound-when-warm*) (fbound-symbols))))
+          (before (or (and (null loads) *defined-when-warm*) (defined-symbols))))
       (setf *fixed-source* (namestring (truename (or (first (asdf:input-files o c))
                                                      (asdf:component-pathname c)))))
       (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
@@ -303,7 +305,9 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                  (return-from perform))))
                 (plait-sbcl:with-source-namestring ((as-the-user-sees *fixed-source*))
                   (asdf:perform o c))))
-            (setf undefined (mapcar #'qualified (plait-sbcl:undefined-names :function)))
+            (setf undefined (mapcar #'qualified (plait-sbcl:undefined-names :function))
+                  undefined-variables (mapcar #'qualified
+                                              (plait-sbcl:undefined-names :variable)))
             (plait-sbcl:forget-undefined-warnings)))
         (when failure
           (when (and (typep failure 'uiop:compile-file-error)
@@ -317,7 +321,7 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
             (format *error-output* "~&~a: note: with --deps declared this compile saw only ~
               what the .asd declares; if it builds with --deps system, the file uses a ~
               component it does not :depends-on~%" *fixed-source*))
-          (write-warnings warnings-file warnings undefined '())
+          (write-warnings warnings-file warnings undefined undefined-variables '() '())
           (finish-output *error-output*)
           (sb-ext:exit :code 1 :abort t))
         (when *user-root*
@@ -332,10 +336,12 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
             (perform-or-exit (asdf:make-operation 'asdf:load-op) c 1
                              "plait: loading the fasl of ~a failed: ~a"
                              (namestring (asdf:component-pathname c))))
-          (write-warnings warnings-file warnings undefined (defined-since before))
+          (multiple-value-bind (functions variables) (defined-since before)
+            (write-warnings warnings-file warnings undefined undefined-variables
+                            functions variables))
           (phase-done "recording definitions"))))))
 
-(defun write-warnings (file warnings undefined defined)
+(defun write-warnings (file warnings undefined undefined-variables defined defined-variables)
   (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)
     (write-json
      (list :obj
@@ -345,5 +351,8 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                   `(:obj :kind ,kind :text ,text ,@(and where `(:where ,where)))))
                               (reverse warnings)))
            :undefined (array-of (remove-duplicates undefined :test #'string=))
-           :defined (array-of defined))
+           :defined (array-of defined)
+           :undefined-variables (array-of (remove-duplicates undefined-variables
+                                                             :test #'string=))
+           :defined-variables (array-of defined-variables))
      s)))

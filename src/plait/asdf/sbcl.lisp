@@ -27,6 +27,7 @@
    ;; the compiler
    #:error-source-position #:error-source-file #:reader-error-in-compile-p
    #:unwrap-condition #:line-and-column #:undefined-names #:forget-undefined-warnings
+   #:variable-defined-p
    #:with-source-namestring #:wrap-function #:compiler-error
    ;; fasls
    #:fasl-header-ok-p))
@@ -253,6 +254,10 @@ the subform and the subforms the form-tracking stream recorded as it read the fo
   (loop :for w :in sb-c::*undefined-warnings*
         :when (eq (sb-c::undefined-warning-kind w) kind)
           :collect (sb-c::undefined-warning-name w)))
+
+(defun variable-defined-p (symbol)
+  "Whether SYMBOL is known as a variable: special, global, constant or a symbol macro."
+  (not (eq (sb-int:info :variable :kind symbol) :unknown)))
 
 (defun forget-undefined-warnings ()
   "Keep the compilation unit from summarizing what it found undefined."

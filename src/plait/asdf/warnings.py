@@ -1,6 +1,6 @@
 """Warnings of a Lisp build, reconciled once at the end (POIU's deferred warnings): each compile
-records its warnings, the functions it calls but does not know, and the functions it defines; an
-undefined function is reported only if no file of the build defines it."""
+records its warnings, the functions and variables it uses but does not know, and the functions and
+variables it defines; an undefined one is reported only if no file of the build defines it."""
 
 from __future__ import annotations
 
@@ -24,14 +24,17 @@ class Summary:
     warnings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     style: dict[str, int] = field(default_factory=dict)  # file -> style-warning count
     undefined: dict[str, list[str]] = field(default_factory=dict)  # function -> files using it
+    undefined_variables: dict[str, list[str]] = field(default_factory=dict)  # the same
 
 
 def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
     """`records` maps a source file to what its compile recorded."""
     summary = Summary()
     defined: set[str] = set()
+    variables: set[str] = set()
     for record in records.values():
         defined.update(record.get("defined", ()))
+        variables.update(record.get("defined-variables", ()))
     for source, record in sorted(records.items()):
         texts = [
             (w.get("where", source), w["text"])
@@ -46,6 +49,9 @@ def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
         for name in record.get("undefined", ()):
             if name not in defined:
                 summary.undefined.setdefault(name, []).append(source)
+        for name in record.get("undefined-variables", ()):
+            if name not in variables:
+                summary.undefined_variables.setdefault(name, []).append(source)
     return summary
 
 
@@ -82,6 +88,8 @@ def lines(summary: Summary) -> Iterator[str]:
             yield f"  {source}: {count} style-warning{'s' * (count != 1)}"
     for name, users in sorted(summary.undefined.items()):
         yield f"plait: undefined function {name}, used in {', '.join(users)}"
+    for name, users in sorted(summary.undefined_variables.items()):
+        yield f"plait: undefined variable {name}, used in {', '.join(users)}"
 
 
 def summarize(

@@ -125,12 +125,18 @@
        seen))
 (say 'undefined-names
      (let ((file (write-source "undefined.lisp"
-                               (format nil "(defun h () (plait-no-such-function 1))~%"))))
+                               (format nil "(defun h () (plait-no-such-function *plait-no-such-variable*))~%"))))
        (with-compilation-unit (:override t)
          (handler-bind ((warning #'muffle-warning))
            (compile-file file :output-file (scratch "undefined.fasl") :verbose nil :print nil))
          (prog1 (list (undefined-names :function) (undefined-names :variable)
                       (progn (forget-undefined-warnings) (undefined-names :function)))))))
+(say 'variable-defined-p
+     (progn (defvar *plait-defined* 1)
+            (define-symbol-macro plait-symbol-macro 2)
+            (list (variable-defined-p '*plait-defined*) (variable-defined-p 'pi)
+                  (variable-defined-p 'plait-symbol-macro)
+                  (variable-defined-p '*plait-not-a-variable*))))
 (say 'with-source-namestring
      (let ((file (write-source "named.lisp" (format nil "(defun k () 1)~%"))))
        (with-source-namestring ("shown/as/this.lisp")
