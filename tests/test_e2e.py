@@ -98,6 +98,26 @@ def test_a_deleted_output_comes_back_from_the_store_without_running(tmp_path: Pa
     assert "ran" not in status(report).values()
 
 
+def test_files_a_command_writes_but_does_not_declare_are_named_and_dropped(
+    tmp_path: Path,
+) -> None:
+    p = plaitfile_project(
+        tmp_path / "p",
+        "action('a', ['sh', '-c', 'echo a > a.txt; echo x > extra.txt; mkdir d; echo y > d/y'],\n"
+        "       outputs=['a.txt'])\n"
+        "action('b', ['sh', '-c', 'cat a.txt > b.txt'], inputs=['a.txt'], outputs=['b.txt'])\n",
+    )
+    result = plait("build", cwd=p)
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [ln.strip() for ln in result.stdout.splitlines() if "warning" in ln]
+    assert warnings == [
+        "warning: it also wrote 'd/y', 'extra.txt', which it does not declare as outputs: "
+        "dropped (hint: add to its outputs what the build needs)"
+    ]
+    assert not (p / "extra.txt").exists() and not (p / "d").exists()
+    assert (p / "b.txt").read_text() == "a\n"
+
+
 def test_targets_by_action_name_and_output_path(tmp_path: Path) -> None:
     p = scenario("basic", tmp_path)
     _, report = report_of(p, "other")

@@ -10,7 +10,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -368,7 +368,8 @@ class Build:
             reason += ", built meanwhile by another plait sharing the store"
             return self._finished(name, "cached", reason, start=start, key=decision.key, slot=slot)
         self._accept(action, decision, cached, ran=True)
-        return self._finished(name, "ran", reason, start=start, key=decision.key, slot=slot)
+        finished = self._finished(name, "ran", reason, start=start, key=decision.key, slot=slot)
+        return replace(finished, warnings=_undeclared(result.undeclared))
 
     def _accept(self, action: Action, decision: Decision, result: CachedResult, ran: bool) -> None:
         last = self.last.get(action.name)
@@ -618,3 +619,16 @@ def _tail(log: Path) -> str:
     if fatal is None:
         return "\n".join(lines[start:])
     return "\n".join([*lines[fatal : min(fatal + 2, start)], "...", *lines[start:]])
+
+
+def _undeclared(paths: list[str], shown: int = 5) -> tuple[str, ...]:
+    """A warning for files a command wrote that it does not declare (Bazel drops them too, but
+    silently): the user may have forgotten an output."""
+    if not paths:
+        return ()
+    names = ", ".join(f"'{p}'" for p in paths[:shown])
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return (
+        f"it also wrote {names}{more}, which it does not declare as outputs: dropped "
+        "(hint: add to its outputs what the build needs)",
+    )

@@ -47,6 +47,7 @@ class Finished:
     key: str = ""
     failure: Failure | None = None
     slot: int | None = None  # the job slot it ran in; None if it did not run
+    warnings: tuple[str, ...] = ()  # what the user should know of a run that succeeded
 
     @property
     def ok(self) -> bool:

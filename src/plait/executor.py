@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import subprocess
 import tempfile
 import threading
@@ -34,6 +35,8 @@ class Result:
     duration: float
     outputs: dict[str, tuple[Digest, bool]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    # Files the command wrote beside its outputs, which it does not declare: dropped.
+    undeclared: list[str] = field(default_factory=list)
     error: str = ""
     # The outputs are another plait's, which built the same key meanwhile (plait.build).
     reused: bool = False
@@ -373,3 +376,10 @@ def _collect(request: Request, box: Sandbox, content: Content, result: Result) -
             continue
         executable = bool(path.stat().st_mode & 0o100)
         result.outputs[rel] = (content.put(path), executable)
+    known = {*request.outputs, *(p for p in request.inputs if not p.startswith("/"))}
+    for directory, _, names in os.walk(box.work):
+        for name in names:
+            rel = str((Path(directory) / name).relative_to(box.work))
+            if rel not in known:
+                result.undeclared.append(rel)
+    result.undeclared.sort()

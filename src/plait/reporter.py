@@ -91,6 +91,8 @@ class ConsoleReporter:
                 f"[{self.done}/{self.total}] {status} {escape(event.name)}"
                 f" ({escape(event.reason)}){took}"
             )
+        for warning in event.warnings:
+            self.console.print(f"  [yellow]warning[/]: {escape(warning)}")
         if event.failure is not None:
             self._failure(event.name, event.failure)
         self._refresh()
