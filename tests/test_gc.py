@@ -96,6 +96,24 @@ def test_max_size_collects_the_oldest_results_first_but_never_a_last_build(
     assert ran(p, env) == []
 
 
+def test_max_size_collects_the_least_recently_used_result_first(tmp_path: Path) -> None:
+    """'one' is the oldest result but was taken again since; 'two' was not."""
+    store = tmp_path / "store"
+    env = {"PLAIT_CACHE": str(store)}
+    p = project(tmp_path)
+    for text in ("one\n", "two\n", "three\n"):
+        (p / "in.txt").write_text(text)
+        assert ran(p, env) == ["copy"]
+    for text in ("one\n", "three\n"):
+        (p / "in.txt").write_text(text)
+        assert ran(p, env) == []
+    kept = {digest.of_bytes(t).hash: len(t) for t in (b"one\n", b"three\n")}
+    result = plait("gc", "--max-size", str(sum(kept.values())), cwd=p, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 results" in result.stdout
+    assert blobs(store) == set(kept)
+
+
 def test_gc_waits_until_no_other_plait_has_the_store_open(tmp_path: Path) -> None:
     store = tmp_path / "store"
     p = project(tmp_path)

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS dumps (
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, project TEXT NOT NULL, started REAL NOT NULL, ok INTEGER,
     report TEXT);
+CREATE TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -430,12 +431,22 @@ class Store:
         if missing:
             raise StoreError(f"refusing to register '{name}': blobs missing for {missing}")
         outputs = json.dumps([o.to_json() for o in result.outputs])
+        now = time.time()
         with self.db:
             if ran:
                 self.db.execute(
                     "INSERT OR REPLACE INTO action_cache VALUES (?, ?, ?, ?)",
-                    (key, outputs, result.duration, time.time()),
+                    (key, outputs, result.duration, now),
                 )
+            # When a result was last used, for gc: now, and so was the one this action's last
+            # build had (used by every build until this one).
+            before = self.db.execute(
+                "SELECT key FROM last_build WHERE project = ? AND name = ?", (self.project, name)
+            ).fetchone()
+            self.db.executemany(
+                "INSERT OR REPLACE INTO used VALUES (?, ?)",
+                [(k, now) for k in {key, *(before or ())}],
+            )
             self.db.execute(
                 "INSERT OR REPLACE INTO last_build VALUES (?, ?, ?, ?, ?)",
                 (self.project, name, key, json.dumps(material, sort_keys=True), result.duration),
@@ -533,12 +544,13 @@ class Store:
     def collect(
         self, older_than: float, max_size: int | None = None, on_wait: Any = None
     ) -> Collected:
-        """Forget what no project's last build uses and was stored more than `older_than`
-        seconds ago, and (with `max_size`) more of it, oldest first, until the blobs and
-        cores fit in `max_size` bytes; forget the projects whose directory is gone; remove
-        the blobs nothing kept names, and the cores not used for `older_than`. What a
-        project's last build used is always kept: its next build is a no-op. Waits for the
-        other plaits that have the store open (calling `on_wait` once)."""
+        """Forget what no project's last build uses and was last used (stored, or taken by a
+        build) more than `older_than` seconds ago, and (with `max_size`) more of it, least
+        recently used first, until the blobs and cores fit in `max_size` bytes; forget the
+        projects whose directory is gone; remove the blobs nothing kept names, and the cores
+        not used for `older_than`. What a project's last build used is always kept: its next
+        build is a no-op. Waits for the other plaits that have the store open (calling
+        `on_wait` once)."""
         self.writable("gc")
         with self._alone(on_wait):
             return self._collect(older_than, max_size)
@@ -562,7 +574,10 @@ class Store:
         for p in gone:
             shutil.rmtree(self.root / "logs" / _project_tag(p), ignore_errors=True)
         live = {k for (k,) in self.db.execute("SELECT key FROM last_build")}
-        rows = self.db.execute("SELECT key, outputs, created FROM action_cache ORDER BY created")
+        rows = self.db.execute(
+            "SELECT a.key, a.outputs, MAX(a.created, COALESCE(u.at, 0)) AS t"
+            " FROM action_cache a LEFT JOIN used u ON u.key = a.key ORDER BY t"
+        )
         entries = [(k, [Output.from_json(o) for o in json.loads(out)], c) for k, out, c in rows]
         dumps = list(self.db.execute("SELECT key, graph, size, created FROM dumps"))
         # Blobs and cores by size, and how many kept entries name each blob.
@@ -593,7 +608,7 @@ class Store:
                 forget.append(key)
                 size -= drop(outputs)
         if max_size is not None:
-            # The oldest cores, then the oldest results, until the rest fits.
+            # The oldest cores, then the least recently used results, until the rest fits.
             for p in sorted(cores, key=lambda p: cores[p].st_mtime):
                 if size <= max_size:
                     break
@@ -611,6 +626,7 @@ class Store:
             refs[graph] -= 1
         with self.db:
             self.db.executemany("DELETE FROM action_cache WHERE key = ?", [(k,) for k in forget])
+            self.db.executemany("DELETE FROM used WHERE key = ?", [(k,) for k in forget])
             self.db.executemany("DELETE FROM dumps WHERE key = ?", [(k,) for k, _ in old_dumps])
         freed = 0
         removed = 0
@@ -802,7 +818,7 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 def _needs_schema(db: sqlite3.Connection) -> bool:
-    row = db.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone()
+    row = db.execute("SELECT name FROM sqlite_master WHERE name = 'used'").fetchone()
     return row is None
 
 
