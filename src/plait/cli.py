@@ -228,9 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlaitError as e:
         _render(e)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("plait: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from plait.__main__ import _interrupted
+
+        return _interrupted(e)
     except BrokenPipeError:
         # What reads plait's output went away (`plait build | head`): nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -120,6 +120,7 @@ class ConsoleReporter:
         ]
         what = ", ".join(parts) or "nothing to do"
         if event.interrupted is not None:
+            what = ", ".join(parts) or "before anything ran"
             verdict = "[bold red]interrupted[/]"
         else:
             verdict = "[green]ok[/]" if event.ok else "[bold red]failed[/]"
