@@ -329,3 +329,30 @@ def test_an_early_run_of_another_command_under_the_same_name_is_not_taken(h: Har
     assert report.ok
     assert h.executor.ran.count("cc b") == 2  # the early one, and the build's own
     assert (h.project / "b.o").read_bytes().startswith(b"fake cat")
+
+
+def test_a_key_another_plait_built_between_looking_and_claiming_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two plaits on one store both find 'copy' never built; the first builds it whole before
+    the second claims it, so that the claim is free: the second must still not run it."""
+    store_root = tmp_path / "store"
+    first, second = Harness(tmp_path / "first"), Harness(tmp_path / "second")
+    for h in (first, second):
+        h.write("in.txt", "same\n")
+    graph = graph_of([act("copy", inputs=["in.txt"], outputs=["out.txt"])], ["in.txt"])
+    claim = Store.claim
+    built: list[str] = []
+
+    def claim_once_the_first_has_built(self: Store, key: str) -> tuple[int, bool]:
+        if not built:
+            built.append(key)
+            assert ran(first.build(graph, store_root=store_root)) == ["copy"]
+        return claim(self, key)
+
+    monkeypatch.setattr(Store, "claim", claim_once_the_first_has_built)
+    report = second.build(graph, store_root=store_root)
+    assert second.executor.ran == []
+    assert statuses(report) == {"copy": "cached"}
+    assert "built meanwhile by another plait" in report.results["copy"].reason
+    assert (second.project / "out.txt").read_bytes() == (first.project / "out.txt").read_bytes()

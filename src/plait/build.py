@@ -282,11 +282,15 @@ class Build:
         """Run the request, whose key is `key`, holding the store's claim on it, which `end`
         releases once the result is registered; if another plait sharing the store holds it,
         wait, then reuse what it made, if it made it. In a worker thread."""
-        claim = self._claims[name] = self.store.claim(key)
-        if not self.store.take(claim):
-            while not self.store.take(claim):
-                if self._stopping.wait(CLAIM_POLL):
-                    return Result(None, 0.0, error="cancelled")
+        claim, first = self.store.claim(key)
+        self._claims[name] = claim
+        waited = False
+        while not self.store.take(claim):
+            waited = True
+            if self._stopping.wait(CLAIM_POLL):
+                return Result(None, 0.0, error="cancelled")
+        if waited or not first:
+            # Another plait built it, or began to, since this one looked in the store.
             reused = self._reuse(key)
             if reused is not None:
                 return reused

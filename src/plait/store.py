@@ -27,7 +27,7 @@ from typing import Any
 
 from plait import digest
 from plait.digest import Digest
-from plait.errors import StoreError
+from plait.errors import StoreError, disk_full
 from plait.scratch import Scratch
 
 SCHEMA_VERSION = 2
@@ -462,13 +462,17 @@ class Store:
 
     # -- claims: one plait builds a key at a time -------------------------------------------
 
-    def claim(self, key: str) -> int:
+    def claim(self, key: str) -> tuple[int, bool]:
         """The store-wide claim on building `key`, a descriptor to `take` and then `release`,
-        so that plaits sharing the store do not build one action twice at once. Called from
-        worker threads."""
+        so that plaits sharing the store do not build one action twice at once; and whether
+        this plait is the first to claim it (else another may have built it meanwhile, or be
+        building it). Called from worker threads."""
         path = self.root / "claims" / key[:2] / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            return os.open(path, os.O_RDWR), False
 
     @staticmethod
     def take(claim: int) -> bool:
@@ -757,7 +761,18 @@ def _project_tag(project: str) -> str:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """The one place the database is opened: pragmas, schema, version check."""
+    """The one place the database is opened: pragmas, schema, version check. Plaits opening
+    one store take turns (an flock beside it): switching a new database to WAL and making its
+    tables can fail at once as "locked", without waiting, when another plait does the same."""
+    lock = os.open(path.parent / "open.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _connect(path)
+    finally:
+        os.close(lock)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path, timeout=60, isolation_level=None)
         db.isolation_level = "DEFERRED"
@@ -778,12 +793,33 @@ def connect(path: Path) -> sqlite3.Connection:
                     " made it",
                 )
     except sqlite3.DatabaseError as e:
+        if disk_full(e) or _no_room(path.parent):
+            raise StoreError(
+                f"cannot open the store database '{path}': {e}: the disk it is on is full",
+                hint="free some space (plait gc shrinks the store), or set PLAIT_CACHE to a"
+                " directory on another disk",
+            ) from e
+        if "locked" in str(e):
+            raise StoreError(
+                f"cannot open the store database '{path}': {e}",
+                hint="another program holds it: try again when it is done",
+            ) from e
         raise StoreError(
             f"cannot open the store database '{path}': {e}",
             hint="'plait store reset' puts it aside and starts the store's records afresh (the"
             " next build rebuilds what it does not find)",
         ) from e
     return db
+
+
+def _no_room(directory: Path) -> bool:
+    """Whether the file system of `directory` has less room than SQLite needs to open a
+    database (which it may report as a mere I/O error)."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 256 * 1024
 
 
 def reset(root: Path) -> Path | None:
