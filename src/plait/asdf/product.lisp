@@ -9,6 +9,11 @@
 (defpackage :plait-product (:use :cl))
 (in-package :plait-product)
 
+(defun entry-hint ()
+  (format *error-output* "hint: --entry (or the system's :entry-point) names a function the ~
+                          system defines, as PACKAGE::FUNCTION~%")
+  (sb-ext:exit :code 2 :abort t))
+
 (defun split-args (args)
   (let ((at (position "--" args :test #'string=)))
     (values (subseq args 0 at) (subseq args (1+ at)))))
@@ -52,10 +57,10 @@
                                  (format *error-output* "~&plait: the entry point ~a names no ~
                                                          function: ~a~%"
                                          entry (subseq why 0 (position #\Newline why))))
-                               (sb-ext:exit :code 2 :abort t)))))
+                               (entry-hint)))))
              (unless (and (symbolp function) (fboundp function))
                (format *error-output* "~&plait: the entry point ~a is not a function~%" entry)
-               (sb-ext:exit :code 2 :abort t))
+               (entry-hint))
              (sb-ext:save-lisp-and-die
               out :executable t
               :toplevel (lambda ()
