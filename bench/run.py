@@ -407,14 +407,20 @@ def machine_facts() -> list[str]:
     ]
 
 
-def record(command: str, took: float, body: list[str], out: Path = RESULTS) -> str:
+def record(
+    command: str,
+    took: float,
+    body: list[str],
+    out: Path = RESULTS,
+    what: str = f"Medians of wall time; every tool built with -j {JOBS}.",
+) -> str:
     """Add a dated section for this run to `out`, above the earlier ones (none is replaced:
     the file is the benchmarks' history). Returns the section."""
     section = "\n".join(
         [
             f"## {time.strftime('%Y-%m-%d %H:%M')}: `{command}`",
             "",
-            f"Took {took / 60:.1f} minutes. Medians of wall time; every tool built with -j {JOBS}.",
+            f"Took {took / 60:.1f} minutes. {what}".rstrip(),
             "",
             *machine_facts(),
             "",
