@@ -150,12 +150,12 @@ for layer in range(DEPTH):
         below = [f'l{{layer - 1}}/{{j}}.txt' for j in (i, (i + 1) % WIDTH)]
         inputs = ['seed.txt'] if layer == 0 else below
         out = f'l{{layer}}/{{i}}.txt'
-        script = f'sleep 0.0{{(layer + i) % 4}}; cat {{" ".join(inputs)}} | sha256sum > {{out}}'
-        script += '; : {MARKER}'
+        script = f'set -e; sleep 0.0{{(layer + i) % 4}}; cat {{" ".join(inputs)}}'
+        script += f' | sha256sum > {{out}}; : {MARKER}'
         action(f'l{{layer}}-{{i}}', ['sh', '-c', script], inputs=inputs, outputs=[out])
-action('big', ['sh', '-c', 'head -c {BIG} /dev/zero | tr "\\\\0" x > big.bin; : {MARKER}'],
+action('big', ['sh', '-c', 'set -e; head -c {BIG} /dev/zero | tr "\\\\0" x > big.bin; : {MARKER}'],
        inputs=['seed.txt'], outputs=['big.bin'])
-action('leaf', ['sh', '-c', 'sleep 0.1; cat l{{DEPTH - 1}}/*.txt > leaf.txt; : {MARKER}'],
+action('leaf', ['sh', '-c', f'set -e; sleep 0.1; cat l{{DEPTH - 1}}/*.txt > leaf.txt; : {MARKER}'],
        inputs=[f'l{{DEPTH - 1}}/{{i}}.txt' for i in range(WIDTH)], outputs=['leaf.txt'])
 """
 SEEDS = ("one\n", "two\n")
@@ -949,44 +949,45 @@ def scratch_directory() -> Iterator[Path]:
 
 def torture(counts: Counts, seed: int, progress: Callable[[str], None] = print) -> dict[str, Tally]:
     rng = random.Random(seed)
-    tallies: dict[str, Tally] = {}
-
-    def scenario(name: str) -> Tally:
-        progress(f"torture: {name}")
-        return tallies.setdefault(name, Tally())
-
+    c = counts
     with scratch_directory() as scratch:
         refs = Plaitfiles(scratch)
-        catalogue(scratch, scenario("bad-input catalogue"), CATALOGUE)
-        plaitfile_interrupts(
-            scratch, refs, scenario("SIGKILL, Plaitfile build"), counts.kills, signal.SIGKILL, rng
-        )
-        plaitfile_interrupts(
-            scratch,
-            refs,
-            scenario("SIGINT, Plaitfile build"),
-            counts.interrupts,
-            signal.SIGINT,
-            rng,
-        )
-        plaitfile_interrupts(
-            scratch,
-            refs,
-            scenario("SIGTERM, Plaitfile build"),
-            counts.interrupts,
-            signal.SIGTERM,
-            rng,
-        )
-        lisp_interrupts(
-            scratch, scenario("SIGKILL, Lisp build"), counts.lisp_kills, signal.SIGKILL, rng
-        )
-        lisp_interrupts(
-            scratch, scenario("SIGINT, Lisp build"), counts.lisp_interrupts, signal.SIGINT, rng
-        )
-        shared_store_pairs(scratch, scenario("two builds at once, one store"), counts.pairs, rng)
-        corrupted_blobs(scratch, refs, scenario("corrupted blob"), counts.corrupt, rng)
-        damaged_database(scratch, refs, scenario("damaged database"), counts.databases, rng)
-        full_disk(scratch, scenario("full disk (store on a small tmpfs)"), counts.disks, rng)
+        scenarios: list[tuple[str, Callable[[Tally], None]]] = [
+            ("bad-input catalogue", lambda t: catalogue(scratch, t, CATALOGUE)),
+            *(
+                (
+                    f"{signal.Signals(sig).name}, Plaitfile build",
+                    lambda t, sig=sig, n=n: plaitfile_interrupts(scratch, refs, t, n, sig, rng),
+                )
+                for sig, n in (
+                    (signal.SIGKILL, c.kills),
+                    (signal.SIGINT, c.interrupts),
+                    (signal.SIGTERM, c.interrupts),
+                )
+            ),
+            *(
+                (
+                    f"{signal.Signals(sig).name}, Lisp build",
+                    lambda t, sig=sig, n=n: lisp_interrupts(scratch, t, n, sig, rng),
+                )
+                for sig, n in ((signal.SIGKILL, c.lisp_kills), (signal.SIGINT, c.lisp_interrupts))
+            ),
+            (
+                "two builds at once, one store",
+                lambda t: shared_store_pairs(scratch, t, c.pairs, rng),
+            ),
+            ("corrupted blob", lambda t: corrupted_blobs(scratch, refs, t, c.corrupt, rng)),
+            ("damaged database", lambda t: damaged_database(scratch, refs, t, c.databases, rng)),
+            ("full disk (store on a small tmpfs)", lambda t: full_disk(scratch, t, c.disks, rng)),
+        ]
+        tallies: dict[str, Tally] = {}
+        for name, run_scenario in scenarios:
+            progress(f"torture: {name}")
+            tally = tallies[name] = Tally()
+            try:
+                run_scenario(tally)
+            except Exception as e:  # the suite's own failure: counted, and the others go on
+                tally.add("the scenario itself", [f"stopped: {e!r}"])
     return tallies
 
 
