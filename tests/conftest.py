@@ -26,6 +26,9 @@ def need(tool: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lisp: runs SBCL (fails, never skips, without it)")
+    config.addinivalue_line(
+        "markers", "remote: runs a BuildGrid server (fails, never skips, without it)"
+    )
 
 
 @pytest.fixture(autouse=True)

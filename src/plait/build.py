@@ -27,6 +27,8 @@ from plait.scheduler import Interrupted, Scheduler, Work
 from plait.store import CachedResult, Output, Store
 
 LOG_TAIL_LINES = 20
+# Why an action that was to run is cached: another plait registered its key meanwhile.
+MEANWHILE = "built meanwhile by another plait sharing the store"
 # How often an action waiting for another plait's claim on its key looks again (seconds).
 CLAIM_POLL = 0.05
 # A line that says why a command died, which may come long before its last lines: a compiler's
@@ -302,7 +304,7 @@ class Build:
         if cached is None or not all(self.store.sound_blob(o.digest) for o in cached.outputs):
             return None
         outputs = {o.path: (o.digest, o.executable) for o in cached.outputs}
-        return Result(0, 0.0, outputs=outputs, reused=True)
+        return Result(0, 0.0, outputs=outputs, reused=MEANWHILE, known=True)
 
     def _cancel(self) -> None:
         self._stopping.set()
@@ -368,8 +370,8 @@ class Build:
             )
         self._materialize(action, outputs)
         if result.reused:
-            self._accept(action, decision, cached, ran=False)
-            reason += ", built meanwhile by another plait sharing the store"
+            self._accept(action, decision, cached, ran=not result.known)
+            reason += f", {result.reused}"
             return self._finished(name, "cached", reason, start=start, key=decision.key, slot=slot)
         self._accept(action, decision, cached, ran=True)
         finished = self._finished(name, "ran", reason, start=start, key=decision.key, slot=slot)

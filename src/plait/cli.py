@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from plait import digest, export, namespace, plaitfile, trace
+from plait import config, digest, export, namespace, plaitfile, trace
 from plait.build import Build, Early, Options, Report
 from plait.errors import (
     EXIT_ACTION_FAILED,
@@ -31,9 +31,10 @@ from plait.errors import (
     disk_full,
 )
 from plait.events import Bus
-from plait.executor import LocalExecutor
+from plait.executor import Executor, LocalExecutor
 from plait.frontend import Frontend, Handler, Part, Session, load_frontends
 from plait.model import Graph
+from plait.remote import Remote, RemoteCache, Settings, parse_endpoint, warn_to_stderr
 from plait.reporter import ConsoleReporter
 from plait.store import Store, default_root, reset
 
@@ -186,6 +187,18 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="replace files in the project that plait did not write (it refuses otherwise)",
+    )
+    p.add_argument(
+        "--remote",
+        metavar="URL",
+        help="a REAPI server (grpc://HOST:PORT[/INSTANCE]) whose action cache is looked in before"
+        " an action runs (default: $PLAIT_REMOTE, or [remote] url in plait.toml)",
+    )
+    p.add_argument(
+        "--remote-upload",
+        action="store_true",
+        default=None,
+        help="also put in the remote cache what runs here and succeeds, as CI would",
     )
     p.add_argument(
         "--sandbox",
@@ -369,7 +382,11 @@ def load_and_build(
     build `targets` (read after loading: `extra` may add to them). The executor may start
     actions while the graph is still being found."""
     executor = LocalExecutor(namespaces=_namespaces(args))
-    with executor, Early(project, store, executor, args.jobs) as early:
+    with (
+        executor,
+        _remote_cache(args, project, store, executor) as runner,
+        Early(project, store, runner, args.jobs) as early,
+    ):
         session = _session(args, project, store, executor, early)
         loaded = _load(session, _names(session, targets) if names is None else names, extra)
         try:
@@ -377,6 +394,38 @@ def load_and_build(
         finally:
             for part in loaded.parts:
                 part.close()
+
+
+def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
+    """The remote cache the build uses: --remote, else $PLAIT_REMOTE, else the configuration
+    files'; None for none."""
+    configured = config.settings(project).get("remote", {})
+    url, where = getattr(args, "remote", None), "--remote"
+    if url is None and os.environ.get("PLAIT_REMOTE"):
+        url, where = os.environ["PLAIT_REMOTE"], "PLAIT_REMOTE"
+    if url is None and "url" in configured:
+        url, where = configured["url"], "[remote] url"
+    if not url:
+        return None
+    upload = getattr(args, "remote_upload", None)
+    return Settings(
+        parse_endpoint(url, where), configured.get("upload", False) if upload is None else upload
+    )
+
+
+@contextmanager
+def _remote_cache(
+    args: argparse.Namespace, project: Path, store: Store, local: Executor
+) -> Iterator[Executor]:
+    settings = remote_settings(args, project)
+    if settings is None:
+        yield local
+        return
+    remote = Remote(settings.endpoint, warn_to_stderr)
+    try:
+        yield RemoteCache(local, remote, settings.upload, store.tmp)
+    finally:
+        remote.close()
 
 
 def _run_build(

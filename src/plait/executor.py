@@ -38,8 +38,10 @@ class Result:
     # Files the command wrote beside its outputs, which it does not declare: dropped.
     undeclared: list[str] = field(default_factory=list)
     error: str = ""
-    # The outputs are another plait's, which built the same key meanwhile (plait.build).
-    reused: bool = False
+    # Where the outputs came from when the command did not run here, as the reason says it:
+    # another plait sharing the store, which registered them (`known`), or a remote cache.
+    reused: str = ""
+    known: bool = False
 
     @property
     def ok(self) -> bool:

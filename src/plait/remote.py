@@ -1,0 +1,438 @@
+"""A remote cache over the Remote Execution API v2 (REAPI), through BuildGrid's client code.
+
+An action's REAPI `Action` is derived from its `Request`, the material of plait's key: the
+`Command` holds the argv (with the words that name a file of this machine by what it is, as the
+key has them), the environment and the outputs; the input root is the Merkle tree of the relative
+inputs' digests; the salt is plait's key itself, which covers the rest (absolute inputs, the
+program, the toolchain, the key's version). So two machines that would compute one key ask the
+server for one action, and nothing of one machine's paths reaches another's.
+
+Before running an action the executor asks the Action Cache for it; a hit's outputs are
+downloaded, each checked against its digest before it is kept, and the command does not run. With
+`upload`, what ran here successfully is uploaded (the missing blobs, then the ActionResult); a
+failure never is. A server that cannot be reached, or answers slowly, is given up for the rest of
+the build after a bounded number of tries, with one warning: the build goes on here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from plait.content import Content, MissingContent
+from plait.digest import Digest
+from plait.errors import UsageError
+from plait.executor import Executor, Result
+from plait.request import Request
+
+# What a reused result's reason says.
+FROM_REMOTE = "restored from the remote cache"
+# Seconds one call may take; a cache that answers slower is as good as gone.
+CALL_TIMEOUT = 30.0
+TRANSFER_TIMEOUT = 600.0
+# Tries of a call that failed for want of the server (UNAVAILABLE), with backoff between them.
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A REAPI server: `url` as grpc://host:port (or grpcs://), and an instance name."""
+
+    url: str
+    instance: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.url}/{self.instance}" if self.instance else self.url
+
+
+def parse_endpoint(text: str, where: str = "--remote") -> Endpoint:
+    """grpc://HOST:PORT[/INSTANCE] (grpcs:// for TLS)."""
+    url = urlparse(text)
+    if url.scheme not in ("grpc", "grpcs") or not url.hostname or url.port is None:
+        raise UsageError(
+            f"{where}: not a REAPI server address: {text!r}",
+            hint="write grpc://HOST:PORT, or grpc://HOST:PORT/INSTANCE for a named instance",
+        )
+    return Endpoint(f"{url.scheme}://{url.hostname}:{url.port}", url.path.strip("/"))
+
+
+@dataclass
+class Settings:
+    """What the build is to do with a remote server."""
+
+    endpoint: Endpoint
+    upload: bool = False
+
+
+class RemoteUnavailable(Exception):
+    """The server cannot be reached, or fails as a system: the build goes on without it."""
+
+
+def _reapi() -> Any:
+    """BuildGrid's generated REAPI messages, loaded only by builds that use a remote."""
+    try:
+        from buildgrid._protos.build.bazel.remote.execution.v2 import (
+            remote_execution_pb2,
+        )
+    except ImportError as e:
+        raise UsageError(
+            f"the remote cache needs BuildGrid's client code, which is not installed ({e})",
+            hint="install plait with its remote extra: pip install -e '.[remote]' (./setup does)",
+        ) from None
+    return remote_execution_pb2
+
+
+@dataclass
+class ReapiAction:
+    """An action in REAPI terms: its digest, and every message blob it names."""
+
+    digest: Any  # remote_execution_pb2.Digest
+    blobs: dict[str, bytes] = field(default_factory=dict)  # hash -> serialized message
+
+
+def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
+    data = message.SerializeToString(deterministic=True)
+    hash_ = hashlib.sha256(data).hexdigest()
+    blobs[hash_] = data
+    return re.Digest(hash=hash_, size_bytes=len(data))
+
+
+def reapi_action(request: Request) -> ReapiAction:
+    """The REAPI Action of `request` (see the module's docstring)."""
+    re = _reapi()
+    blobs: dict[str, bytes] = {}
+    material = request.material()
+    command = re.Command(
+        arguments=material["argv"],
+        environment_variables=[
+            re.Command.EnvironmentVariable(name=k, value=v) for k, v in sorted(request.env.items())
+        ],
+        output_paths=sorted(request.outputs),
+    )
+    relative = {p: i for p, i in request.inputs.items() if not p.startswith("/")}
+    root = _tree(re, {p: (i.digest, i.executable) for p, i in relative.items()}, blobs)
+    action = re.Action(
+        command_digest=_message_digest(re, command, blobs),
+        input_root_digest=root,
+        salt=f"plait key {request.key()}".encode(),
+    )
+    return ReapiAction(_message_digest(re, action, blobs), blobs)
+
+
+def _tree(re: Any, files: dict[str, tuple[Digest, bool]], blobs: dict[str, bytes]) -> Any:
+    """The digest of the Directory holding `files` (relative paths), each directory's message
+    put in `blobs`: names sorted, as REAPI requires for one tree to have one digest."""
+    here: dict[str, tuple[Digest, bool]] = {}
+    below: dict[str, dict[str, tuple[Digest, bool]]] = {}
+    for path, entry in files.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            below.setdefault(head, {})[rest] = entry
+        else:
+            here[head] = entry
+    directory = re.Directory(
+        files=[
+            re.FileNode(
+                name=name,
+                digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                is_executable=executable,
+            )
+            for name, (d, executable) in sorted(here.items())
+        ],
+        directories=[
+            re.DirectoryNode(name=name, digest=_tree(re, sub, blobs))
+            for name, sub in sorted(below.items())
+        ],
+    )
+    return _message_digest(re, directory, blobs)
+
+
+class Remote:
+    """The server's CAS and Action Cache, from any thread. A call that fails for want of the
+    server marks it gone (`down`): every later call raises RemoteUnavailable at once."""
+
+    def __init__(self, endpoint: Endpoint, warn: Callable[[str], None]) -> None:
+        self.endpoint = endpoint
+        self._warn = warn
+        self._lock = threading.Lock()
+        self.down: str | None = None
+        self._warned: set[str] = set()
+        self._opened: Any = None
+
+    @property
+    def _channel(self) -> Any:
+        """The channel, opened by the first call: loading BuildGrid's client takes half a
+        second, which a build that runs nothing does not pay."""
+        with self._lock:
+            if self._opened is None:
+                from buildgrid.server.client.channel import setup_channel
+
+                self._opened, _ = setup_channel(self.endpoint.url, timeout=CALL_TIMEOUT)
+            return self._opened
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+
+    def warn_once(self, kind: str, message: str) -> None:
+        with self._lock:
+            if kind in self._warned:
+                return
+            self._warned.add(kind)
+        self._warn(message)
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        import grpc
+
+        if self.down is not None:
+            raise RemoteUnavailable(self.down)
+        for attempt in range(RETRIES + 1):
+            try:
+                return call()
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.NOT_FOUND:
+                    return None
+                retry = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+                if retry and attempt < RETRIES:
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                why = f"{what}: {code.name}: {e.details()}"
+                with self._lock:
+                    self.down = self.down or why
+                self.warn_once(
+                    "down",
+                    f"plait: warning: the remote cache at {self.endpoint} failed ({why}):"
+                    " building here without it",
+                )
+                raise RemoteUnavailable(why) from None
+            except AssertionError:
+                # BuildGrid's client asserts a transfer's size: a server that sent other bytes.
+                return None
+        raise AssertionError("unreachable")
+
+    def lookup(self, action: ReapiAction) -> Any:
+        """The ActionResult cached for `action`, or None."""
+        from buildgrid.server.client.actioncache import ActionCacheClient
+
+        client = ActionCacheClient(self._channel)
+        return self._call(
+            "GetActionResult", lambda: client._get(self.endpoint.instance, action.digest)
+        )
+
+    def download(self, wanted: Iterable[tuple[Any, Path]]) -> None:
+        """Each blob (a REAPI Digest) to its path, batched where small, streamed where large."""
+        from buildgrid.server.client.cas import Downloader
+
+        def fetch() -> None:
+            downloader = Downloader(self._channel, instance=self.endpoint.instance)
+            try:
+                for d, path in wanted:
+                    downloader.download_file(d, str(path))
+            finally:
+                downloader.close()
+
+        self._call("downloading outputs", fetch)
+
+    def missing(self, digests: list[Any]) -> list[Any]:
+        """Which of `digests` the CAS does not have (FindMissingBlobs)."""
+        from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
+
+        stub = remote_execution_pb2_grpc.ContentAddressableStorageStub(self._channel)
+        request = _reapi().FindMissingBlobsRequest(
+            instance_name=self.endpoint.instance, blob_digests=digests
+        )
+        found = self._call("FindMissingBlobs", lambda: stub.FindMissingBlobs(request))
+        return list(found.missing_blob_digests) if found is not None else list(digests)
+
+    def upload(self, files: dict[str, Path], messages: dict[str, bytes]) -> None:
+        """Files and message blobs, by hash, to the CAS."""
+        from buildgrid.server.client.cas import Uploader
+
+        def put() -> None:
+            uploader = Uploader(self._channel, instance=self.endpoint.instance)
+            try:
+                for path in files.values():
+                    uploader.upload_file(str(path), queue=True)
+                for data in messages.values():
+                    uploader.put_blob(_Bytes(data), queue=True)
+            finally:
+                uploader.close()
+
+        self._call("uploading outputs", put)
+
+    def update(self, action: ReapiAction, result: Any) -> None:
+        from buildgrid.server.client.actioncache import ActionCacheClient
+
+        client = ActionCacheClient(self._channel)
+        self._call(
+            "UpdateActionResult",
+            lambda: client._update(self.endpoint.instance, action.digest, result),
+        )
+
+
+class _Bytes:
+    """The file-like object BuildGrid's uploader reads a blob from."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._io = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._io.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._io.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._io.tell()
+
+
+class RemoteCache:
+    """An executor that asks the remote Action Cache before running a request on `local`, and
+    (with `upload`) fills it with what ran here."""
+
+    def __init__(self, local: Executor, remote: Remote, upload: bool, scratch: Path) -> None:
+        self.local = local
+        self.remote = remote
+        self.upload = upload
+        self.scratch = scratch
+
+    def execute(self, request: Request, content: Content, log: Path) -> Result:
+        start = time.monotonic()
+        try:
+            action = reapi_action(request)
+            hit = self._hit(request, action, content, start)
+        except RemoteUnavailable:
+            action, hit = None, None
+        if hit is not None:
+            return hit
+        result = self.local.execute(request, content, log)
+        if action is not None and self.upload and result.ok:
+            with contextlib.suppress(RemoteUnavailable):  # said once; the build goes on
+                self._upload(request, action, result, content)
+        return result
+
+    def cancel(self) -> None:
+        self.local.cancel()
+
+    def _hit(
+        self, request: Request, action: ReapiAction, content: Content, start: float
+    ) -> Result | None:
+        cached = self.remote.lookup(action)
+        if cached is None or cached.exit_code != 0:
+            return None
+        files = {f.path: f for f in cached.output_files}
+        if sorted(files) != sorted(request.outputs):
+            return None
+        outputs: dict[str, tuple[Digest, bool]] = {}
+        wanted: dict[str, tuple[Any, Path]] = {}  # output -> (its REAPI digest, where it goes)
+        scratch = Path(_mkdtemp(self.scratch))
+        try:
+            for n, (name, f) in enumerate(sorted(files.items())):
+                d = Digest(f.digest.hash, f.digest.size_bytes)
+                outputs[name] = (d, f.is_executable)
+                try:
+                    content.file(d)
+                except MissingContent:
+                    wanted[name] = (f.digest, scratch / str(n))
+            self.remote.download(wanted.values())
+            for name, (_, path) in wanted.items():
+                got = _digest_of(path)
+                if got != outputs[name][0]:
+                    self.remote.warn_once(
+                        "poisoned",
+                        f"plait: warning: the remote cache at {self.remote.endpoint} sent bytes"
+                        f" for '{name}' of {request.name} that do not match their digest:"
+                        " not used; such actions run here",
+                    )
+                    return None
+                if content.put(path) != got:
+                    return None
+        finally:
+            _rmtree(scratch)
+        took = _duration(cached)
+        return Result(
+            0,
+            took if took is not None else time.monotonic() - start,
+            outputs=outputs,
+            reused=FROM_REMOTE,
+        )
+
+    def _upload(
+        self, request: Request, action: ReapiAction, result: Result, content: Content
+    ) -> None:
+        re = _reapi()
+        files = {d.hash: content.file(d) for d, _ in result.outputs.values()}
+        sizes = {d.hash: d.size for d, _ in result.outputs.values()}
+        sizes.update({h: len(b) for h, b in action.blobs.items()})
+        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
+        missing = {d.hash for d in self.remote.missing(digests)}
+        self.remote.upload(
+            {h: p for h, p in files.items() if h in missing},
+            {h: b for h, b in action.blobs.items() if h in missing and h not in files},
+        )
+        now = time.time()
+        cached = re.ActionResult(
+            output_files=[
+                re.OutputFile(
+                    path=path,
+                    digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                    is_executable=executable,
+                )
+                for path, (d, executable) in sorted(result.outputs.items())
+            ],
+            exit_code=0,
+        )
+        cached.execution_metadata.worker = "plait"
+        cached.execution_metadata.execution_start_timestamp.FromNanoseconds(
+            int((now - result.duration) * 1e9)
+        )
+        cached.execution_metadata.execution_completed_timestamp.FromNanoseconds(int(now * 1e9))
+        self.remote.update(action, cached)
+
+
+def _duration(cached: Any) -> float | None:
+    meta = cached.execution_metadata
+    if not meta.HasField("execution_start_timestamp"):
+        return None
+    took = (
+        meta.execution_completed_timestamp.ToNanoseconds()
+        - meta.execution_start_timestamp.ToNanoseconds()
+    )
+    return float(max(took, 0)) / 1e9
+
+
+def _digest_of(path: Path) -> Digest | None:
+    from plait import digest
+
+    try:
+        return digest.of_file(path)
+    except FileNotFoundError:
+        return None
+
+
+def _mkdtemp(directory: Path) -> str:
+    import tempfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="remote-", dir=directory)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def warn_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

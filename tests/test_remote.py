@@ -1,0 +1,160 @@
+"""The remote cache, against a real BuildGrid: a second machine takes what the first uploaded,
+checks every byte, and builds here whenever the server cannot help."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from plait import digest
+from tests.buildgrid import Server, buildgrid, free_port
+from tests.support import plait, plaitfile_project
+
+__all__ = ["buildgrid"]
+
+pytestmark = pytest.mark.remote
+
+
+def project(directory: Path, tag: str) -> Path:
+    """Two actions whose outputs are unique to `tag`, one of them 3 MB (ByteStream, not a batch)."""
+    return plaitfile_project(
+        directory,
+        f"action('one', ['sh', '-c', 'echo {tag} > one.txt'], outputs=['one.txt'])\n"
+        "action('two', ['sh', '-c', 'cat one.txt one.txt > two.txt;"
+        " yes one | head -c 3000000 > big.bin; cat one.txt >> big.bin'],\n"
+        "       inputs=['one.txt'], outputs=['two.txt', 'big.bin'])\n",
+    )
+
+
+def machine(tmp_path: Path, name: str, source: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of `source`'s project on another "machine": a store, fasl cache and home of its
+    own."""
+    p = tmp_path / name / "project"
+    shutil.copytree(source, p, ignore=shutil.ignore_patterns(".plait", "*.txt", "*.bin", "r.json"))
+    home = tmp_path / name / "home"
+    home.mkdir()
+    return p, {
+        "PLAIT_CACHE": str(tmp_path / name / "store"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "HOME": str(home),
+    }
+
+
+def statuses(p: Path) -> dict[str, tuple[str, str]]:
+    report = json.loads((p / "r.json").read_text())
+    return {a["name"]: (a["status"], a["reason"]) for a in report["actions"]}
+
+
+def build(p: Path, env: dict[str, str], *args: str) -> str:
+    result = plait("build", "--report", "r.json", *args, cwd=p, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_a_second_machine_takes_what_the_first_uploaded(tmp_path: Path, buildgrid: Server) -> None:
+    first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "hit"))
+    build(first, env1, "--remote", buildgrid.url, "--remote-upload")
+    assert {s for s, _ in statuses(first).values()} == {"ran"}
+    second, env2 = machine(tmp_path, "second", first)
+    said = build(second, env2, "--remote", buildgrid.url)
+    hit = ("cached", "never built, restored from the remote cache")
+    assert statuses(second) == dict.fromkeys(("one", "two"), hit), said
+    for name in ("one.txt", "two.txt", "big.bin"):
+        assert (second / name).read_bytes() == (first / name).read_bytes()
+    # The second machine's own store has it now: no remote needed.
+    for name in ("one.txt", "two.txt", "big.bin"):
+        (second / name).unlink()
+    build(second, env2)
+    assert {s for s, _ in statuses(second).values()} == {"cached"}
+
+
+def test_nothing_is_uploaded_without_remote_upload(tmp_path: Path, buildgrid: Server) -> None:
+    first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "no-upload"))
+    build(first, env1, "--remote", buildgrid.url)
+    second, env2 = machine(tmp_path, "second", first)
+    build(second, env2, "--remote", buildgrid.url)
+    assert {s for s, _ in statuses(second).values()} == {"ran"}
+
+
+def test_a_failed_action_is_never_uploaded(tmp_path: Path, buildgrid: Server) -> None:
+    src = plaitfile_project(
+        tmp_path / "src",
+        "action('good', ['sh', '-c', 'echo good-upload > good.txt'], outputs=['good.txt'])\n"
+        "action('bad', ['sh', '-c', 'echo bad-upload > bad.txt; exit 1'], outputs=['bad.txt'])\n",
+    )
+    first, env1 = machine(tmp_path, "first", src)
+    failed = plait("build", "-k", "--remote", buildgrid.url, "--remote-upload", cwd=first, env=env1)
+    assert failed.returncode == 1
+    second, env2 = machine(tmp_path, "second", src)
+    again = plait(
+        "build", "-k", "--report", "r.json", "--remote", buildgrid.url, cwd=second, env=env2
+    )
+    assert again.returncode == 1
+    assert statuses(second)["good"][0] == "cached"
+    assert statuses(second)["bad"][0] == "failed"
+
+
+def test_a_blob_that_does_not_match_its_digest_is_never_used(
+    tmp_path: Path, buildgrid: Server
+) -> None:
+    first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "poison"))
+    build(first, env1, "--remote", buildgrid.url, "--remote-upload")
+    wanted = (first / "one.txt").read_bytes()
+    poisoned = buildgrid.blob(digest.of_bytes(wanted).hash)
+    assert poisoned.is_file()
+    poisoned.write_bytes(b"tampered with\n")
+    second, env2 = machine(tmp_path, "second", first)
+    said = build(second, env2, "--remote", buildgrid.url)
+    assert statuses(second)["one"][0] == "ran"
+    assert (second / "one.txt").read_bytes() == wanted
+    warnings = [ln for ln in said.splitlines() if "do not match their digest" in ln]
+    assert len(warnings) == 1, said
+
+
+def test_a_server_that_is_not_there_leaves_the_build_local_with_one_warning(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens on it
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    p, env = machine(tmp_path, "alone", project(tmp_path / "src", "down"))
+    said = build(p, env, "--remote", f"grpc://127.0.0.1:{port}", "--remote-upload")
+    assert {s for s, _ in statuses(p).values()} == {"ran"}
+    warnings = [ln for ln in said.splitlines() if "warning: the remote cache" in ln]
+    assert len(warnings) == 1, said
+    assert f"grpc://127.0.0.1:{port}" in warnings[0]
+
+
+def test_the_remote_comes_from_plait_toml_or_plait_remote(
+    tmp_path: Path, buildgrid: Server
+) -> None:
+    src = project(tmp_path / "src", "configured")
+    (src / "plait.toml").write_text(f'[remote]\nurl = "{buildgrid.url}"\nupload = true\n')
+    first, env1 = machine(tmp_path, "first", src)
+    build(first, env1)
+    second, env2 = machine(tmp_path, "second", src)
+    (second / "plait.toml").unlink()
+    build(second, {**env2, "PLAIT_REMOTE": buildgrid.url})
+    assert {s for s, _ in statuses(second).values()} == {"cached"}
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[remote]\nurl = "grpc://h:1"\nupload = "yes"\n', "[remote] upload = 'yes'"),
+        ("[remote\n", "plait.toml:1: "),
+        ("[cache]\nurl = 1\n", "unknown setting 'cache'"),
+        ('[remote]\nurl = "http://h:1"\n', "not a REAPI server address"),
+    ],
+)
+def test_a_bad_configuration_is_an_error_with_a_hint(tmp_path: Path, text: str, said: str) -> None:
+    p = project(tmp_path / "p", "bad-config")
+    (p / "plait.toml").write_text(text)
+    result = plait("build", cwd=p)
+    assert result.returncode == 2
+    assert said in result.stderr and "hint:" in result.stderr, result.stderr
+    assert not (p / "one.txt").exists()
