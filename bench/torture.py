@@ -211,7 +211,9 @@ def prepare(p: Path, rng: random.Random) -> tuple[str, str]:
 def interrupted_build(
     p: Path, env: Mapping[str, str], sig: int, after: float
 ) -> subprocess.CompletedProcess[str]:
-    """A build sent `sig` (to plait's process alone, as `kill` would) `after` seconds in."""
+    """A build sent `sig` (to plait's process alone, as `kill` would) `after` seconds after
+    plait answers signals (before that, Python itself is starting: no program of its own can
+    answer them)."""
     process = subprocess.Popen(
         [*PLAIT, "build", "-j", "2"],
         cwd=p,
@@ -220,6 +222,7 @@ def interrupted_build(
         stderr=subprocess.PIPE,
         text=True,
     )
+    answering(process.pid)
     try:
         process.wait(after)
     except subprocess.TimeoutExpired:
@@ -228,9 +231,18 @@ def interrupted_build(
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-# Before this, Python itself is starting (its `site`, then plait's package): plait's own code
-# cannot answer a signal yet.
-EARLIEST = 0.1
+def answering(pid: int, within: float = 10.0) -> None:
+    """Wait until process `pid` catches SIGTERM (plait's first line), or is gone."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        caught = next(ln for ln in status.splitlines() if ln.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.002)
 
 
 def said_interrupted(result: subprocess.CompletedProcess[str], sig: int) -> list[str]:
@@ -264,7 +276,7 @@ def plaitfile_interrupts(
     plait("build", cwd=p, env=env)
     for n in range(trials):
         how, seed = prepare(p, rng)
-        after = rng.uniform(EARLIEST, 2.5)
+        after = rng.uniform(0.0, 2.5)
         result = interrupted_build(p, env, sig, after)
         problems = said_interrupted(result, sig) + recovered(p, env, refs.want[seed])
         tally.add(f"#{n} {how}, {signal.Signals(sig).name} at {after:.2f}s", problems)
@@ -884,7 +896,7 @@ def lisp_interrupts(scratch: Path, tally: Tally, trials: int, sig: int, rng: ran
         shutil.rmtree(xdg, ignore_errors=True)
         if how == "fresh":
             shutil.rmtree(p / ".plait", ignore_errors=True)
-        after = rng.uniform(EARLIEST, 8.0)
+        after = rng.uniform(0.0, 8.0)
         result = interrupted_build(p, env, sig, after)
         problems = said_interrupted(result, sig) + leftovers(p, xdg)
         rebuilt = plait("build", "-j", "2", cwd=p, env=env)

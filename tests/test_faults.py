@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import plait, plaitfile_project
+from tests.support import ROOT, plait, plaitfile_project
 
 pytestmark = pytest.mark.e2e
 
@@ -217,3 +217,30 @@ def test_a_store_path_that_is_a_file_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"the store '{tmp_path / 'file'}' is not a directory" in result.stderr
     assert "hint: PLAIT_CACHE names the directory" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_from_plaits_first_line_on_ends_it_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """While plait loads its modules, reads the Plaitfile and starts the build: 128 + the
+    signal, a word, no traceback."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import torture
+
+    p = plaitfile_project(tmp_path / "p", "action('a', ['sleep', '30'], outputs=['a.txt'])\n")
+    for after in (0.0, 0.005, 0.02, 0.05, 0.1):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "plait", "build"],
+            cwd=p,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        torture.answering(process.pid)
+        time.sleep(after)
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 128 + sig, (after, out, err)
+        assert "Traceback" not in out + err
+        assert "interrupted" in out + err or "terminated" in out + err

@@ -231,12 +231,18 @@ def _add_directory(p: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def load() -> None:
+    """Load the frontends (`main` does, unless this was called first)."""
     global _frontends
     _frontends = load_frontends()
-    parser, handlers = _parser(_frontends)
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
+        if not _frontends:
+            load()
+        parser, handlers = _parser(_frontends)
+        args = parser.parse_args(argv)
         return handlers[args.command](args)
     except PlaitError as e:
         _render(e)
