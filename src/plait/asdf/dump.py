@@ -238,9 +238,12 @@ def _run(
         raise
     raw["key"] = key
     # What the core is, as far as a compile on it can tell, but for the definitions it holds:
-    # SBCL, plait's drivers, ASDF's configuration and the ASDF it runs; not which roots the
-    # dump was asked for, nor from where. A compile's key names the core so (plait.asdf.graph).
-    image = {k: v for k, v in ident.items() if k not in ("roots", "project")}
+    # SBCL, plait's drivers and the ASDF it runs; not which roots the dump was asked for, nor
+    # from where, nor ASDF's configuration (the user's home, XDG directories, registries):
+    # those decide which files the dump finds, and a compile's inputs name the files it reads;
+    # a compile runs with plait's output translations and HOME. So machines with other homes
+    # share compiles. A compile's key names the core so (plait.asdf.graph).
+    image = {k: v for k, v in ident.items() if k not in ("roots", "project", "env")}
     raw["image"] = digest.of_canonical({"asdf-image": 1, **image, "asdf": raw["asdf_version"]})
     raw["asd_digests"] = {}
     for path in sorted({asd for _, asd in raw["system_asds"]}):
