@@ -12,7 +12,8 @@ import pytest
 
 from plait import digest
 from tests.buildgrid import Server, buildgrid, free_port
-from tests.support import plait, plaitfile_project
+from tests.support import ROOT, plait, plaitfile_project
+from tests.test_asdf import load_without_compiling
 
 __all__ = ["buildgrid"]
 
@@ -158,3 +159,37 @@ def test_a_bad_configuration_is_an_error_with_a_hint(tmp_path: Path, text: str, 
     assert result.returncode == 2
     assert said in result.stderr and "hint:" in result.stderr, result.stderr
     assert not (p / "one.txt").exists()
+
+
+@pytest.mark.lisp
+def test_a_lisp_build_on_a_second_machine_compiles_nothing_and_loads(
+    tmp_path: Path, buildgrid: Server
+) -> None:
+    """The project at one path on both machines (its fasls name their sources); each machine
+    has a store, fasl cache and home of its own."""
+    p = tmp_path / "wordcount"
+    shutil.copytree(ROOT / "examples" / "wordcount", p)
+    machines = []
+    for name in ("first", "second"):
+        home = tmp_path / name
+        home.mkdir()
+        cache = home / ".cache"
+        machines.append(
+            {"PLAIT_CACHE": str(home / "store"), "XDG_CACHE_HOME": str(cache), "HOME": str(home)}
+        )
+    build(p, machines[0], "--remote", buildgrid.url, "--remote-upload")
+    assert any(s == "ran" for s, _ in statuses(p).values())
+    build(p, machines[1], "--remote", buildgrid.url)
+    ran = [name for name, (s, _) in statuses(p).items() if s == "ran"]
+    assert ran == []
+    fasls = [
+        {str(f.relative_to(m["XDG_CACHE_HOME"])): f.read_bytes() for f in fasl_files(m)}
+        for m in machines
+    ]
+    assert fasls[0] == fasls[1] and len(fasls[1]) >= 30
+    out = load_without_compiling("wordcount", machines[1], p, registry=p)
+    assert "LOADED wordcount" in out
+
+
+def fasl_files(machine: dict[str, str]) -> list[Path]:
+    return sorted(Path(machine["XDG_CACHE_HOME"]).rglob("*.fasl"))
