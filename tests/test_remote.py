@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plait import digest
-from tests.buildgrid import Server, buildgrid, free_port
+from tests.buildgrid import Farm, buildgrid, free_port
 from tests.support import ROOT, plait, plaitfile_project
 from tests.test_asdf import load_without_compiling
 
@@ -56,7 +56,7 @@ def build(p: Path, env: dict[str, str], *args: str) -> str:
     return result.stdout + result.stderr
 
 
-def test_a_second_machine_takes_what_the_first_uploaded(tmp_path: Path, buildgrid: Server) -> None:
+def test_a_second_machine_takes_what_the_first_uploaded(tmp_path: Path, buildgrid: Farm) -> None:
     first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "hit"))
     build(first, env1, "--remote", buildgrid.url, "--remote-upload")
     assert {s for s, _ in statuses(first).values()} == {"ran"}
@@ -73,7 +73,7 @@ def test_a_second_machine_takes_what_the_first_uploaded(tmp_path: Path, buildgri
     assert {s for s, _ in statuses(second).values()} == {"cached"}
 
 
-def test_nothing_is_uploaded_without_remote_upload(tmp_path: Path, buildgrid: Server) -> None:
+def test_nothing_is_uploaded_without_remote_upload(tmp_path: Path, buildgrid: Farm) -> None:
     first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "no-upload"))
     build(first, env1, "--remote", buildgrid.url)
     second, env2 = machine(tmp_path, "second", first)
@@ -81,7 +81,7 @@ def test_nothing_is_uploaded_without_remote_upload(tmp_path: Path, buildgrid: Se
     assert {s for s, _ in statuses(second).values()} == {"ran"}
 
 
-def test_a_failed_action_is_never_uploaded(tmp_path: Path, buildgrid: Server) -> None:
+def test_a_failed_action_is_never_uploaded(tmp_path: Path, buildgrid: Farm) -> None:
     src = plaitfile_project(
         tmp_path / "src",
         "action('good', ['sh', '-c', 'echo good-upload > good.txt'], outputs=['good.txt'])\n"
@@ -100,7 +100,7 @@ def test_a_failed_action_is_never_uploaded(tmp_path: Path, buildgrid: Server) ->
 
 
 def test_a_blob_that_does_not_match_its_digest_is_never_used(
-    tmp_path: Path, buildgrid: Server
+    tmp_path: Path, buildgrid: Farm
 ) -> None:
     first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "poison"))
     build(first, env1, "--remote", buildgrid.url, "--remote-upload")
@@ -130,9 +130,7 @@ def test_a_server_that_is_not_there_leaves_the_build_local_with_one_warning(
     assert f"grpc://127.0.0.1:{port}" in warnings[0]
 
 
-def test_the_remote_comes_from_plait_toml_or_plait_remote(
-    tmp_path: Path, buildgrid: Server
-) -> None:
+def test_the_remote_comes_from_plait_toml_or_plait_remote(tmp_path: Path, buildgrid: Farm) -> None:
     src = project(tmp_path / "src", "configured")
     (src / "plait.toml").write_text(f'[remote]\nurl = "{buildgrid.url}"\nupload = true\n')
     first, env1 = machine(tmp_path, "first", src)
@@ -163,7 +161,7 @@ def test_a_bad_configuration_is_an_error_with_a_hint(tmp_path: Path, text: str, 
 
 @pytest.mark.lisp
 def test_a_lisp_build_on_a_second_machine_compiles_nothing_and_loads(
-    tmp_path: Path, buildgrid: Server
+    tmp_path: Path, buildgrid: Farm
 ) -> None:
     """The project at one path on both machines (its fasls name their sources); each machine
     has a store, fasl cache and home of its own."""
