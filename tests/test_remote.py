@@ -116,6 +116,24 @@ def test_a_blob_that_does_not_match_its_digest_is_never_used(
     assert len(warnings) == 1, said
 
 
+def test_blobs_evicted_since_their_result_was_stored_are_built_here(
+    tmp_path: Path, buildgrid: Farm
+) -> None:
+    """one.txt comes in a batch, big.bin by ByteStream: both gone from the server's CAS."""
+    first, env1 = machine(tmp_path, "first", project(tmp_path / "src", "evicted"))
+    build(first, env1, "--remote", buildgrid.url, "--remote-upload")
+    for name in ("one.txt", "big.bin"):
+        blob = buildgrid.blob(digest.of_file(first / name).hash)
+        assert blob.is_file()
+        blob.unlink()
+    second, env2 = machine(tmp_path, "second", first)
+    said = build(second, env2, "--remote", buildgrid.url)
+    assert {name: s for name, (s, _) in statuses(second).items()} == {"one": "ran", "two": "ran"}
+    assert "warning" not in said, said
+    for name in ("one.txt", "two.txt", "big.bin"):
+        assert (second / name).read_bytes() == (first / name).read_bytes()
+
+
 def test_a_server_that_is_not_there_leaves_the_build_local_with_one_warning(
     tmp_path: Path,
 ) -> None:

@@ -190,7 +190,9 @@ class Remote:
         self._warn(message)
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        """`call()`'s value; None for what the server does not have (NOT_FOUND)."""
         import grpc
+        from buildgrid.server.exceptions import NotFoundError
 
         if self.down is not None:
             raise RemoteUnavailable(self.down)
@@ -214,6 +216,8 @@ class Remote:
                     " building here without it",
                 )
                 raise RemoteUnavailable(why) from None
+            except NotFoundError:
+                return None  # BuildGrid's client's own word for it, from a batch
             except AssertionError:
                 # BuildGrid's client asserts a transfer's size: a server that sent other bytes.
                 return None
@@ -228,19 +232,21 @@ class Remote:
             "GetActionResult", lambda: client._get(self.endpoint.instance, action.digest)
         )
 
-    def download(self, wanted: Iterable[tuple[Any, Path]]) -> None:
-        """Each blob (a REAPI Digest) to its path, batched where small, streamed where large."""
+    def download(self, wanted: Iterable[tuple[Any, Path]]) -> bool:
+        """Each blob (a REAPI Digest) to its path, batched where small, streamed where large;
+        False if the server no longer has one (evicted since its result was looked up)."""
         from buildgrid.server.client.cas import Downloader
 
-        def fetch() -> None:
+        def fetch() -> bool:
             downloader = Downloader(self._channel, instance=self.endpoint.instance)
             try:
                 for d, path in wanted:
                     downloader.download_file(d, str(path))
             finally:
                 downloader.close()
+            return True
 
-        self._call("downloading outputs", fetch)
+        return self._call("downloading outputs", fetch) is True
 
     def missing(self, digests: list[Any]) -> list[Any]:
         """Which of `digests` the CAS does not have (FindMissingBlobs)."""
@@ -345,7 +351,8 @@ class RemoteCache:
                     content.file(d)
                 except MissingContent:
                     wanted[name] = (f.digest, scratch / str(n))
-            self.remote.download(wanted.values())
+            if not self.remote.download(wanted.values()):
+                return None  # evicted: the action runs here
             for name, (_, path) in wanted.items():
                 got = _digest_of(path)
                 if got != outputs[name][0]:
