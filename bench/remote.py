@@ -49,9 +49,7 @@ def second_machine(url: str, root: Path, r: int, table: run.Table) -> None:
     env = machine(root, f"second-{r}")
     report = root / f"report-{r}.json"
     command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--remote", url]
-    table.add(
-        "ironclad, clean", "plait", run.run([*command, "--report", str(report)], root, env)
-    )
+    table.add("ironclad, clean", "plait", run.run([*command, "--report", str(report)], root, env))
     actions = json.loads(report.read_text())["actions"]
     ran = [a["name"] for a in actions if a["status"] == "ran"]
     if ran:
