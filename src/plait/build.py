@@ -348,6 +348,8 @@ class Build:
         action, decision = running.prepared.action, running.prepared.decision
         start, slot, reason = running.start, running.slot, decision.reason
         self._free_slots.add(slot)
+        if result.where:
+            reason += f", {result.where}"
         if not result.ok:
             return self._finished(
                 name,

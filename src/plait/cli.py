@@ -147,8 +147,25 @@ def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[st
     )
     _add_directory(reset)
 
+    worker = sub.add_parser(
+        "worker",
+        help="run a farm's actions: a bot of the Remote Workers API",
+        description="Ask the REAPI server for actions and run each in plait's sandbox, with"
+        " inputs fetched from its CAS into a store of the worker's own (its cache). Several"
+        " workers may run on one machine, each with its own --dir.",
+    )
+    worker.add_argument("--remote", metavar="URL", required=True, help="grpc://HOST:PORT[/NAME]")
+    worker.add_argument(
+        "--dir", type=Path, default=None, help="its store and logs (default: a new one in /tmp)"
+    )
+    worker.add_argument("--name", default=None, help="its bot id (default: host-pid)")
+    worker.add_argument(
+        "--leases", type=_jobs, default=None, help="stop after running this many actions"
+    )
+
     handlers: dict[str, Handler] = {
         "build": _build,
+        "worker": _worker,
         "explain": _inspect,
         "graph": _inspect,
         "export": _inspect,
@@ -199,6 +216,12 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="also put in the remote cache what runs here and succeeds, as CI would",
+    )
+    p.add_argument(
+        "--remote-exec",
+        action="store_true",
+        default=None,
+        help="run on the remote farm's workers the actions its cache does not have",
     )
     p.add_argument(
         "--sandbox",
@@ -414,8 +437,11 @@ def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
     if not url:
         return None
     upload = getattr(args, "remote_upload", None)
+    execute = getattr(args, "remote_exec", None)
     return Settings(
-        parse_endpoint(url, where), configured.get("upload", False) if upload is None else upload
+        parse_endpoint(url, where),
+        configured.get("upload", False) if upload is None else upload,
+        configured.get("execute", False) if execute is None else execute,
     )
 
 
@@ -429,7 +455,7 @@ def _remote_cache(
         return
     remote = Remote(settings.endpoint, warn_to_stderr)
     try:
-        yield RemoteCache(local, remote, settings.upload, store.tmp)
+        yield RemoteCache(local, remote, settings.upload, store.tmp, settings.execute)
     finally:
         remote.close()
 
@@ -550,6 +576,20 @@ def _explain_last(store: Store) -> int:
     if not shown:
         print("plait: the last build ran nothing")
     return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from plait.worker import Worker, default_name
+
+    endpoint = parse_endpoint(args.remote)
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="plait-worker-"))
+    worker = Worker(endpoint, directory.resolve(), args.name or default_name())
+    print(f"plait worker {worker.name}: serving {endpoint} from {directory}", flush=True)
+    try:
+        worker.serve(args.leases)
+    finally:
+        worker.close()
+    return 0
 
 
 def _log(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ over the user's; the environment (`PLAIT_REMOTE`) and the command line win over 
     [remote]
     url = "grpc://cache.example.com:50051/main"   # grpc://HOST:PORT[/INSTANCE]
     upload = true                                  # fill the cache with what runs here (CI)
+    execute = true                                 # run on the farm what its cache lacks
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from plait.errors import Location, UsageError
 
 PROJECT_FILE = "plait.toml"
-KNOWN = {"remote": {"url": str, "upload": bool}}
+KNOWN = {"remote": {"url": str, "upload": bool, "execute": bool}}
 
 
 def user_file() -> Path:

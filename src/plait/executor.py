@@ -42,6 +42,8 @@ class Result:
     # another plait sharing the store, which registered them (`known`), or a remote cache.
     reused: str = ""
     known: bool = False
+    # Where it ran, when not here (a farm's worker), as the reason says it.
+    where: str = ""
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import platform
 import sys
 import threading
 import time
@@ -38,6 +39,8 @@ FROM_REMOTE = "restored from the remote cache"
 # Seconds one call may take; a cache that answers slower is as good as gone.
 CALL_TIMEOUT = 30.0
 TRANSFER_TIMEOUT = 600.0
+# The longest an action may run on the farm.
+EXECUTE_TIMEOUT = 4 * 3600.0
 # Tries of a call that failed for want of the server (UNAVAILABLE), with backoff between them.
 RETRIES = 2
 
@@ -70,6 +73,11 @@ class Settings:
 
     endpoint: Endpoint
     upload: bool = False
+    execute: bool = False
+
+
+class NoExecution(Exception):
+    """The server is a cache only: it has no Execution service."""
 
 
 class RemoteUnavailable(Exception):
@@ -117,14 +125,24 @@ def reapi_action(request: Request) -> ReapiAction:
         ],
         output_paths=sorted(request.outputs),
     )
+    command.platform.properties.extend(
+        re.Platform.Property(name=k, value=v) for k, v in sorted(action_platform().items())
+    )
     relative = {p: i for p, i in request.inputs.items() if not p.startswith("/")}
     root = _tree(re, {p: (i.digest, i.executable) for p, i in relative.items()}, blobs)
     action = re.Action(
         command_digest=_message_digest(re, command, blobs),
         input_root_digest=root,
+        platform=command.platform,
         salt=f"plait key {request.key()}".encode(),
     )
     return ReapiAction(_message_digest(re, action, blobs), blobs)
+
+
+def action_platform() -> dict[str, str]:
+    """The platform properties an action asks of a worker: actions run on the system they
+    were built for (`plait.worker.platform` is what a worker offers)."""
+    return {"OSFamily": platform.system().lower()}
 
 
 def _tree(re: Any, files: dict[str, tuple[Digest, bool]], blobs: dict[str, bytes]) -> Any:
@@ -165,22 +183,27 @@ class Remote:
         self._lock = threading.Lock()
         self.down: str | None = None
         self._warned: set[str] = set()
-        self._opened: Any = None
+        self._opened: dict[float, Any] = {}
 
     @property
-    def _channel(self) -> Any:
-        """The channel, opened by the first call: loading BuildGrid's client takes half a
-        second, which a build that runs nothing does not pay."""
+    def channel(self) -> Any:
+        """The channel for quick calls: each has CALL_TIMEOUT."""
+        return self.channel_for(CALL_TIMEOUT)
+
+    def channel_for(self, timeout: float) -> Any:
+        """A channel whose every call has `timeout` seconds, opened by the first call that
+        needs it: loading BuildGrid's client takes half a second, which a build that runs
+        nothing does not pay."""
         with self._lock:
-            if self._opened is None:
+            if timeout not in self._opened:
                 from buildgrid.server.client.channel import setup_channel
 
-                self._opened, _ = setup_channel(self.endpoint.url, timeout=CALL_TIMEOUT)
-            return self._opened
+                self._opened[timeout], _ = setup_channel(self.endpoint.url, timeout=timeout)
+            return self._opened[timeout]
 
     def close(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
+        for channel in self._opened.values():
+            channel.close()
 
     def warn_once(self, kind: str, message: str) -> None:
         with self._lock:
@@ -227,7 +250,7 @@ class Remote:
         """The ActionResult cached for `action`, or None."""
         from buildgrid.server.client.actioncache import ActionCacheClient
 
-        client = ActionCacheClient(self._channel)
+        client = ActionCacheClient(self.channel)
         return self._call(
             "GetActionResult", lambda: client._get(self.endpoint.instance, action.digest)
         )
@@ -238,7 +261,9 @@ class Remote:
         from buildgrid.server.client.cas import Downloader
 
         def fetch() -> bool:
-            downloader = Downloader(self._channel, instance=self.endpoint.instance)
+            downloader = Downloader(
+                self.channel_for(TRANSFER_TIMEOUT), instance=self.endpoint.instance
+            )
             try:
                 for d, path in wanted:
                     downloader.download_file(d, str(path))
@@ -252,7 +277,7 @@ class Remote:
         """Which of `digests` the CAS does not have (FindMissingBlobs)."""
         from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
 
-        stub = remote_execution_pb2_grpc.ContentAddressableStorageStub(self._channel)
+        stub = remote_execution_pb2_grpc.ContentAddressableStorageStub(self.channel)
         request = _reapi().FindMissingBlobsRequest(
             instance_name=self.endpoint.instance, blob_digests=digests
         )
@@ -264,7 +289,7 @@ class Remote:
         from buildgrid.server.client.cas import Uploader
 
         def put() -> None:
-            uploader = Uploader(self._channel, instance=self.endpoint.instance)
+            uploader = Uploader(self.channel_for(TRANSFER_TIMEOUT), instance=self.endpoint.instance)
             try:
                 for path in files.values():
                     uploader.upload_file(str(path), queue=True)
@@ -275,10 +300,40 @@ class Remote:
 
         self._call("uploading outputs", put)
 
+    def execute(self, action: ReapiAction) -> Any:
+        """Execute `action` on the farm: its ExecuteResponse (None if none came). Raises
+        NoExecution if the server does not execute actions at all."""
+        import grpc
+        from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
+
+        re = _reapi()
+        stub = remote_execution_pb2_grpc.ExecutionStub(self.channel_for(EXECUTE_TIMEOUT))
+        request = re.ExecuteRequest(
+            instance_name=self.endpoint.instance, action_digest=action.digest
+        )
+
+        def run() -> Any:
+            try:
+                for operation in stub.Execute(request):
+                    if operation.done:
+                        response = re.ExecuteResponse()
+                        if operation.HasField("error"):
+                            response.status.CopyFrom(operation.error)
+                        else:
+                            operation.response.Unpack(response)
+                        return response
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    raise NoExecution(e.details()) from None
+                raise
+            return None
+
+        return self._call("Execute", run)
+
     def update(self, action: ReapiAction, result: Any) -> None:
         from buildgrid.server.client.actioncache import ActionCacheClient
 
-        client = ActionCacheClient(self._channel)
+        client = ActionCacheClient(self.channel)
         self._call(
             "UpdateActionResult",
             lambda: client._update(self.endpoint.instance, action.digest, result),
@@ -304,14 +359,18 @@ class _Bytes:
 
 
 class RemoteCache:
-    """An executor that asks the remote Action Cache before running a request on `local`, and
-    (with `upload`) fills it with what ran here."""
+    """An executor that asks the remote Action Cache before running a request; on a miss runs
+    it on the farm (with `execute`, for a request a worker can run) or on `local`, and (with
+    `upload`) fills the cache with what ran here."""
 
-    def __init__(self, local: Executor, remote: Remote, upload: bool, scratch: Path) -> None:
+    def __init__(
+        self, local: Executor, remote: Remote, upload: bool, scratch: Path, execute: bool = False
+    ) -> None:
         self.local = local
         self.remote = remote
         self.upload = upload
         self.scratch = scratch
+        self.remote_execution = execute
 
     def execute(self, request: Request, content: Content, log: Path) -> Result:
         start = time.monotonic()
@@ -322,6 +381,21 @@ class RemoteCache:
             action, hit = None, None
         if hit is not None:
             return hit
+        if action is not None and self.remote_execution and runs_anywhere(request):
+            try:
+                ran = self._run_remotely(request, action, content, log, start)
+            except RemoteUnavailable:
+                ran = None
+            except NoExecution as e:
+                self.remote_execution = False
+                self.remote.warn_once(
+                    "no-execution",
+                    f"plait: warning: {self.remote.endpoint} does not execute actions ({e}):"
+                    " they run here, and its cache serves",
+                )
+                ran = None
+            if ran is not None:
+                return ran
         result = self.local.execute(request, content, log)
         if action is not None and self.upload and result.ok:
             with contextlib.suppress(RemoteUnavailable):  # said once; the build goes on
@@ -337,7 +411,23 @@ class RemoteCache:
         cached = self.remote.lookup(action)
         if cached is None or cached.exit_code != 0:
             return None
-        files = {f.path: f for f in cached.output_files}
+        outputs = self._fetch(request, cached, content)
+        if outputs is None:
+            return None
+        took = _duration(cached)
+        return Result(
+            0,
+            took if took is not None else time.monotonic() - start,
+            outputs=outputs,
+            reused=FROM_REMOTE,
+        )
+
+    def _fetch(
+        self, request: Request, result: Any, content: Content
+    ) -> dict[str, tuple[Digest, bool]] | None:
+        """The outputs an ActionResult names, each downloaded (unless here already), checked
+        against its digest and kept; None if one is missing, gone, or not what it says."""
+        files = {f.path: f for f in result.output_files}
         if sorted(files) != sorted(request.outputs):
             return None
         outputs: dict[str, tuple[Digest, bool]] = {}
@@ -367,13 +457,47 @@ class RemoteCache:
                     return None
         finally:
             _rmtree(scratch)
-        took = _duration(cached)
-        return Result(
-            0,
-            took if took is not None else time.monotonic() - start,
-            outputs=outputs,
-            reused=FROM_REMOTE,
+        return outputs
+
+    def _run_remotely(
+        self, request: Request, action: ReapiAction, content: Content, log: Path, start: float
+    ) -> Result | None:
+        """Run `request` on the farm: upload what its CAS lacks, Execute, take the outputs.
+        None (the action then runs here) when the farm fails as a system."""
+        re = _reapi()
+        files = {i.digest.hash: content.file(i.digest) for i in request.inputs.values()}
+        sizes = {i.digest.hash: i.digest.size for i in request.inputs.values()}
+        sizes.update({h: len(b) for h, b in action.blobs.items()})
+        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
+        missing = {d.hash for d in self.remote.missing(digests)}
+        self.remote.upload(
+            {h: p for h, p in files.items() if h in missing},
+            {h: b for h, b in action.blobs.items() if h in missing and h not in files},
         )
+        response = self.remote.execute(action)
+        if response is None or response.status.code != 0:
+            why = response.status.message if response is not None else "no answer"
+            self.remote.warn_once(
+                "farm",
+                f"plait: warning: the farm at {self.remote.endpoint} could not run {request.name}"
+                f" ({why}): it runs here",
+            )
+            return None
+        result = response.result
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if result.HasField("stdout_digest") and result.stdout_digest.size_bytes:
+            self.remote.download([(result.stdout_digest, log)])
+        else:
+            log.write_bytes(result.stdout_raw)
+        took = _duration(result)
+        duration = took if took is not None else time.monotonic() - start
+        worker = result.execution_metadata.worker
+        if result.exit_code != 0:
+            return Result(result.exit_code, duration, where=f"on {worker}")
+        outputs = self._fetch(request, result, content)
+        if outputs is None:
+            return None
+        return Result(0, duration, outputs=outputs, where=f"on {worker}")
 
     def _upload(
         self, request: Request, action: ReapiAction, result: Result, content: Content
@@ -406,6 +530,16 @@ class RemoteCache:
         )
         cached.execution_metadata.execution_completed_timestamp.FromNanoseconds(int(now * 1e9))
         self.remote.update(action, cached)
+
+
+def runs_anywhere(request: Request) -> bool:
+    """Whether a worker can run `request` from its REAPI Action alone: every input in the
+    input root, no file of this machine named in its argv, no toolchain to bind."""
+    return (
+        not request.named
+        and not request.toolchain
+        and not any(p.startswith("/") for p in request.inputs)
+    )
 
 
 def _duration(cached: Any) -> float | None:

@@ -1,0 +1,252 @@
+"""`plait worker --remote URL`: a bot of the Remote Workers API (the Bots service BuildGrid
+serves) that runs the actions leased to it in plait's sandbox.
+
+It opens a bot session advertising its platform (`platform()`), then asks for work
+(UpdateBotSession) in a loop. A lease carries a REAPI Action: the worker reads its Command and
+input tree from the CAS, fetches the input files it does not have into a store of its own (its
+cache between leases), runs the command with plait's local executor, uploads the outputs and the
+command's output, and completes the lease with the ActionResult. A failure of the worker's own
+(the CAS cannot give an input, say) completes the lease with an error status, which the server
+reports as such: never as the command's failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from plait.content import LocalContent
+from plait.digest import Digest
+from plait.executor import LocalExecutor
+from plait.remote import (
+    Endpoint,
+    Remote,
+    RemoteUnavailable,
+    _reapi,
+    action_platform,
+    warn_to_stderr,
+)
+from plait.request import Input, Request
+from plait.store import Store
+
+# How long an UpdateBotSession may wait for work; how often a worker running a lease says it
+# lives (well inside the server's bot-session-keepalive-timeout); how long it waits after a
+# failed call.
+POLL_SECONDS = 15.0
+HEARTBEAT_SECONDS = 4.0
+RETRY_SECONDS = 1.0
+
+
+def platform() -> dict[str, str]:
+    """What this worker can run: the properties an Action's platform may ask for."""
+    return action_platform()
+
+
+def _bots() -> tuple[Any, Any, Any]:
+    from buildgrid._protos.google.devtools.remoteworkers.v1test2 import (
+        bots_pb2,
+        bots_pb2_grpc,
+        worker_pb2,
+    )
+
+    return bots_pb2, bots_pb2_grpc, worker_pb2
+
+
+class Worker:
+    def __init__(self, endpoint: Endpoint, directory: Path, name: str) -> None:
+        self.endpoint = endpoint
+        self.remote = Remote(endpoint, warn_to_stderr)
+        self.store = Store.open(directory, directory / "store")
+        self.content = LocalContent(self.store)
+        self.executor = LocalExecutor(namespaces=True)
+        self.name = name
+        self.logs = directory / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        self.executor.close()
+        self.store.close()
+        self.remote.close()
+
+    def serve(self, leases: int | None = None) -> None:
+        """Run leases until stopped (or, with `leases`, that many)."""
+        bots, bots_grpc, workers = _bots()
+        stub = bots_grpc.BotsStub(self.remote.channel)
+        device = workers.Device(handle=self.name)
+        device.properties.extend(
+            workers.Device.Property(key=k, value=v) for k, v in sorted(platform().items())
+        )
+        session = bots.BotSession(bot_id=self.name, status=bots.BotStatus.Value("OK"))
+        session.worker.devices.append(device)
+        session = stub.CreateBotSession(
+            bots.CreateBotSessionRequest(parent=self.endpoint.instance, bot_session=session)
+        )
+        done = 0
+        while True:
+            session = self._update(stub, bots, session)
+            if leases is not None and done >= leases:
+                return  # the last lease's completion is sent
+            waiting = (bots.LeaseState.Value("PENDING"), bots.LeaseState.Value("ACTIVE"))
+            lease = next((lease for lease in session.leases if lease.state in waiting), None)
+            if lease is not None:
+                session = self._lease(stub, bots, session, lease)
+                done += 1
+
+    def _update(self, stub: Any, bots: Any, session: Any) -> Any:
+        """The session after an UpdateBotSession: the server's answer, which may carry a new
+        lease (it waits a while for one when the worker is idle). A server that does not
+        answer is asked again."""
+        while True:
+            try:
+                updated = stub.UpdateBotSession(
+                    bots.UpdateBotSessionRequest(name=session.name, bot_session=session),
+                    timeout=POLL_SECONDS,
+                )
+                self.remote.down = None  # heard from it: transfers may try again
+                return updated
+            except Exception as e:  # grpc.RpcError: restarted, slow or gone for now
+                if getattr(e, "code", lambda: None)() != _deadline_exceeded():
+                    print(f"plait worker {self.name}: {e}", file=sys.stderr, flush=True)
+                    time.sleep(RETRY_SECONDS)
+
+    def _lease(self, stub: Any, bots: Any, session: Any, lease: Any) -> Any:
+        """Run `lease` while telling the server every HEARTBEAT_SECONDS that this worker lives
+        (else it gives the lease to another); the session with the lease completed."""
+        lease.state = bots.LeaseState.Value("ACTIVE")
+        outcome: list[tuple[int, str, Any]] = []
+        payload = lease.payload
+        running = threading.Thread(target=lambda: outcome.append(self._run(payload)), daemon=True)
+        running.start()
+        while running.is_alive():
+            running.join(HEARTBEAT_SECONDS)
+            if running.is_alive():
+                session = self._update(stub, bots, session)
+        code, message, result = outcome[0] if outcome else (13, "the worker failed", None)
+        for held in session.leases:
+            if held.id == lease.id:
+                held.state = bots.LeaseState.Value("COMPLETED")
+                held.status.code = code
+                held.status.message = message
+                if result is not None:
+                    held.result.Pack(result)
+        return session
+
+    def _run(self, payload: Any) -> tuple[int, str, Any]:
+        """Run one lease's Action: (0, "", its ActionResult), or the status of a failure of the
+        worker's own (UNAVAILABLE), which the server reports as such and never as the
+        command's failure."""
+        re = _reapi()
+        action = re.Action()
+        try:
+            if payload.Is(re.Action.DESCRIPTOR):
+                payload.Unpack(action)
+            else:
+                d = re.Digest()
+                payload.Unpack(d)
+                action.ParseFromString(self._message(d))
+            return 0, "", self._execute(action)
+        except (RemoteUnavailable, _Missing, OSError) as e:
+            return 14, f"plait worker {self.name}: {e}", None
+
+    def _message(self, d: Any) -> bytes:
+        with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
+            path = Path(tmp) / "m"
+            if not self.remote.download([(d, path)]) or not path.is_file():
+                raise _Missing(f"the CAS has no {d.hash}")
+            return path.read_bytes()
+
+    def _execute(self, action: Any) -> Any:
+        re = _reapi()
+        command = re.Command()
+        command.ParseFromString(self._message(action.command_digest))
+        inputs: dict[str, Input] = {}
+        self._walk(action.input_root_digest, "", inputs)
+        missing = [(d, i) for d, i in ((i.digest, i) for i in inputs.values()) if not self._have(d)]
+        if missing:
+            with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
+                wanted = [
+                    (re.Digest(hash=d.hash, size_bytes=d.size), Path(tmp) / str(n))
+                    for n, (d, _) in enumerate(missing)
+                ]
+                if not self.remote.download(wanted):
+                    raise _Missing("the CAS no longer has an input")
+                for (d, _), (_, path) in zip(missing, wanted, strict=True):
+                    if self.content.put(path) != d:
+                        raise _Missing(f"the CAS's bytes for {d.hash} do not match it")
+        request = Request(
+            name=f"remote-{action.command_digest.hash[:12]}",
+            argv=tuple(command.arguments),
+            env={v.name: v.value for v in command.environment_variables},
+            inputs=inputs,
+            outputs=tuple(command.output_paths),
+        )
+        log = self.logs / f"{request.name}.log"
+        start = time.time()
+        ran = self.executor.execute(request, self.content, log)
+        result = re.ActionResult(exit_code=ran.exit_status if ran.exit_status is not None else -1)
+        if ran.error:
+            raise OSError(ran.error)
+        upload = {d.hash: self.content.file(d) for d, _ in ran.outputs.values()}
+        stdout = Digest(*_digest_of(log)) if log.is_file() else None
+        if stdout is not None:
+            upload[stdout.hash] = log
+        digests = [re.Digest(hash=h, size_bytes=p.stat().st_size) for h, p in upload.items()]
+        absent = {d.hash for d in self.remote.missing(digests)}
+        self.remote.upload({h: p for h, p in upload.items() if h in absent}, {})
+        for name, (d, executable) in sorted(ran.outputs.items()):
+            result.output_files.append(
+                re.OutputFile(
+                    path=name,
+                    digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                    is_executable=executable,
+                )
+            )
+        if stdout is not None:
+            result.stdout_digest.hash = stdout.hash
+            result.stdout_digest.size_bytes = stdout.size
+        meta = result.execution_metadata
+        meta.worker = self.name
+        meta.execution_start_timestamp.FromNanoseconds(int(start * 1e9))
+        meta.execution_completed_timestamp.FromNanoseconds(int(time.time() * 1e9))
+        return result
+
+    def _have(self, d: Digest) -> bool:
+        return self.store.sound_blob(d)
+
+    def _walk(self, d: Any, prefix: str, inputs: dict[str, Input]) -> None:
+        re = _reapi()
+        directory = re.Directory()
+        directory.ParseFromString(self._message(d))
+        for f in directory.files:
+            inputs[prefix + f.name] = Input(
+                Digest(f.digest.hash, f.digest.size_bytes), f.is_executable
+            )
+        for sub in directory.directories:
+            self._walk(sub.digest, f"{prefix}{sub.name}/", inputs)
+
+
+class _Missing(Exception):
+    """The CAS cannot give what a lease needs."""
+
+
+def _digest_of(path: Path) -> tuple[str, int]:
+    from plait import digest
+
+    d = digest.of_file(path)
+    return d.hash, d.size
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _deadline_exceeded() -> Any:
+    import grpc
+
+    return grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,182 @@
+"""Remote execution on a real BuildGrid with plait workers: the same bytes as a local build,
+a command's failure reported as its own, a worker's death survived, a farm started and stopped
+by deploy/farm with nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.buildgrid import Farm, buildgrid, farm, free_port, workers
+from tests.support import ROOT, plait, plaitfile_project
+from tests.test_remote import build, machine, project, statuses
+
+__all__ = ["buildgrid", "workers"]
+
+pytestmark = pytest.mark.remote
+
+
+def test_actions_run_on_the_farm_give_the_bytes_of_a_local_build(
+    tmp_path: Path, workers: Farm
+) -> None:
+    src = project(tmp_path / "src", "executed")
+    farm, env1 = machine(tmp_path, "farm", src)
+    build(farm, env1, "--remote", workers.url, "--remote-exec")
+    ran = statuses(farm)
+    assert {s for s, _ in ran.values()} == {"ran"}
+    assert all(" on farm-" in reason for _, reason in ran.values()), ran
+    local, env2 = machine(tmp_path, "local", src)
+    build(local, env2)
+    for name in ("one.txt", "two.txt", "big.bin"):
+        assert (farm / name).read_bytes() == (local / name).read_bytes()
+    # What the farm ran is in its cache for everyone.
+    third, env3 = machine(tmp_path, "third", src)
+    build(third, env3, "--remote", workers.url)
+    assert {s for s, _ in statuses(third).values()} == {"cached"}
+
+
+def test_a_command_that_fails_on_the_farm_fails_with_its_own_output(
+    tmp_path: Path, workers: Farm
+) -> None:
+    src = plaitfile_project(
+        tmp_path / "src",
+        "action('bad', ['sh', '-c', 'echo broke-on-the-farm >&2; exit 3'], outputs=['bad.txt'])\n",
+    )
+    p, env = machine(tmp_path, "first", src)
+    result = plait(
+        "build", "--report", "r.json", "--remote", workers.url, "--remote-exec", cwd=p, env=env
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    status, reason = statuses(p)["bad"]
+    assert status == "failed" and " on farm-" in reason, reason
+    assert "broke-on-the-farm" in result.stdout + result.stderr
+    assert "warning" not in result.stderr, result.stderr
+    local, env2 = machine(tmp_path, "local", src)
+    assert plait("build", cwd=local, env=env2).returncode == 1
+    assert (
+        plait("log", "bad", cwd=p, env=env).stdout
+        == plait("log", "bad", cwd=local, env=env2).stdout
+    )
+
+
+def test_a_server_without_execution_runs_actions_here_from_its_cache(
+    tmp_path: Path, buildgrid: Farm
+) -> None:
+    src = project(tmp_path / "src", "no-execution")
+    first, env1 = machine(tmp_path, "first", src)
+    said = build(first, env1, "--remote", buildgrid.url, "--remote-exec", "--remote-upload")
+    assert {s for s, _ in statuses(first).values()} == {"ran"}
+    warnings = [ln for ln in said.splitlines() if "does not execute actions" in ln]
+    assert len(warnings) == 1, said
+    second, env2 = machine(tmp_path, "second", src)
+    build(second, env2, "--remote", buildgrid.url, "--remote-exec")
+    assert {s for s, _ in statuses(second).values()} == {"cached"}
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        chain.append(pid)
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")))
+    return chain
+
+
+def _running(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [pid for pid in found if pid != os.getpid()]
+
+
+def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
+    tmp_path: Path,
+) -> None:
+    """`deploy/farm start` as a user runs it; a worker dies running an action; the server gives
+    the action to the other worker once the dead one misses its keepalive."""
+    directory = tmp_path / "farm"
+    port = free_port()
+    up = subprocess.run(
+        [
+            str(ROOT / "deploy" / "farm"),
+            "start",
+            "--dir",
+            str(directory),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        pids = {e.name: int(e.read_text()) for e in (directory / "pids").iterdir()}
+        assert sorted(pids) == ["bgd", "postgres", "worker-0", "worker-1"]
+        marker = f"killed-mid-action-{port}"
+        src = plaitfile_project(
+            tmp_path / "src",
+            f"action('slow', ['sh', '-c', 'sleep 3; echo {marker} > slow.txt'],"
+            " outputs=['slow.txt'])\n",
+        )
+        p, env = machine(tmp_path, "first", src)
+        running = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "plait",
+                "build",
+                "--report",
+                "r.json",
+                "--remote",
+                f"grpc://127.0.0.1:{port}",
+                "--remote-exec",
+            ],
+            cwd=p,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            for pid in _running(marker):
+                chain = _ancestors(pid)
+                victim = next((n for n, w in pids.items() if w in chain), victim)
+            time.sleep(0.05)
+        assert victim is not None and victim.startswith("worker-")
+        os.killpg(pids[victim], signal.SIGKILL)
+        said, _ = running.communicate(timeout=120)
+        assert running.returncode == 0, said
+        assert (p / "slow.txt").read_text() == f"{marker}\n"
+        survivor = "farm-" + ("1" if victim == "worker-0" else "0")
+        assert statuses(p)["slow"] == ("ran", f"never built, on {survivor}"), said
+    finally:
+        down = subprocess.run(
+            [str(ROOT / "deploy" / "farm"), "stop", "--dir", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert down.returncode == 0, down.stderr
+    assert not (directory / "pids").exists() or not list((directory / "pids").iterdir())
+    for name, pid in pids.items():
+        assert not farm.alive(pid), f"{name} ({pid}) still runs"
+    assert _running(str(directory)) == []
+    assert _running(str((directory / "postgres").resolve())) == []
