@@ -5,6 +5,7 @@ by deploy/farm with nothing left behind."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 
 from tests.buildgrid import Farm, buildgrid, farm, free_port, workers
 from tests.support import ROOT, plait, plaitfile_project
-from tests.test_remote import build, machine, project, statuses
+from tests.test_asdf import load_without_compiling
+from tests.test_remote import build, fasl_files, machine, project, statuses
 
 __all__ = ["buildgrid", "workers"]
 
@@ -180,3 +182,41 @@ def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
         assert not farm.alive(pid), f"{name} ({pid}) still runs"
     assert _running(str(directory)) == []
     assert _running(str((directory / "postgres").resolve())) == []
+
+
+@pytest.mark.lisp
+def test_lisp_compiles_on_the_farm_give_a_local_builds_fasls_which_load(
+    tmp_path: Path, workers: Farm
+) -> None:
+    """Every compile of wordcount, alexandria and cl-ppcre runs on a worker, which fetches
+    the definitions core and the sources from the CAS; the fasls are byte for byte those of a
+    build on this machine alone, and ASDF loads them without compiling."""
+    p = tmp_path / "wordcount"
+    shutil.copytree(ROOT / "examples" / "wordcount", p)
+    machines = []
+    for name in ("farm", "local"):
+        home = tmp_path / name
+        home.mkdir()
+        machines.append(
+            {
+                "PLAIT_CACHE": str(home / "store"),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                "HOME": str(home),
+            }
+        )
+    build(p, machines[0], "--remote", workers.url, "--remote-exec")
+    ran = statuses(p)
+    assert len(ran) >= 30
+    elsewhere = {name for name, (s, reason) in ran.items() if s == "ran" and " on farm-" in reason}
+    assert elsewhere == set(ran), sorted(set(ran) - elsewhere)
+    build(p, machines[1])
+    fasls = [
+        {str(f.relative_to(m["XDG_CACHE_HOME"])): f.read_bytes() for f in fasl_files(m)}
+        for m in machines
+    ]
+    assert len(fasls[0]) >= 30
+    assert fasls[0].keys() == fasls[1].keys()
+    differ = sorted(f for f in fasls[0] if fasls[0][f] != fasls[1][f])
+    assert differ == []
+    out = load_without_compiling("wordcount", machines[0], p, registry=p)
+    assert "LOADED wordcount" in out

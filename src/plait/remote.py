@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import platform
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from plait import digest
 from plait.content import Content, MissingContent
 from plait.digest import Digest
 from plait.errors import UsageError
@@ -39,8 +41,13 @@ FROM_REMOTE = "restored from the remote cache"
 # Seconds one call may take; a cache that answers slower is as good as gone.
 CALL_TIMEOUT = 30.0
 TRANSFER_TIMEOUT = 600.0
-# The longest an action may run on the farm.
+# The longest an action may run on the farm, and may wait there for a worker (none that can
+# run it may be there at all): the action then runs here.
 EXECUTE_TIMEOUT = 4 * 3600.0
+QUEUE_TIMEOUT = 120.0
+# The longest an action waits for a file its argv names by what it is (a Lisp core, which the
+# frontend saves meanwhile) before it runs here instead.
+NAMED_TIMEOUT = 600.0
 # Tries of a call that failed for want of the server (UNAVAILABLE), with backoff between them.
 RETRIES = 2
 
@@ -74,6 +81,10 @@ class Settings:
     endpoint: Endpoint
     upload: bool = False
     execute: bool = False
+
+
+class NoWorker(Exception):
+    """No worker of the farm took an action in time."""
 
 
 class NoExecution(Exception):
@@ -113,8 +124,15 @@ def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
     return re.Digest(hash=hash_, size_bytes=len(data))
 
 
-def reapi_action(request: Request) -> ReapiAction:
-    """The REAPI Action of `request` (see the module's docstring)."""
+# Where the input root of an Action a worker runs holds what it needs beyond the relative
+# inputs (see `execution_action`).
+EXTRA = ".plait-remote"
+
+
+def reapi_action(request: Request, named: Mapping[str, Digest] | None = None) -> ReapiAction:
+    """The REAPI Action of `request` (see the module's docstring). With `named` (the digest
+    of the file each of its `named` words names, by name), the Action a worker runs, whose
+    input root also holds, under EXTRA, those files, the absolute inputs and a manifest."""
     re = _reapi()
     blobs: dict[str, bytes] = {}
     material = request.material()
@@ -129,7 +147,10 @@ def reapi_action(request: Request) -> ReapiAction:
         re.Platform.Property(name=k, value=v) for k, v in sorted(action_platform().items())
     )
     relative = {p: i for p, i in request.inputs.items() if not p.startswith("/")}
-    root = _tree(re, {p: (i.digest, i.executable) for p, i in relative.items()}, blobs)
+    files = {p: (i.digest, i.executable) for p, i in relative.items()}
+    if named is not None:
+        files.update(_extra(request, named, blobs))
+    root = _tree(re, files, blobs)
     action = re.Action(
         command_digest=_message_digest(re, command, blobs),
         input_root_digest=root,
@@ -137,6 +158,47 @@ def reapi_action(request: Request) -> ReapiAction:
         salt=f"plait key {request.key()}".encode(),
     )
     return ReapiAction(_message_digest(re, action, blobs), blobs)
+
+
+def needs_extra(request: Request) -> bool:
+    """Whether a worker needs more than the Action a cache lookup uses to run `request`."""
+    return bool(
+        request.named
+        or request.toolchain
+        or request.tool
+        or request.links
+        or any(p.startswith("/") for p in request.inputs)
+    )
+
+
+def _extra(
+    request: Request, named: Mapping[str, Digest], blobs: dict[str, bytes]
+) -> dict[str, tuple[Digest, bool]]:
+    """The files under EXTRA: root/PATH for each absolute input /PATH, named/N for the N-th
+    named file, and request.json, which says what the Command cannot: which argv words are
+    named files, the toolchain and program the worker must have as this machine has them,
+    and which inputs are only read (plait.worker reads it)."""
+    files = {
+        f"{EXTRA}/root{p}": (i.digest, i.executable)
+        for p, i in request.inputs.items()
+        if p.startswith("/")
+    }
+    names = sorted(set(request.named.values()))
+    for n, name in enumerate(names):
+        files[f"{EXTRA}/named/{n}"] = (named[name], False)
+    manifest = json.dumps(
+        {
+            "named": {name: f"named/{n}" for n, name in enumerate(names)},
+            "toolchain": dict(sorted(request.toolchain.items())),
+            "tool": str(request.tool) if request.tool else None,
+            "links": sorted(request.links),
+        },
+        sort_keys=True,
+    ).encode()
+    hash_ = hashlib.sha256(manifest).hexdigest()
+    blobs[hash_] = manifest
+    files[f"{EXTRA}/request.json"] = (Digest(hash_, len(manifest)), False)
+    return files
 
 
 def action_platform() -> dict[str, str]:
@@ -302,7 +364,8 @@ class Remote:
 
     def execute(self, action: ReapiAction) -> Any:
         """Execute `action` on the farm: its ExecuteResponse (None if none came). Raises
-        NoExecution if the server does not execute actions at all."""
+        NoExecution if the server does not execute actions at all, NoWorker if no worker took
+        the action within QUEUE_TIMEOUT."""
         import grpc
         from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
 
@@ -311,10 +374,27 @@ class Remote:
         request = re.ExecuteRequest(
             instance_name=self.endpoint.instance, action_digest=action.digest
         )
+        waiting = {re.ExecutionStage.UNKNOWN, re.ExecutionStage.CACHE_CHECK}
+        waiting.add(re.ExecutionStage.QUEUED)
 
         def run() -> Any:
+            call = stub.Execute(request)
+            stage = [re.ExecutionStage.UNKNOWN]
+            expired = threading.Event()
+
+            def expire() -> None:
+                if stage[0] in waiting:
+                    expired.set()
+                    call.cancel()
+
+            timer = threading.Timer(QUEUE_TIMEOUT, expire)
+            timer.daemon = True
+            timer.start()
             try:
-                for operation in stub.Execute(request):
+                for operation in call:
+                    metadata = re.ExecuteOperationMetadata()
+                    if operation.metadata.Unpack(metadata):
+                        stage[0] = metadata.stage
                     if operation.done:
                         response = re.ExecuteResponse()
                         if operation.HasField("error"):
@@ -323,9 +403,13 @@ class Remote:
                             operation.response.Unpack(response)
                         return response
             except grpc.RpcError as e:
+                if expired.is_set():
+                    raise NoWorker(f"no worker took it within {QUEUE_TIMEOUT:.0f} s") from None
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                     raise NoExecution(e.details()) from None
                 raise
+            finally:
+                timer.cancel()
             return None
 
         return self._call("Execute", run)
@@ -371,6 +455,9 @@ class RemoteCache:
         self.upload = upload
         self.scratch = scratch
         self.remote_execution = execute
+        self._uploading = threading.Lock()
+        self._there: set[str] = set()  # hashes the CAS has, as this build found
+        self._digests: dict[tuple[str, int, int], Digest] = {}  # named files' digests
 
     def execute(self, request: Request, content: Content, log: Path) -> Result:
         start = time.monotonic()
@@ -381,10 +468,15 @@ class RemoteCache:
             action, hit = None, None
         if hit is not None:
             return hit
-        if action is not None and self.remote_execution and runs_anywhere(request):
+        if action is not None and self.remote_execution:
             try:
                 ran = self._run_remotely(request, action, content, log, start)
             except RemoteUnavailable:
+                ran = None
+            except NoWorker as e:
+                self.remote.warn_once(
+                    "no-worker", f"plait: warning: {request.name}: {e}: it runs here"
+                )
                 ran = None
             except NoExecution as e:
                 self.remote_execution = False
@@ -460,20 +552,32 @@ class RemoteCache:
         return outputs
 
     def _run_remotely(
-        self, request: Request, action: ReapiAction, content: Content, log: Path, start: float
+        self, request: Request, lookup: ReapiAction, content: Content, log: Path, start: float
     ) -> Result | None:
         """Run `request` on the farm: upload what its CAS lacks, Execute, take the outputs.
-        None (the action then runs here) when the farm fails as a system."""
+        None (the action then runs here) when the farm fails as a system. A result that ran
+        is cached under `lookup` too, when the Action the worker ran is another."""
         re = _reapi()
         files = {i.digest.hash: content.file(i.digest) for i in request.inputs.values()}
         sizes = {i.digest.hash: i.digest.size for i in request.inputs.values()}
+        action = lookup
+        if needs_extra(request):
+            named = self._named(request)
+            if named is None:
+                return None
+            for d, path in named.values():
+                files[d.hash], sizes[d.hash] = path, d.size
+            action = reapi_action(request, {name: d for name, (d, _) in named.items()})
         sizes.update({h: len(b) for h, b in action.blobs.items()})
-        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
-        missing = {d.hash for d in self.remote.missing(digests)}
-        self.remote.upload(
-            {h: p for h, p in files.items() if h in missing},
-            {h: b for h, b in action.blobs.items() if h in missing and h not in files},
-        )
+        with self._uploading:  # one core of 50 MB is sent once, not once per job slot
+            unknown = sorted(h for h in sizes if h not in self._there)
+            digests = [re.Digest(hash=h, size_bytes=sizes[h]) for h in unknown]
+            missing = {d.hash for d in self.remote.missing(digests)}
+            self.remote.upload(
+                {h: p for h, p in files.items() if h in missing},
+                {h: b for h, b in action.blobs.items() if h in missing and h not in files},
+            )
+            self._there.update(unknown)
         response = self.remote.execute(action)
         if response is None or response.status.code != 0:
             why = response.status.message if response is not None else "no answer"
@@ -497,7 +601,34 @@ class RemoteCache:
         outputs = self._fetch(request, result, content)
         if outputs is None:
             return None
+        if action is not lookup:
+            with contextlib.suppress(RemoteUnavailable):
+                self.remote.update(lookup, result)
         return Result(0, duration, outputs=outputs, where=f"on {worker}")
+
+    def _named(self, request: Request) -> dict[str, tuple[Digest, Path]] | None:
+        """The digest and path of each file `request`'s argv names by what it is, by name,
+        once it is there (the frontend may be saving it); None if one is not in time."""
+        found: dict[str, tuple[Digest, Path]] = {}
+        for word, name in request.named.items():
+            path = Path(word)
+            deadline = time.monotonic() + NAMED_TIMEOUT
+            while not path.is_file():
+                if time.monotonic() > deadline:
+                    self.remote.warn_once(
+                        "named",
+                        f"plait: warning: {word} ({name}) is not there to send to the farm:"
+                        " actions that need it run here",
+                    )
+                    return None
+                time.sleep(0.1)
+            with self._uploading:
+                stat = path.stat()
+                seen = (word, stat.st_size, stat.st_mtime_ns)
+                if seen not in self._digests:
+                    self._digests[seen] = digest.of_file(path)
+                found[name] = (self._digests[seen], path)
+        return found
 
     def _upload(
         self, request: Request, action: ReapiAction, result: Result, content: Content
@@ -530,16 +661,6 @@ class RemoteCache:
         )
         cached.execution_metadata.execution_completed_timestamp.FromNanoseconds(int(now * 1e9))
         self.remote.update(action, cached)
-
-
-def runs_anywhere(request: Request) -> bool:
-    """Whether a worker can run `request` from its REAPI Action alone: every input in the
-    input root, no file of this machine named in its argv, no toolchain to bind."""
-    return (
-        not request.named
-        and not request.toolchain
-        and not any(p.startswith("/") for p in request.inputs)
-    )
 
 
 def _duration(cached: Any) -> float | None:

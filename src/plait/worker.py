@@ -12,6 +12,7 @@ reports as such: never as the command's failure.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -25,6 +26,7 @@ from plait.content import LocalContent
 from plait.digest import Digest
 from plait.executor import LocalExecutor
 from plait.remote import (
+    EXTRA,
     Endpoint,
     Remote,
     RemoteUnavailable,
@@ -33,6 +35,7 @@ from plait.remote import (
     warn_to_stderr,
 )
 from plait.request import Input, Request
+from plait.sandbox import resolve_program
 from plait.store import Store
 
 # How long an UpdateBotSession may wait for work; how often a worker running a lease says it
@@ -98,11 +101,13 @@ class Worker:
                 session = self._lease(stub, bots, session, lease)
                 done += 1
 
-    def _update(self, stub: Any, bots: Any, session: Any) -> Any:
+    def _update(
+        self, stub: Any, bots: Any, session: Any, until: threading.Event | None = None
+    ) -> Any:
         """The session after an UpdateBotSession: the server's answer, which may carry a new
         lease (it waits a while for one when the worker is idle). A server that does not
-        answer is asked again."""
-        while True:
+        answer is asked again (until `until` is set: then the session as it was)."""
+        while until is None or not until.is_set():
             try:
                 updated = stub.UpdateBotSession(
                     bots.UpdateBotSessionRequest(name=session.name, bot_session=session),
@@ -114,20 +119,30 @@ class Worker:
                 if getattr(e, "code", lambda: None)() != _deadline_exceeded():
                     print(f"plait worker {self.name}: {e}", file=sys.stderr, flush=True)
                     time.sleep(RETRY_SECONDS)
+        return session
 
     def _lease(self, stub: Any, bots: Any, session: Any, lease: Any) -> Any:
-        """Run `lease` while telling the server every HEARTBEAT_SECONDS that this worker lives
-        (else it gives the lease to another); the session with the lease completed."""
+        """Run `lease` while a thread tells the server every HEARTBEAT_SECONDS that this
+        worker lives (else it gives the lease to another); the session with the lease
+        completed. The lease runs on this thread, which owns the store's database."""
         lease.state = bots.LeaseState.Value("ACTIVE")
-        outcome: list[tuple[int, str, Any]] = []
-        payload = lease.payload
-        running = threading.Thread(target=lambda: outcome.append(self._run(payload)), daemon=True)
-        running.start()
-        while running.is_alive():
-            running.join(HEARTBEAT_SECONDS)
-            if running.is_alive():
-                session = self._update(stub, bots, session)
-        code, message, result = outcome[0] if outcome else (13, "the worker failed", None)
+        latest = [session]
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                latest[0] = self._update(stub, bots, latest[0], stop)
+
+        beating = threading.Thread(target=beat, daemon=True)
+        beating.start()
+        try:
+            code, message, result = self._run(lease.payload)
+        except Exception as e:  # a bug of the worker's own: still never the command's failure
+            code, message, result = 13, f"plait worker {self.name}: {e!r}", None
+        finally:
+            stop.set()
+            beating.join()
+        session = latest[0]
         for held in session.leases:
             if held.id == lease.id:
                 held.state = bots.LeaseState.Value("COMPLETED")
@@ -152,7 +167,9 @@ class Worker:
                 action.ParseFromString(self._message(d))
             return 0, "", self._execute(action)
         except (RemoteUnavailable, _Missing, OSError) as e:
-            return 14, f"plait worker {self.name}: {e}", None
+            return 14, f"plait worker {self.name}: {e}", None  # UNAVAILABLE
+        except _Unfit as e:
+            return 9, f"plait worker {self.name}: {e}", None  # FAILED_PRECONDITION
 
     def _message(self, d: Any) -> bytes:
         with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
@@ -179,13 +196,7 @@ class Worker:
                 for (d, _), (_, path) in zip(missing, wanted, strict=True):
                     if self.content.put(path) != d:
                         raise _Missing(f"the CAS's bytes for {d.hash} do not match it")
-        request = Request(
-            name=f"remote-{action.command_digest.hash[:12]}",
-            argv=tuple(command.arguments),
-            env={v.name: v.value for v in command.environment_variables},
-            inputs=inputs,
-            outputs=tuple(command.output_paths),
-        )
+        request = self._request(action, command, inputs)
         log = self.logs / f"{request.name}.log"
         start = time.time()
         ran = self.executor.execute(request, self.content, log)
@@ -216,6 +227,53 @@ class Worker:
         meta.execution_completed_timestamp.FromNanoseconds(int(time.time() * 1e9))
         return result
 
+    def _request(self, action: Any, command: Any, inputs: dict[str, Input]) -> Request:
+        """The Request a lease's Action stands for: its Command, its relative inputs, and
+        what the manifest under EXTRA adds (plait.remote._extra), checked against this
+        machine: a toolchain or program that differs from the client's is this worker's
+        failure, never the command's."""
+        extra = {p: inputs.pop(p) for p in [p for p in inputs if p.startswith(f"{EXTRA}/")]}
+        argv = list(command.arguments)
+        named: dict[str, str] = {}
+        toolchain: dict[str, str] = {}
+        tool = None
+        links: frozenset[str] = frozenset()
+        manifest = extra.pop(f"{EXTRA}/request.json", None)
+        if manifest is not None:
+            wanted = json.loads(self.content.file(manifest.digest).read_bytes())
+            for name, at in wanted["named"].items():
+                # The file a word names is its blob in this worker's store.
+                path = str(self.content.file(extra[f"{EXTRA}/{at}"].digest))
+                argv = [path if word == name else word for word in argv]
+                named[path] = name
+            toolchain = wanted["toolchain"]
+            for path, expected in toolchain.items():
+                if self.store.tree_digest(Path(path)) != expected:
+                    raise _Unfit(f"its {path} is not what the client has there")
+            tool = Digest.parse(wanted["tool"]) if wanted["tool"] else None
+            links = frozenset(wanted["links"])
+        root = f"{EXTRA}/root/"
+        for path, given in extra.items():
+            if path.startswith(root):
+                inputs["/" + path[len(root) :]] = given
+        env = {v.name: v.value for v in command.environment_variables}
+        if tool is not None:
+            program = argv[0]
+            found = Path(program) if program.startswith("/") else resolve_program(program, env)
+            if found is None or self.store.file_digest(found) != tool:
+                raise _Unfit(f"its {program} is not the client's")
+        return Request(
+            name=f"remote-{action.command_digest.hash[:12]}",
+            argv=tuple(argv),
+            env=env,
+            inputs=inputs,
+            outputs=tuple(command.output_paths),
+            links=links,
+            tool=tool,
+            named=named,
+            toolchain=toolchain,
+        )
+
     def _have(self, d: Digest) -> bool:
         return self.store.sound_blob(d)
 
@@ -233,6 +291,10 @@ class Worker:
 
 class _Missing(Exception):
     """The CAS cannot give what a lease needs."""
+
+
+class _Unfit(Exception):
+    """This worker cannot run the action as the client would (another SBCL, say)."""
 
 
 def _digest_of(path: Path) -> tuple[str, int]:
