@@ -447,7 +447,7 @@ def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
 
 @contextmanager
 def _remote_cache(
-    args: argparse.Namespace, project: Path, store: Store, local: Executor
+    args: argparse.Namespace, project: Path, store: Store, local: LocalExecutor
 ) -> Iterator[Executor]:
     settings = remote_settings(args, project)
     if settings is None:
@@ -455,7 +455,9 @@ def _remote_cache(
         return
     remote = Remote(settings.endpoint, warn_to_stderr)
     try:
-        yield RemoteCache(local, remote, settings.upload, store.tmp, settings.execute)
+        yield RemoteCache(
+            local, remote, settings.upload, store.tmp, settings.execute, local.portable
+        )
     finally:
         remote.close()
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from plait import namespace
 from plait.content import Content, MissingContent
@@ -80,6 +80,11 @@ class Strategy(Protocol):
         instead."""
         ...
 
+    def portable(self, request: Request) -> dict[str, Any] | None:
+        """How this strategy runs the command, as JSON data that a plait worker on another
+        machine acts on (the words of `request.named` by their names); None: not its command."""
+        ...
+
     def cancel(self) -> None: ...
 
     def close(self) -> None: ...
@@ -135,6 +140,12 @@ class LocalExecutor:
     def directory(self) -> Path:
         """This run's directory in the sandbox base, for a strategy's files too."""
         return self._scratch.path
+
+    def portable(self, request: Request) -> dict[str, Any] | None:
+        """How this executor's strategy runs `request` (Strategy.portable), if it does."""
+        with self._lock:
+            strategy = self._strategy
+        return strategy.portable(request) if strategy is not None else None
 
     def use(self, strategy: Strategy) -> bool:
         """Run the commands `strategy` takes its way from now on; False once cancelled (the

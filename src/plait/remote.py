@@ -129,10 +129,15 @@ def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
 EXTRA = ".plait-remote"
 
 
-def reapi_action(request: Request, named: Mapping[str, Digest] | None = None) -> ReapiAction:
+def reapi_action(
+    request: Request,
+    named: Mapping[str, Digest] | None = None,
+    strategy: Mapping[str, Any] | None = None,
+) -> ReapiAction:
     """The REAPI Action of `request` (see the module's docstring). With `named` (the digest
     of the file each of its `named` words names, by name), the Action a worker runs, whose
-    input root also holds, under EXTRA, those files, the absolute inputs and a manifest."""
+    input root also holds, under EXTRA, those files, the absolute inputs and a manifest, with
+    the `strategy` that runs it here (plait.executor.Strategy.portable)."""
     re = _reapi()
     blobs: dict[str, bytes] = {}
     material = request.material()
@@ -149,7 +154,7 @@ def reapi_action(request: Request, named: Mapping[str, Digest] | None = None) ->
     relative = {p: i for p, i in request.inputs.items() if not p.startswith("/")}
     files = {p: (i.digest, i.executable) for p, i in relative.items()}
     if named is not None:
-        files.update(_extra(request, named, blobs))
+        files.update(_extra(request, named, strategy, blobs))
     root = _tree(re, files, blobs)
     action = re.Action(
         command_digest=_message_digest(re, command, blobs),
@@ -172,7 +177,10 @@ def needs_extra(request: Request) -> bool:
 
 
 def _extra(
-    request: Request, named: Mapping[str, Digest], blobs: dict[str, bytes]
+    request: Request,
+    named: Mapping[str, Digest],
+    strategy: Mapping[str, Any] | None,
+    blobs: dict[str, bytes],
 ) -> dict[str, tuple[Digest, bool]]:
     """The files under EXTRA: root/PATH for each absolute input /PATH, named/N for the N-th
     named file, and request.json, which says what the Command cannot: which argv words are
@@ -192,6 +200,7 @@ def _extra(
             "toolchain": dict(sorted(request.toolchain.items())),
             "tool": str(request.tool) if request.tool else None,
             "links": sorted(request.links),
+            "strategy": strategy,
         },
         sort_keys=True,
     ).encode()
@@ -335,6 +344,22 @@ class Remote:
 
         return self._call("downloading outputs", fetch) is True
 
+    def blobs(self, digests: list[Any]) -> dict[str, bytes]:
+        """The small blobs (messages) of `digests` the CAS has, by hash, in batches."""
+        from buildgrid.server.client.cas import Downloader
+
+        def fetch() -> dict[str, bytes]:
+            downloader = Downloader(
+                self.channel_for(TRANSFER_TIMEOUT), instance=self.endpoint.instance
+            )
+            try:
+                return {d.hash: data for data, d in downloader.get_available_blobs(digests)}
+            finally:
+                downloader.close()
+
+        found = self._call("downloading messages", fetch)
+        return found if found is not None else {}
+
     def missing(self, digests: list[Any]) -> list[Any]:
         """Which of `digests` the CAS does not have (FindMissingBlobs)."""
         from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
@@ -448,9 +473,16 @@ class RemoteCache:
     `upload`) fills the cache with what ran here."""
 
     def __init__(
-        self, local: Executor, remote: Remote, upload: bool, scratch: Path, execute: bool = False
+        self,
+        local: Executor,
+        remote: Remote,
+        upload: bool,
+        scratch: Path,
+        execute: bool = False,
+        portable: Callable[[Request], dict[str, Any] | None] = lambda request: None,
     ) -> None:
         self.local = local
+        self.portable = portable
         self.remote = remote
         self.upload = upload
         self.scratch = scratch
@@ -567,7 +599,8 @@ class RemoteCache:
                 return None
             for d, path in named.values():
                 files[d.hash], sizes[d.hash] = path, d.size
-            action = reapi_action(request, {name: d for name, (d, _) in named.items()})
+            by_name = {name: d for name, (d, _) in named.items()}
+            action = reapi_action(request, by_name, self.portable(request))
         sizes.update({h: len(b) for h, b in action.blobs.items()})
         with self._uploading:  # one core of 50 MB is sent once, not once per job slot
             unknown = sorted(h for h in sizes if h not in self._there)

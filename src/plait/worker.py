@@ -12,6 +12,7 @@ reports as such: never as the command's failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from plait.asdf.warm import WarmStrategy, from_portable
 from plait.content import LocalContent
 from plait.digest import Digest
 from plait.executor import LocalExecutor
@@ -44,6 +46,8 @@ from plait.store import Store
 POLL_SECONDS = 15.0
 HEARTBEAT_SECONDS = 4.0
 RETRY_SECONDS = 1.0
+# Directory messages kept between leases.
+DIRECTORIES_KEPT = 100_000
 
 
 def platform() -> dict[str, str]:
@@ -68,7 +72,12 @@ class Worker:
         self.store = Store.open(directory, directory / "store")
         self.content = LocalContent(self.store)
         self.executor = LocalExecutor(namespaces=True)
+        # Lisp compiles fork from warm SBCL servers, kept between leases, as they do on the
+        # client (plait.asdf.warm).
+        self.warm = WarmStrategy(lambda: self.executor.directory)
+        self.executor.use(self.warm)
         self.name = name
+        self._directories: dict[str, Any] = {}  # input trees' Directory messages, by hash
         self.logs = directory / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -171,19 +180,26 @@ class Worker:
         except _Unfit as e:
             return 9, f"plait worker {self.name}: {e}", None  # FAILED_PRECONDITION
 
-    def _message(self, d: Any) -> bytes:
-        with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
-            path = Path(tmp) / "m"
-            if not self.remote.download([(d, path)]) or not path.is_file():
+    def _messages(self, digests: list[Any]) -> dict[str, bytes]:
+        """The messages of `digests`, by hash, each checked against its digest."""
+        found = self.remote.blobs(digests) if digests else {}
+        for d in digests:
+            data = found.get(d.hash)
+            if data is None:
                 raise _Missing(f"the CAS has no {d.hash}")
-            return path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != d.hash:
+                raise _Missing(f"the CAS's bytes for {d.hash} do not match it")
+        return found
+
+    def _message(self, d: Any) -> bytes:
+        return self._messages([d])[d.hash]
 
     def _execute(self, action: Any) -> Any:
         re = _reapi()
+        began = time.monotonic()
         command = re.Command()
         command.ParseFromString(self._message(action.command_digest))
-        inputs: dict[str, Input] = {}
-        self._walk(action.input_root_digest, "", inputs)
+        inputs = self._walk(action.input_root_digest)
         missing = [(d, i) for d, i in ((i.digest, i) for i in inputs.values()) if not self._have(d)]
         if missing:
             with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
@@ -199,7 +215,9 @@ class Worker:
         request = self._request(action, command, inputs)
         log = self.logs / f"{request.name}.log"
         start = time.time()
+        fetched = time.monotonic()
         ran = self.executor.execute(request, self.content, log)
+        executed = time.monotonic()
         result = re.ActionResult(exit_code=ran.exit_status if ran.exit_status is not None else -1)
         if ran.error:
             raise OSError(ran.error)
@@ -225,6 +243,12 @@ class Worker:
         meta.worker = self.name
         meta.execution_start_timestamp.FromNanoseconds(int(start * 1e9))
         meta.execution_completed_timestamp.FromNanoseconds(int(time.time() * 1e9))
+        print(
+            f"plait worker {self.name}: {request.name} exit {result.exit_code}:"
+            f" inputs {fetched - began:.3f}s ({len(missing)} fetched),"
+            f" run {executed - fetched:.3f}s, outputs {time.monotonic() - executed:.3f}s",
+            flush=True,
+        )
         return result
 
     def _request(self, action: Any, command: Any, inputs: dict[str, Input]) -> Request:
@@ -257,13 +281,23 @@ class Worker:
             if path.startswith(root):
                 inputs["/" + path[len(root) :]] = given
         env = {v.name: v.value for v in command.environment_variables}
+        label = f"remote-{action.command_digest.hash[:12]}"
+        strategy = wanted["strategy"] if manifest is not None else None
+        if strategy is not None and strategy.get("kind") == "warm":
+            # The server's argv names the core and the driver by the client's words: here,
+            # the files in this worker's store.
+            words = {n: p for p, n in named.items()}
+            words.update(
+                {p: str(self.content.file(i.digest)) for p, i in inputs.items() if p[0] == "/"}
+            )
+            self.warm.plans[label] = from_portable(strategy, words)
         if tool is not None:
             program = argv[0]
             found = Path(program) if program.startswith("/") else resolve_program(program, env)
             if found is None or self.store.file_digest(found) != tool:
                 raise _Unfit(f"its {program} is not the client's")
         return Request(
-            name=f"remote-{action.command_digest.hash[:12]}",
+            name=label,
             argv=tuple(argv),
             env=env,
             inputs=inputs,
@@ -277,16 +311,30 @@ class Worker:
     def _have(self, d: Digest) -> bool:
         return self.store.sound_blob(d)
 
-    def _walk(self, d: Any, prefix: str, inputs: dict[str, Input]) -> None:
+    def _walk(self, root: Any) -> dict[str, Input]:
+        """The files of the input tree `root`, by path: its directories fetched a level at a
+        time, each level in one batch, those seen before (most, from lease to lease) kept."""
         re = _reapi()
-        directory = re.Directory()
-        directory.ParseFromString(self._message(d))
-        for f in directory.files:
-            inputs[prefix + f.name] = Input(
-                Digest(f.digest.hash, f.digest.size_bytes), f.is_executable
-            )
-        for sub in directory.directories:
-            self._walk(sub.digest, f"{prefix}{sub.name}/", inputs)
+        inputs: dict[str, Input] = {}
+        level = [(root, "")]
+        while level:
+            wanted = {d.hash: d for d, _ in level if d.hash not in self._directories}
+            for hash_, data in self._messages(list(wanted.values())).items():
+                if len(self._directories) >= DIRECTORIES_KEPT:
+                    self._directories.clear()
+                directory = re.Directory()
+                directory.ParseFromString(data)
+                self._directories[hash_] = directory
+            below = []
+            for d, prefix in level:
+                directory = self._directories[d.hash]
+                for f in directory.files:
+                    inputs[prefix + f.name] = Input(
+                        Digest(f.digest.hash, f.digest.size_bytes), f.is_executable
+                    )
+                below += [(sub.digest, f"{prefix}{sub.name}/") for sub in directory.directories]
+            level = below
+        return inputs
 
 
 class _Missing(Exception):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from plait.executor import Declined
 from plait.request import Request
@@ -53,6 +54,19 @@ class Warm:
     loads: tuple[str, ...] = ()
     shared: int = 0
     reads: tuple[tuple[str, ...], ...] = ()
+
+
+def from_portable(data: Mapping[str, Any], words: Mapping[str, str]) -> Warm:
+    """The plan `WarmStrategy.portable` describes, on this machine: each word of the server's
+    argv that `words` names (a file by its name or by the client's path) is the file here."""
+    return Warm(
+        server=tuple(words.get(w, w) for w in data["server"]),
+        entry=data["entry"],
+        args=tuple(data["args"]),
+        loads=tuple(data["loads"]),
+        shared=int(data["shared"]),
+        reads=tuple(tuple(r) for r in data["reads"]),
+    )
 
 
 class Unavailable(Declined):
@@ -546,6 +560,20 @@ class WarmStrategy:
     def staged(self, request: Request) -> tuple[tuple[str, ...], ...] | None:
         warm = self.plans.get(request.name)
         return None if warm is None else warm.reads
+
+    def portable(self, request: Request) -> dict[str, Any] | None:
+        warm = self.plans.get(request.name)
+        if warm is None:
+            return None
+        return {
+            "kind": "warm",
+            "server": [request.named.get(word, word) for word in warm.server],
+            "entry": warm.entry,
+            "args": list(warm.args),
+            "loads": list(warm.loads),
+            "shared": warm.shared,
+            "reads": [list(r) for r in warm.reads],
+        }
 
     def run(
         self,

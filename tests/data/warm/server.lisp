@@ -74,9 +74,9 @@ that a collection leaves less than 400 MB free."
 server was ready, has each function ARGS names."
   (with-open-file (s "defined.txt" :direction :output :if-exists :supersede)
     (dolist (name args)
-      (format s "~a ~a~%" name (and plait-compile::*fbound-when-warm*
+      (format s "~a ~a~%" name (and plait-compile::*defined-when-warm*
                                     (gethash (let ((*read-eval* nil)) (read-from-string name))
-                                             plait-compile::*fbound-when-warm*)
+                                             plait-compile::*defined-when-warm*)
                                     t)))))
 
 (defpackage :plait-test-exporter (:use :cl) (:export #:shared))
@@ -86,7 +86,7 @@ server was ready, has each function ARGS names."
   "Define a function, a setf function and a function named by a symbol two packages hold, then
 write to defined.txt what the compile driver says was defined since before."
   (declare (ignore args))
-  (let ((before (plait-compile::fbound-symbols)))
+  (let ((before (plait-compile::defined-symbols)))
     (setf (fdefinition 'fresh-function) (lambda () 1))
     (setf (fdefinition '(setf fresh-function)) (lambda (value) value))
     (setf (fdefinition 'plait-test-exporter:shared) (lambda () 2))
