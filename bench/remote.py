@@ -1,25 +1,35 @@
-"""Ironclad from a shared cache: a "second machine" (a store, fasl cache and home of its own)
-builds against a BuildGrid cache that a first build filled, side by side with ASDF's clean build
-in the same run.
+"""Ironclad with a BuildGrid farm on this machine, side by side with its peers in one run.
 
-    python3 bench/remote.py [--runs 3]
+    python3 bench/remote.py [--runs 3] [--part cache|exec|all]
 
-Each run: ASDF's serial clean load-system, then plait on a fresh second machine with
-`--remote`; the two take turns going first. The second machine must run no compile, and its
-fasls must load in an SBCL that cannot compile. Adds the table to bench/RESULTS.md.
+cache: a "second machine" (a store, fasl cache and home of its own) builds against a cache that
+a first build filled, against ASDF's serial clean load-system. It must run no compile, and its
+fasls must load in an SBCL that cannot compile.
+
+exec: a fresh machine builds with `--remote-exec` on a farm of two plait workers (deploy/farm),
+against a fresh machine's local build, both -j 2. Each run restarts the farm, whose Action Cache
+then starts empty (its CAS and the workers' stores stay, as a team's farm keeps them). Every
+compile must run on a worker, and the fasls must be the local build's, byte for byte. Then, on
+paper, from the graph and the local build's durations plus the farm's overhead per action as
+measured: the wall time with 8 and 32 workers (list scheduling, longest path first).
+
+The tools take turns going first. Adds the tables to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import heapq
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
@@ -67,15 +77,187 @@ def second_machine(url: str, root: Path, r: int, table: run.Table) -> None:
         raise SystemExit(f"bench: ironclad's fasls did not load:\n{loaded.stdout[-2000:]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    run.compile_plait()
-    started = time.monotonic()
+def fasls(env: dict[str, str]) -> dict[str, bytes]:
+    cache = Path(env["XDG_CACHE_HOME"])
+    return {str(f.relative_to(cache)): f.read_bytes() for f in sorted(cache.rglob("*.fasl"))}
+
+
+def timings(report: Path) -> dict[str, float]:
+    """Each action that ran, with its duration as the build saw it."""
+    actions = json.loads(report.read_text())["actions"]
+    return {a["name"]: a["end"] - a["start"] for a in actions if a["status"] == "ran"}
+
+
+def farm_cpu(server: farm.Farm) -> dict[str, float]:
+    """CPU seconds the farm's own processes have used: BuildGrid's server, PostgreSQL and the
+    workers' Python (each in a process group of its own), not the commands they run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {e.name: int(e.read_text()) for e in (server.directory / "pids").iterdir()}
+    used = dict.fromkeys(("bgd", "postgres", "workers"), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgrp, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        for name, pid in groups.items():
+            if pgrp == pid and (name != "workers" or stat.parent.name == str(pid)):
+                used["workers" if name.startswith("worker") else name] += seconds
+    return used
+
+
+def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
+    url = server.url
+    env = machine(root, f"exec-{r}")
+    before = farm_cpu(server)
+    report = root / f"exec-{r}.json"
+    command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--report", str(report)]
+    command += ["--remote", url, "--remote-exec"]
+    table.add("ironclad, clean", "plait --remote-exec", run.run(command, root, env))
+    after = farm_cpu(server)
+    for name, seconds in after.items():
+        seen.setdefault("cpu", {}).setdefault(name, []).append(seconds - before[name])
+    actions = json.loads(report.read_text())["actions"]
+    here = [a["name"] for a in actions if " on farm-" not in a["reason"]]
+    if here:
+        raise SystemExit(f"bench: {len(here)} actions did not run on the farm: {here[:5]}")
+    seen.setdefault("exec", []).append((report, env))
+
+
+def locally(root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
+    env = machine(root, f"local-{r}")
+    report = root / f"local-{r}.json"
+    command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--report", str(report)]
+    table.add("ironclad, clean", "plait -j 2", run.run(command, root, env))
+    seen.setdefault("local", []).append((report, env))
+
+
+def schedule(durations: dict[str, float], deps: dict[str, list[str]], workers: int) -> float:
+    """The wall time of running the graph on `workers`, each action as soon as its deps are
+    done and a worker is free, the one with the longest path to the end first."""
+    users: dict[str, list[str]] = {n: [] for n in durations}
+    for n, ds in deps.items():
+        for d in ds:
+            users[d].append(n)
+    rank: dict[str, float] = {}
+    for n in reversed(topological(deps)):
+        rank[n] = durations[n] + max((rank[u] for u in users[n]), default=0.0)
+    waiting = {n: len(ds) for n, ds in deps.items()}
+    ready = [(-rank[n], n) for n, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < workers:
+            _, n = heapq.heappop(ready)
+            heapq.heappush(running, (now + durations[n], n))
+        now, done = heapq.heappop(running)
+        for u in users[done]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, (-rank[u], u))
+    return now
+
+
+def topological(deps: dict[str, list[str]]) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n not in seen:
+            seen.add(n)
+            for d in deps[n]:
+                visit(d)
+            order.append(n)
+
+    for n in sorted(deps):
+        visit(n)
+    return order
+
+
+def exec_part(runs: int) -> list[str]:
+    table = run.Table(
+        f"ironclad: plait with remote execution on two workers (deploy/farm on this machine),"
+        f" plait locally; median of {runs} run(s), -j {run.JOBS}",
+        ["plait --remote-exec", "plait -j 2"],
+    )
+    seen: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="plait-bench-exec-") as tmp:
+        root = Path(tmp)
+        directory = root / "farm"
+        try:
+            for r in range(runs):
+                server = farm.start(directory, workers=2)
+                tools = [
+                    functools.partial(on_farm, server, root, r, table, seen),
+                    functools.partial(locally, root, r, table, seen),
+                ]
+                for tool in tools if r % 2 == 0 else reversed(tools):
+                    tool()
+                farm.stop(directory)
+                mine, theirs = fasls(seen["exec"][-1][1]), fasls(seen["local"][-1][1])
+                if len(mine) < 100 or mine != theirs:
+                    differ = sorted(f for f in mine if mine[f] != theirs.get(f))
+                    raise SystemExit(f"bench: the farm's fasls are not the local ones: {differ}")
+                clean = table.rows["ironclad, clean"]
+                print(
+                    f"run {r + 1}: farm {clean['plait --remote-exec'][-1]:.1f}s,"
+                    f" local {clean['plait -j 2'][-1]:.1f}s",
+                    flush=True,
+                )
+            # The graph, as the last local machine has it (its dump is cached).
+            env = seen["local"][-1][1]
+            graph = subprocess.run(
+                [*run.PLAIT, "graph", "--format", "json", "ironclad"],
+                cwd=root,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            farm.stop(directory)
+        deps = {a["name"]: a["deps"] for a in json.loads(graph.stdout)["actions"]}
+        local = [timings(report) for report, _ in seen["local"]]
+        remote = [timings(report) for report, _ in seen["exec"]]
+    clean = table.rows["ironclad, clean"]
+    ratios = [m / t for m, t in zip(clean["plait --remote-exec"], clean["plait -j 2"], strict=True)]
+    names = [n for n in deps if all(n in t for t in (*local, *remote))]
+    durations = {n: statistics.median(t[n] for t in local) for n in names}
+    extra = statistics.median(statistics.median(t[n] for t in remote) - durations[n] for n in names)
+    deps = {n: [d for d in deps[n] if d in durations] for n in names}
+    farm_durations = {n: d + extra for n, d in durations.items()}
+    start = statistics.median(clean["plait -j 2"]) - schedule(durations, deps, run.JOBS)
+    paper = {w: start + schedule(farm_durations, deps, w) for w in (2, 8, 32, len(names))}
+    measured = statistics.median(clean["plait --remote-exec"])
+    table.notes.append(
+        "ironclad: plait --remote-exec on two workers / plait -j 2 locally, run by run "
+        + ", ".join(f"{x:.3f}" for x in ratios)
+        + " (goal: at most 1.15); every compile ran on a worker, and the fasls were the local"
+        " build's, byte for byte."
+    )
+    table.notes.append(
+        f"On paper, from the graph ({len(names)} compiles, {sum(durations.values()):.1f}s of"
+        f" them, the longest path {schedule(durations, deps, len(names)):.1f}s), the local"
+        f" durations plus the farm's median overhead per action ({extra:.3f}s) and what the"
+        f" build does before its compiles ({start:.1f}s): "
+        + ", ".join(f"{w} workers {t:.1f}s" for w, t in paper.items() if w != len(names))
+        + f"; unbounded workers {paper[len(names)]:.1f}s. The same model gives"
+        f" {paper[2]:.1f}s for 2 workers, where {measured:.1f}s was measured."
+    )
+    cpu = {name: statistics.median(v) for name, v in seen["cpu"].items()}
+    table.notes.append(
+        "CPU the farm's own processes used during its build (median): "
+        + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in cpu.items())
+        + f"; the local build's actions took {sum(durations.values()):.1f}s on 2 cores."
+    )
+    return [table.markdown()]
+
+
+def cache_part(runs: int) -> list[str]:
     table = run.Table(
         f"ironclad: plait on a second machine with a filled remote cache, ASDF clean; median"
-        f" of {args.runs} run(s), -j {run.JOBS}",
+        f" of {runs} run(s), -j {run.JOBS}",
         ["plait", "ASDF"],
     )
     with tempfile.TemporaryDirectory(prefix="plait-bench-remote-") as tmp:
@@ -88,7 +270,7 @@ def main() -> None:
             filled = subprocess.run(fill, cwd=root, env={**os.environ, **first}, check=False)
             if filled.returncode != 0:
                 raise SystemExit("bench: the first machine's build failed")
-            for r in range(args.runs):
+            for r in range(runs):
                 (root / f"asdf-{r}").mkdir()
                 tools = [
                     functools.partial(run.lisp_asdf, "ironclad", root / f"asdf-{r}", table),
@@ -111,8 +293,23 @@ def main() -> None:
         + ", ".join(f"{x:.3f}" for x in ratios)
         + " (goal: at most 0.10); no compile ran, and the fasls loaded without compiling."
     )
-    command = f"python3 bench/remote.py --runs {args.runs}"
-    print(run.record(command, time.monotonic() - started, [table.markdown()]))
+    return [table.markdown()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--part", choices=("cache", "exec", "all"), default="all")
+    args = parser.parse_args()
+    run.compile_plait()
+    started = time.monotonic()
+    tables = []
+    if args.part in ("cache", "all"):
+        tables += cache_part(args.runs)
+    if args.part in ("exec", "all"):
+        tables += exec_part(args.runs)
+    command = f"python3 bench/remote.py --runs {args.runs} --part {args.part}"
+    print(run.record(command, time.monotonic() - started, tables))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """A REAPI farm on one machine: a BuildGrid server and N plait workers under DIR.
 
-    deploy/farm start --dir DIR [--port PORT] [--workers N] [--listen ADDRESS]
-        installs what is missing under DIR, starts the server (a cache alone with --workers 0,
-        else with Execution, its job queue in a PostgreSQL cluster of its own) and N
-        `plait worker`s, and returns once the farm answers
+    deploy/farm start --dir DIR [--port PORT] [--workers N] [--execution] [--listen ADDRESS]
+        installs what is missing under DIR, starts the server (a cache alone with no workers
+        and no --execution, else with Execution, its job queue in a PostgreSQL cluster of its
+        own) and N `plait worker`s, and returns once the farm answers
     deploy/farm stop --dir DIR
         stops all of it; nothing is left running
 
@@ -42,6 +42,7 @@ class Farm:
     directory: Path
     port: int
     workers: int = 0
+    execution: bool = False
 
     @property
     def url(self) -> str:
@@ -87,17 +88,20 @@ def start(
     workers: int = 0,
     listen: str = "127.0.0.1",
     timeout: float = 120,
+    execution: bool | None = None,
 ) -> Farm:
     """Start a server under `directory`: a cache (CAS, ByteStream, Action Cache) alone, or with
-    `workers`, Execution too and that many `plait worker`s. It answers when this returns.
-    Raises RuntimeError, with a log, if it does not."""
+    `execution` (by default, when there are `workers`) Execution too, and that many `plait
+    worker`s. It answers when this returns. Raises RuntimeError, with a log, if it does not."""
+    if execution is None:
+        execution = workers > 0
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    farm = Farm(directory, port or free_port(), workers)
+    farm = Farm(directory, port or free_port(), workers, execution)
     config = directory / "buildgrid.yml"
     bgd = venv(directory) / "bin" / "bgd"
-    template = (HERE / ("buildgrid-farm.yml" if workers else "buildgrid-cache.yml")).read_text()
-    if workers:
+    template = (HERE / ("buildgrid-farm.yml" if execution else "buildgrid-cache.yml")).read_text()
+    if execution:
         try:
             database = _postgres(directory, timeout)
             _run([str(bgd), "migrate", "apply", database], directory / "migrate.log")
@@ -277,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=0, help="plait workers to start (0: a cache alone)"
     )
     up.add_argument(
+        "--execution",
+        action="store_true",
+        help="serve Execution even with no workers here (they run on other machines)",
+    )
+    up.add_argument(
         "--listen",
         default="127.0.0.1",
         metavar="ADDRESS",
@@ -287,11 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "start":
         try:
-            farm = start(args.dir, args.port, args.workers, args.listen)
+            farm = start(
+                args.dir, args.port, args.workers, args.listen, execution=args.execution or None
+            )
         except (RuntimeError, subprocess.CalledProcessError) as e:
             print(f"farm: error: {e}", file=sys.stderr)
             return 1
-        what = f"with {farm.workers} workers" if farm.workers else "a cache"
+        what = "a cache"
+        if farm.execution:
+            what = f"with {farm.workers} workers" if farm.workers else "executing, no workers here"
         print(
             f"farm: serving at {farm.url}, {what} (stop it with: deploy/farm stop --dir {args.dir})"
         )

@@ -95,3 +95,35 @@ def test_each_plaitfile_example_builds(index: int, tmp_path: Path) -> None:
     result = plait("build", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ran " in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.remote
+@pytest.mark.lisp
+def test_the_farm_runs_as_written(tmp_path: Path) -> None:
+    """The README's farm on one machine, in a directory and on a port of the test's own."""
+    from tests.buildgrid import farm, free_port
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    block = next(b for b in blocks("sh") if "deploy/farm start" in b)
+    port = str(free_port())
+    script = (
+        block.replace("/tmp/farm", str(tmp_path / "farm"))
+        .replace("50051", port)
+        .replace("deploy/farm", str(ROOT / "deploy" / "farm"))
+    )
+    try:
+        result = subprocess.run(
+            ["bash", "-c", "set -ex\n" + script],
+            cwd=tmp_path,
+            env=lisp_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        farm.stop(tmp_path / "farm")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "with 2 workers" in out
+    assert re.search(r"ran compile:wordcount:main \(never built, on farm-[01]\)", out), out
+    assert "plait: warning" not in out

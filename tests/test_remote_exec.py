@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from plait.content import LocalContent
+from plait.executor import LocalExecutor
+from plait.remote import Remote, RemoteCache, parse_endpoint
+from plait.request import Request
+from plait.store import Store
 from tests.buildgrid import Farm, buildgrid, farm, free_port, workers
 from tests.support import ROOT, plait, plaitfile_project
 from tests.test_asdf import load_without_compiling
@@ -220,3 +225,33 @@ def test_lisp_compiles_on_the_farm_give_a_local_builds_fasls_which_load(
     assert differ == []
     out = load_without_compiling("wordcount", machines[0], p, registry=p)
     assert "LOADED wordcount" in out
+
+
+def test_a_worker_without_the_clients_toolchain_fails_the_lease_not_the_action(
+    tmp_path: Path, workers: Farm
+) -> None:
+    """The worker checks the toolchain the request names against its own: another one is the
+    worker's failure (FAILED_PRECONDITION), and the action runs here, with one warning."""
+    store = Store.open(tmp_path, tmp_path / "store")
+    said: list[str] = []
+    remote = Remote(parse_endpoint(workers.url), said.append)
+    try:
+        request = Request(
+            name="elsewhere",
+            argv=("sh", "-c", "echo toolchain > out.txt"),
+            env={},
+            inputs={},
+            outputs=("out.txt",),
+            toolchain={"/usr/lib/sbcl": "not-what-the-worker-has"},
+        )
+        with LocalExecutor() as local:
+            cache = RemoteCache(local, remote, False, store.tmp, execute=True)
+            result = cache.execute(request, LocalContent(store), tmp_path / "log")
+        assert result.ok and result.where == "", result
+        d, _ = result.outputs["out.txt"]
+        assert store.blob_path(d).read_bytes() == b"toolchain\n"
+        assert len(said) == 1, said
+        assert "could not run elsewhere" in said[0] and "/usr/lib/sbcl" in said[0], said
+    finally:
+        remote.close()
+        store.close()

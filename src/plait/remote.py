@@ -45,9 +45,6 @@ TRANSFER_TIMEOUT = 600.0
 # run it may be there at all): the action then runs here.
 EXECUTE_TIMEOUT = 4 * 3600.0
 QUEUE_TIMEOUT = 120.0
-# The longest an action waits for a file its argv names by what it is (a Lisp core, which the
-# frontend saves meanwhile) before it runs here instead.
-NAMED_TIMEOUT = 600.0
 # Tries of a call that failed for want of the server (UNAVAILABLE), with backoff between them.
 RETRIES = 2
 
@@ -640,21 +637,14 @@ class RemoteCache:
         return Result(0, duration, outputs=outputs, where=f"on {worker}")
 
     def _named(self, request: Request) -> dict[str, tuple[Digest, Path]] | None:
-        """The digest and path of each file `request`'s argv names by what it is, by name,
-        once it is there (the frontend may be saving it); None if one is not in time."""
+        """The digest and path of each file `request`'s argv names by what it is, by name;
+        None while one is not there yet (the frontend may be saving it): the action runs
+        here meanwhile, as it would have."""
         found: dict[str, tuple[Digest, Path]] = {}
         for word, name in request.named.items():
             path = Path(word)
-            deadline = time.monotonic() + NAMED_TIMEOUT
-            while not path.is_file():
-                if time.monotonic() > deadline:
-                    self.remote.warn_once(
-                        "named",
-                        f"plait: warning: {word} ({name}) is not there to send to the farm:"
-                        " actions that need it run here",
-                    )
-                    return None
-                time.sleep(0.1)
+            if not path.is_file():
+                return None
             with self._uploading:
                 stat = path.stat()
                 seen = (word, stat.st_size, stat.st_mtime_ns)
