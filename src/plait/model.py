@@ -39,6 +39,9 @@ class Action:
     # Absolute paths (files or directories) of the tools the command runs beyond its program:
     # their content is part of its key, and the namespace sandbox shows them.
     toolchain: tuple[str, ...] = ()
+    # What a remote worker must offer to run the command (REAPI platform properties, such as
+    # the SBCL version a Lisp compile needs); not part of its key, which the toolchain covers.
+    platform: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_builder(self) -> bool:

@@ -41,6 +41,7 @@ def request(
         tool=tool,
         named=action.named,
         toolchain=toolchain or {},
+        platform=action.platform,
     )
 
 

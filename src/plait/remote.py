@@ -146,7 +146,8 @@ def reapi_action(
         output_paths=sorted(request.outputs),
     )
     command.platform.properties.extend(
-        re.Platform.Property(name=k, value=v) for k, v in sorted(action_platform().items())
+        re.Platform.Property(name=k, value=v)
+        for k, v in sorted({**action_platform(), **request.platform}.items())
     )
     relative = {p: i for p, i in request.inputs.items() if not p.startswith("/")}
     files = {p: (i.digest, i.executable) for p, i in relative.items()}
@@ -503,8 +504,10 @@ class RemoteCache:
             except RemoteUnavailable:
                 ran = None
             except NoWorker as e:
+                self.remote_execution = False
                 self.remote.warn_once(
-                    "no-worker", f"plait: warning: {request.name}: {e}: it runs here"
+                    "no-worker",
+                    f"plait: warning: {request.name}: {e}: it and the rest of the build run here",
                 )
                 ran = None
             except NoExecution as e:

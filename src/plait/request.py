@@ -34,7 +34,8 @@ class Request:
     argv[0] names when it is not an input; `named` maps words of the argv that name a file by
     what it is (a Lisp core) to that name, which the key holds instead. `toolchain` maps each
     absolute path of the tools it runs beyond its program to the digest of what is there: the
-    executor needs them at those paths."""
+    executor needs them at those paths. `platform` is what a remote worker must offer to run
+    it, outside the key (the toolchain's digests are in it)."""
 
     name: str
     argv: tuple[str, ...]
@@ -45,6 +46,7 @@ class Request:
     tool: Digest | None = None
     named: Mapping[str, str] = field(default_factory=dict)
     toolchain: Mapping[str, str] = field(default_factory=dict)
+    platform: Mapping[str, str] = field(default_factory=dict)
 
     def material(self) -> dict[str, Any]:
         """Everything the command computes from (a constructive trace), as plain JSON data."""

@@ -12,10 +12,13 @@ reports as such: never as the command's failure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -50,9 +53,19 @@ RETRY_SECONDS = 1.0
 DIRECTORIES_KEPT = 100_000
 
 
+@functools.cache
 def platform() -> dict[str, str]:
-    """What this worker can run: the properties an Action's platform may ask for."""
-    return action_platform()
+    """What this worker can run: the properties an Action's platform may ask for. The SBCL
+    version is the one on PATH, as Lisp compiles ask for it (plait.asdf.graph)."""
+    offered = action_platform()
+    sbcl = shutil.which("sbcl")
+    if sbcl is not None:
+        said = subprocess.run(
+            [sbcl, "--version"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if len(said) == 2 and said[0] == "SBCL":
+            offered["sbcl"] = said[1]
+    return offered
 
 
 def _bots() -> tuple[Any, Any, Any]:

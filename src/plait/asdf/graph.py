@@ -204,6 +204,8 @@ class Translation:
         # depends on as inputs instead (asds_of): a system is compiled once, whatever build
         # asks for it, and editing an .asd file reruns only the compiles ASDF would rerun.
         self.core_name = "definitions-core:" + dump.data.image
+        # A farm's worker must run this SBCL (plait.worker.platform).
+        self.platform = {"sbcl": dump.data.lisp_version}
 
     def token(self, i: int) -> str:
         """Node `i` as a printed Lisp list; made once per build, though most compiles load it."""
@@ -365,6 +367,7 @@ class Translation:
             install={core: ""},
             cost=_checkpoint_cost(len(shared)),
             named={str(self.dump.core_path): self.core_name},
+            platform=self.platform,
         )
 
     def action(self, node: Node) -> Action:
@@ -460,6 +463,7 @@ class Translation:
             cost=self.cost(node.id),
             links=links,
             named={definitions: self.core_name},
+            platform=self.platform,
         )
 
     def check_sources(self) -> None:
