@@ -31,6 +31,7 @@ def test_a_frontend_in_one_module_adds_actions_options_and_commands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(frontend, "FRONTENDS", ("tests.toy_frontend",))
+    monkeypatch.setattr(cli, "_frontends", [])  # loaded again, from FRONTENDS as patched
     monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "store"))
     toy_frontend.ENDED.clear()
     assert cli.main(["build", "-C", str(tmp_path), "--loud", "a", "b"]) == 0
