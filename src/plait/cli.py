@@ -38,6 +38,10 @@ from plait.remote import Remote, RemoteCache, Settings, parse_endpoint, warn_to_
 from plait.reporter import ConsoleReporter
 from plait.store import Store, default_root, reset
 
+CORES = os.cpu_count() or 1
+# Actions in flight per core under --remote-exec (-j's default then).
+REMOTE_JOBS_PER_CORE = 4
+
 
 def _parser(frontends: list[Frontend]) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The command line: the core's commands, then each frontend's options and commands."""
@@ -188,8 +192,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
         "-j",
         "--jobs",
         type=_jobs,
-        default=os.cpu_count() or 1,
-        help="actions to run at once (default: the number of cores)",
+        default=None,
+        help="actions to run at once (default: the number of cores; with --remote-exec,"
+        f" {REMOTE_JOBS_PER_CORE} times that, of which at most the number of cores run here)",
     )
     p.add_argument(
         "-k",
@@ -411,9 +416,14 @@ def load_and_build(
     build `targets` (read after loading: `extra` may add to them). The executor may start
     actions while the graph is still being found."""
     executor = LocalExecutor(namespaces=_namespaces(args))
+    settings = remote_settings(args, project)
+    if args.jobs is None:
+        # A farm's round trips are hidden by keeping more actions in flight than run here.
+        remote = settings is not None and settings.execute
+        args.jobs = CORES * (REMOTE_JOBS_PER_CORE if remote else 1)
     with (
         executor,
-        _remote_cache(args, project, store, executor) as runner,
+        _remote_cache(settings, store, executor) as runner,
         Early(project, store, runner, args.jobs) as early,
     ):
         session = _session(args, project, store, executor, early)
@@ -447,16 +457,21 @@ def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
 
 @contextmanager
 def _remote_cache(
-    args: argparse.Namespace, project: Path, store: Store, local: LocalExecutor
+    settings: Settings | None, store: Store, local: LocalExecutor
 ) -> Iterator[Executor]:
-    settings = remote_settings(args, project)
     if settings is None:
         yield local
         return
     remote = Remote(settings.endpoint, warn_to_stderr)
     try:
         yield RemoteCache(
-            local, remote, settings.upload, store.tmp, settings.execute, local.portable
+            local,
+            remote,
+            settings.upload,
+            store.tmp,
+            settings.execute,
+            local.portable,
+            local_slots=CORES,
         )
     finally:
         remote.close()

@@ -478,9 +478,12 @@ class RemoteCache:
         scratch: Path,
         execute: bool = False,
         portable: Callable[[Request], dict[str, Any] | None] = lambda request: None,
+        local_slots: int | None = None,
     ) -> None:
         self.local = local
         self.portable = portable
+        # With more actions in flight than cores (the farm's), those that run here take turns.
+        self._here = threading.BoundedSemaphore(local_slots) if local_slots else None
         self.remote = remote
         self.upload = upload
         self.scratch = scratch
@@ -520,7 +523,8 @@ class RemoteCache:
                 ran = None
             if ran is not None:
                 return ran
-        result = self.local.execute(request, content, log)
+        with self._here or contextlib.nullcontext():
+            result = self.local.execute(request, content, log)
         if action is not None and self.upload and result.ok:
             with contextlib.suppress(RemoteUnavailable):  # said once; the build goes on
                 self._upload(request, action, result, content)
