@@ -7,9 +7,11 @@ a first build filled, against ASDF's serial clean load-system. It must run no co
 fasls must load in an SBCL that cannot compile.
 
 exec: a fresh machine builds with `--remote-exec` on a farm of two plait workers (deploy/farm),
-against a fresh machine's local build, both -j 2. Each run restarts the farm, whose Action Cache
-then starts empty (its CAS and the workers' stores stay, as a team's farm keeps them). Every
-compile must run on a worker, and the fasls must be the local build's, byte for byte. Then, on
+with plait's default -j there (4 actions per core in flight, as many as the cores run here),
+against a fresh machine's local build, -j 2. Each run restarts the farm, whose Action Cache
+then starts empty (its CAS and the workers' stores stay, as a team's farm keeps them). Most
+compiles must run on a worker (those that start while the definitions core is being saved run
+here), and the fasls must be the local build's, byte for byte. Then, on
 paper, from the graph and the local build's durations plus the farm's overhead per action as
 measured: the wall time with 8 and 32 workers (list scheduling, longest path first).
 
@@ -115,7 +117,8 @@ def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[
     env = machine(root, f"exec-{r}")
     before = farm_cpu(server)
     report = root / f"exec-{r}.json"
-    command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--report", str(report)]
+    # -j as plait chooses it under --remote-exec: more in flight than run here.
+    command = [*run.PLAIT, "build", "ironclad", "--report", str(report)]
     command += ["--remote", url, "--remote-exec"]
     table.add("ironclad, clean", "plait --remote-exec", run.run(command, root, env))
     after = farm_cpu(server)
@@ -183,7 +186,7 @@ def topological(deps: dict[str, list[str]]) -> list[str]:
 def exec_part(runs: int) -> list[str]:
     table = run.Table(
         f"ironclad: plait with remote execution on two workers (deploy/farm on this machine),"
-        f" plait locally; median of {runs} run(s), -j {run.JOBS}",
+        f" plait locally with -j {run.JOBS}; median of {runs} run(s)",
         ["plait --remote-exec", "plait -j 2"],
     )
     seen: dict[str, Any] = {}
