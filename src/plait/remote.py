@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 from plait import digest
@@ -284,7 +284,7 @@ class Remote:
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         """`call()`'s value; None for what the server does not have (NOT_FOUND)."""
         import grpc
-        from buildgrid.server.exceptions import NotFoundError
+        from buildgrid.server.exceptions import BgdError, NotFoundError, ResourceExhaustedError
 
         if self.down is not None:
             raise RemoteUnavailable(self.down)
@@ -295,25 +295,39 @@ class Remote:
                 code = e.code()
                 if code == grpc.StatusCode.NOT_FOUND:
                     return None
-                retry = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+                retry = code in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.ABORTED,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                )
                 if retry and attempt < RETRIES:
                     time.sleep(0.5 * 2**attempt)
                     continue
-                why = f"{what}: {code.name}: {e.details()}"
-                with self._lock:
-                    self.down = self.down or why
-                self.warn_once(
-                    "down",
-                    f"plait: warning: the remote cache at {self.endpoint} failed ({why}):"
-                    " building here without it",
-                )
-                raise RemoteUnavailable(why) from None
+                self._give_up(what, f"{code.name}: {e.details()}")
             except NotFoundError:
                 return None  # BuildGrid's client's own word for it, from a batch
+            except BgdError as e:
+                # BuildGrid's client's word for a failed call (the server too busy, say).
+                if isinstance(e, ResourceExhaustedError) and attempt < RETRIES:
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                self._give_up(what, f"{type(e).__name__}: {e}")
             except AssertionError:
                 # BuildGrid's client asserts a transfer's size: a server that sent other bytes.
                 return None
         raise AssertionError("unreachable")
+
+    def _give_up(self, what: str, error: str) -> NoReturn:
+        """Mark the server down for the rest of the build, saying so once."""
+        why = f"{what}: {error}"
+        with self._lock:
+            self.down = self.down or why
+        self.warn_once(
+            "down",
+            f"plait: warning: the remote cache at {self.endpoint} failed ({why}):"
+            " building here without it",
+        )
+        raise RemoteUnavailable(why)
 
     def lookup(self, action: ReapiAction) -> Any:
         """The ActionResult cached for `action`, or None."""
