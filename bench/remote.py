@@ -229,11 +229,11 @@ def exec_part(runs: int) -> list[str]:
         deps = {a["name"]: a["deps"] for a in json.loads(graph.stdout)["actions"]}
         local = [timings(report) for report, _ in seen["local"]]
         remote = [timings(report) for report, _ in seen["exec"]]
+        remote_only = [timings(report, farm_only=True) for report, _ in seen["exec"]]
     clean = table.rows["ironclad, clean"]
     ratios = [m / t for m, t in zip(clean["plait --remote-exec"], clean["plait -j 2"], strict=True)]
     names = [n for n in deps if all(n in t for t in (*local, *remote))]
     durations = {n: statistics.median(t[n] for t in local) for n in names}
-    remote_only = [timings(report, farm_only=True) for report, _ in seen["exec"]]
     extra = statistics.median(
         statistics.median(t[n] for t in remote_only if n in t) - durations[n]
         for n in names
