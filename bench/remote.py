@@ -91,8 +91,8 @@ def timings(report: Path) -> dict[str, float]:
 
 
 def farm_cpu(server: farm.Farm) -> dict[str, float]:
-    """CPU seconds the farm's own processes have used: BuildGrid's server, PostgreSQL and the
-    workers' Python (each in a process group of its own), not the commands they run."""
+    """CPU seconds the farm's live processes have used: BuildGrid's server, PostgreSQL and the
+    workers' Python, not the commands they run."""
     tick = os.sysconf("SC_CLK_TCK")
     groups = {e.name: int(e.read_text()) for e in (server.directory / "pids").iterdir()}
     used = dict.fromkeys(("bgd", "postgres", "workers"), 0.0)
@@ -101,9 +101,14 @@ def farm_cpu(server: farm.Farm) -> dict[str, float]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pgrp, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        ppid, pgrp = int(fields[1]), int(fields[2])
+        seconds = (int(fields[11]) + int(fields[12])) / tick
         for name, pid in groups.items():
-            if pgrp == pid and (name != "workers" or stat.parent.name == str(pid)):
+            if name.startswith("worker"):
+                mine = stat.parent.name == str(pid)
+            else:  # PostgreSQL's backends are its children, each in a session of its own
+                mine = pgrp == pid or (name == "postgres" and ppid == pid)
+            if mine:
                 used["workers" if name.startswith("worker") else name] += seconds
     return used
 
