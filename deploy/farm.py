@@ -48,10 +48,6 @@ class Farm:
     def url(self) -> str:
         return f"grpc://127.0.0.1:{self.port}"
 
-    def worker_pids(self) -> list[int]:
-        pids = self.directory / "pids"
-        return [int((pids / f"worker-{i}").read_text()) for i in range(self.workers)]
-
     @property
     def storage(self) -> Path:
         return self.directory / "storage"
@@ -155,15 +151,14 @@ def _spawn(
     return process
 
 
-def _run(argv: list[str], log: Path, user: str | None = None) -> str:
-    """Run `argv` to its end; RuntimeError with its output if it fails."""
+def _run(argv: list[str], log: Path, user: str | None = None) -> None:
+    """Run `argv` to its end, its output to `log`; RuntimeError with it if it fails."""
     done = subprocess.run(
         argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, user=user, check=False
     )
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{(done.stdout + done.stderr)[-2000:]}")
-    return done.stdout
 
 
 def _postgres_bin() -> Path:
@@ -186,14 +181,14 @@ def _postgres(directory: Path, timeout: float) -> str:
     # PostgreSQL refuses to run as root: as root the cluster belongs to the postgres user, in a
     # directory of /tmp that user can reach (DIR may sit under a private one); DIR links to it.
     user = "postgres" if os.geteuid() == 0 else None
+    owner = pwd.getpwnam(user) if user else None
     link = directory / "postgres"
     if not link.is_dir():
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
-        if user:
+        if owner:
             cluster = Path(tempfile.mkdtemp(prefix="plait-farm-pg-"))
-            entry = pwd.getpwnam(user)
-            os.chown(cluster, entry.pw_uid, entry.pw_gid)
+            os.chown(cluster, owner.pw_uid, owner.pw_gid)
             link.symlink_to(cluster)
         else:
             link.mkdir()
@@ -205,10 +200,9 @@ def _postgres(directory: Path, timeout: float) -> str:
             directory / "initdb.log",
             user,
         )
-    (sock).mkdir(exist_ok=True)
-    if user:
-        entry = pwd.getpwnam(user)
-        os.chown(sock, entry.pw_uid, entry.pw_gid)
+    sock.mkdir(exist_ok=True)
+    if owner:
+        os.chown(sock, owner.pw_uid, owner.pw_gid)
     argv = [str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", "5432"]
     _spawn(directory, "postgres", [*argv, "-c", "listen_addresses="], user)
     ready = [str(bindir / "pg_isready"), "-q", "-h", str(sock), "-p", "5432"]

@@ -36,12 +36,16 @@ def machine(tmp_path: Path, name: str, source: Path) -> tuple[Path, dict[str, st
     own."""
     p = tmp_path / name / "project"
     shutil.copytree(source, p, ignore=shutil.ignore_patterns(".plait", "*.txt", "*.bin", "r.json"))
-    home = tmp_path / name / "home"
-    home.mkdir()
-    return p, {
-        "PLAIT_CACHE": str(tmp_path / name / "store"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "HOME": str(home),
+    return p, home(tmp_path / name)
+
+
+def home(directory: Path) -> dict[str, str]:
+    """The environment of a machine whose store, home and fasl cache are under `directory`."""
+    (directory / "home").mkdir(parents=True)
+    return {
+        "PLAIT_CACHE": str(directory / "store"),
+        "XDG_CACHE_HOME": str(directory / "home" / ".cache"),
+        "HOME": str(directory / "home"),
     }
 
 
@@ -185,14 +189,7 @@ def test_a_lisp_build_on_a_second_machine_compiles_nothing_and_loads(
     has a store, fasl cache and home of its own."""
     p = tmp_path / "wordcount"
     shutil.copytree(ROOT / "examples" / "wordcount", p)
-    machines = []
-    for name in ("first", "second"):
-        home = tmp_path / name
-        home.mkdir()
-        cache = home / ".cache"
-        machines.append(
-            {"PLAIT_CACHE": str(home / "store"), "XDG_CACHE_HOME": str(cache), "HOME": str(home)}
-        )
+    machines = [home(tmp_path / name) for name in ("first", "second")]
     build(p, machines[0], "--remote", buildgrid.url, "--remote-upload")
     assert any(s == "ran" for s, _ in statuses(p).values())
     build(p, machines[1], "--remote", buildgrid.url)

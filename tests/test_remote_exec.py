@@ -22,7 +22,7 @@ from plait.store import Store
 from tests.buildgrid import Farm, buildgrid, farm, free_port, workers
 from tests.support import ROOT, plait, plaitfile_project
 from tests.test_asdf import load_without_compiling
-from tests.test_remote import build, fasl_files, machine, project, statuses
+from tests.test_remote import build, fasl_files, home, machine, project, statuses
 
 __all__ = ["buildgrid", "workers"]
 
@@ -198,17 +198,7 @@ def test_lisp_compiles_on_the_farm_give_a_local_builds_fasls_which_load(
     build on this machine alone, and ASDF loads them without compiling."""
     p = tmp_path / "wordcount"
     shutil.copytree(ROOT / "examples" / "wordcount", p)
-    machines = []
-    for name in ("farm", "local"):
-        home = tmp_path / name
-        home.mkdir()
-        machines.append(
-            {
-                "PLAIT_CACHE": str(home / "store"),
-                "XDG_CACHE_HOME": str(home / ".cache"),
-                "HOME": str(home),
-            }
-        )
+    machines = [home(tmp_path / name) for name in ("farm", "local")]
     # The definitions core saved first (`plait graph` runs the dump): else the compiles that
     # start while it is being saved run here, as they would without a farm.
     assert plait("graph", cwd=p, env=machines[0]).returncode == 0

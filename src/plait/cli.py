@@ -382,6 +382,7 @@ def _session(
     store: Store,
     executor: LocalExecutor | None = None,
     early: Early | None = None,
+    remote_execution: bool = False,
 ) -> Session:
     path = project / plaitfile.PLAITFILE
     if path.exists() and not path.is_file():
@@ -390,7 +391,7 @@ def _session(
             hint=f"a project's build description is the Python file {plaitfile.PLAITFILE}",
         )
     has_plaitfile = path.is_file()
-    return Session(project, store, args, has_plaitfile, executor, early)
+    return Session(project, store, args, has_plaitfile, executor, early, remote_execution)
 
 
 def open_store(project: Path) -> Store:
@@ -417,16 +418,16 @@ def load_and_build(
     actions while the graph is still being found."""
     executor = LocalExecutor(namespaces=_namespaces(args))
     settings = remote_settings(args, project)
+    remote = settings is not None and settings.execute
     if args.jobs is None:
         # A farm's round trips are hidden by keeping more actions in flight than run here.
-        remote = settings is not None and settings.execute
         args.jobs = CORES * (REMOTE_JOBS_PER_CORE if remote else 1)
     with (
         executor,
         _remote_cache(settings, store, executor) as runner,
         Early(project, store, runner, args.jobs) as early,
     ):
-        session = _session(args, project, store, executor, early)
+        session = _session(args, project, store, executor, early, remote)
         loaded = _load(session, _names(session, targets) if names is None else names, extra)
         try:
             return loaded, _run_build(args, project, store, loaded, targets, early)

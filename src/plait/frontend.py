@@ -33,6 +33,8 @@ class Session:
     plaitfile: bool  # the project has a Plaitfile.py
     executor: LocalExecutor | None = None
     early: Early | None = None
+    # Actions may run on a farm's workers (--remote-exec).
+    remote_execution: bool = False
 
 
 class Part(Protocol):

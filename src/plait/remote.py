@@ -114,15 +114,20 @@ class ReapiAction:
     blobs: dict[str, bytes] = field(default_factory=dict)  # hash -> serialized message
 
 
-def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
-    data = message.SerializeToString(deterministic=True)
+def _blob(data: bytes, blobs: dict[str, bytes]) -> Digest:
+    """The digest of `data`, which goes into `blobs` for upload."""
     hash_ = hashlib.sha256(data).hexdigest()
     blobs[hash_] = data
-    return re.Digest(hash=hash_, size_bytes=len(data))
+    return Digest(hash_, len(data))
+
+
+def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
+    d = _blob(message.SerializeToString(deterministic=True), blobs)
+    return re.Digest(hash=d.hash, size_bytes=d.size)
 
 
 # Where the input root of an Action a worker runs holds what it needs beyond the relative
-# inputs (see `execution_action`).
+# inputs (see `reapi_action`'s `named`).
 EXTRA = ".plait-remote"
 
 
@@ -202,9 +207,7 @@ def _extra(
         },
         sort_keys=True,
     ).encode()
-    hash_ = hashlib.sha256(manifest).hexdigest()
-    blobs[hash_] = manifest
-    files[f"{EXTRA}/request.json"] = (Digest(hash_, len(manifest)), False)
+    files[f"{EXTRA}/request.json"] = (_blob(manifest, blobs), False)
     return files
 
 
@@ -399,6 +402,54 @@ class Remote:
 
         self._call("uploading outputs", put)
 
+    def send(self, files: Mapping[Digest, Path], blobs: Mapping[str, bytes]) -> None:
+        """Put into the CAS what it lacks of `files` and of `blobs` (messages, by hash):
+        FindMissingBlobs, then the uploads."""
+        re = _reapi()
+        on_disk = {d.hash for d in files}
+        sizes = {d.hash: d.size for d in files}
+        sizes.update({h: len(b) for h, b in blobs.items() if h not in on_disk})
+        if not sizes:
+            return
+        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
+        missing = {d.hash for d in self.missing(digests)}
+        self.upload(
+            {d.hash: path for d, path in files.items() if d.hash in missing},
+            {h: b for h, b in blobs.items() if h in missing and h not in on_disk},
+        )
+
+    def fetch_into(
+        self, content: Content, wanted: Iterable[Digest], scratch: Path
+    ) -> set[Digest] | None:
+        """Each of `wanted` that `content` lacks, downloaded into `scratch`, checked against
+        its digest and put into `content`: the digests whose bytes did not match (not kept),
+        or None if the CAS no longer has one."""
+        lacking = []
+        for d in dict.fromkeys(wanted):
+            try:
+                content.file(d)
+            except MissingContent:
+                lacking.append(d)
+        if not lacking:
+            return set()
+        re = _reapi()
+        directory = Path(_mkdtemp(scratch))
+        try:
+            paths = [directory / str(n) for n in range(len(lacking))]
+            requests = [
+                (re.Digest(hash=d.hash, size_bytes=d.size), path)
+                for d, path in zip(lacking, paths, strict=True)
+            ]
+            if not self.download(requests):
+                return None
+            wrong = set()
+            for d, path in zip(lacking, paths, strict=True):
+                if _digest_of(path) != d or content.put(path) != d:
+                    wrong.add(d)
+            return wrong
+        finally:
+            _rmtree(directory)
+
     def execute(self, action: ReapiAction) -> Any:
         """Execute `action` on the farm: its ExecuteResponse (None if none came). Raises
         NoExecution if the server does not execute actions at all, NoWorker if no worker took
@@ -411,8 +462,8 @@ class Remote:
         request = re.ExecuteRequest(
             instance_name=self.endpoint.instance, action_digest=action.digest
         )
-        waiting = {re.ExecutionStage.UNKNOWN, re.ExecutionStage.CACHE_CHECK}
-        waiting.add(re.ExecutionStage.QUEUED)
+        stages = re.ExecutionStage
+        waiting = {stages.UNKNOWN, stages.CACHE_CHECK, stages.QUEUED}
 
         def run() -> Any:
             call = stub.Execute(request)
@@ -572,33 +623,22 @@ class RemoteCache:
         files = {f.path: f for f in result.output_files}
         if sorted(files) != sorted(request.outputs):
             return None
-        outputs: dict[str, tuple[Digest, bool]] = {}
-        wanted: dict[str, tuple[Any, Path]] = {}  # output -> (its REAPI digest, where it goes)
-        scratch = Path(_mkdtemp(self.scratch))
-        try:
-            for n, (name, f) in enumerate(sorted(files.items())):
-                d = Digest(f.digest.hash, f.digest.size_bytes)
-                outputs[name] = (d, f.is_executable)
-                try:
-                    content.file(d)
-                except MissingContent:
-                    wanted[name] = (f.digest, scratch / str(n))
-            if not self.remote.download(wanted.values()):
-                return None  # evicted: the action runs here
-            for name, (_, path) in wanted.items():
-                got = _digest_of(path)
-                if got != outputs[name][0]:
-                    self.remote.warn_once(
-                        "poisoned",
-                        f"plait: warning: the remote cache at {self.remote.endpoint} sent bytes"
-                        f" for '{name}' of {request.name} that do not match their digest:"
-                        " not used; such actions run here",
-                    )
-                    return None
-                if content.put(path) != got:
-                    return None
-        finally:
-            _rmtree(scratch)
+        outputs = {
+            name: (Digest(f.digest.hash, f.digest.size_bytes), f.is_executable)
+            for name, f in sorted(files.items())
+        }
+        wrong = self.remote.fetch_into(content, (d for d, _ in outputs.values()), self.scratch)
+        if wrong is None:
+            return None  # evicted: the action runs here
+        if wrong:
+            name = next(n for n, (d, _) in outputs.items() if d in wrong)
+            self.remote.warn_once(
+                "poisoned",
+                f"plait: warning: the remote cache at {self.remote.endpoint} sent bytes"
+                f" for '{name}' of {request.name} that do not match their digest:"
+                " not used; such actions run here",
+            )
+            return None
         return outputs
 
     def _run_remotely(
@@ -607,28 +647,22 @@ class RemoteCache:
         """Run `request` on the farm: upload what its CAS lacks, Execute, take the outputs.
         None (the action then runs here) when the farm fails as a system. A result that ran
         is cached under `lookup` too, when the Action the worker ran is another."""
-        re = _reapi()
-        files = {i.digest.hash: content.file(i.digest) for i in request.inputs.values()}
-        sizes = {i.digest.hash: i.digest.size for i in request.inputs.values()}
+        files = {i.digest: content.file(i.digest) for i in request.inputs.values()}
         action = lookup
         if needs_extra(request):
             named = self._named(request)
             if named is None:
                 return None
-            for d, path in named.values():
-                files[d.hash], sizes[d.hash] = path, d.size
+            files.update(named.values())
             by_name = {name: d for name, (d, _) in named.items()}
             action = reapi_action(request, by_name, self.portable(request))
-        sizes.update({h: len(b) for h, b in action.blobs.items()})
         with self._uploading:  # one core of 50 MB is sent once, not once per job slot
-            unknown = sorted(h for h in sizes if h not in self._there)
-            digests = [re.Digest(hash=h, size_bytes=sizes[h]) for h in unknown]
-            missing = {d.hash for d in self.remote.missing(digests)}
-            self.remote.upload(
-                {h: p for h, p in files.items() if h in missing},
-                {h: b for h, b in action.blobs.items() if h in missing and h not in files},
+            self.remote.send(
+                {d: path for d, path in files.items() if d.hash not in self._there},
+                {h: b for h, b in action.blobs.items() if h not in self._there},
             )
-            self._there.update(unknown)
+            self._there.update(d.hash for d in files)
+            self._there.update(action.blobs)
         response = self.remote.execute(action)
         if response is None or response.status.code != 0:
             why = response.status.message if response is not None else "no answer"
@@ -677,34 +711,44 @@ class RemoteCache:
     def _upload(
         self, request: Request, action: ReapiAction, result: Result, content: Content
     ) -> None:
-        re = _reapi()
-        files = {d.hash: content.file(d) for d, _ in result.outputs.values()}
-        sizes = {d.hash: d.size for d, _ in result.outputs.values()}
-        sizes.update({h: len(b) for h, b in action.blobs.items()})
-        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
-        missing = {d.hash for d in self.remote.missing(digests)}
-        self.remote.upload(
-            {h: p for h, p in files.items() if h in missing},
-            {h: b for h, b in action.blobs.items() if h in missing and h not in files},
-        )
+        files = {d: content.file(d) for d, _ in result.outputs.values()}
+        self.remote.send(files, action.blobs)
         now = time.time()
-        cached = re.ActionResult(
-            output_files=[
-                re.OutputFile(
-                    path=path,
-                    digest=re.Digest(hash=d.hash, size_bytes=d.size),
-                    is_executable=executable,
-                )
-                for path, (d, executable) in sorted(result.outputs.items())
-            ],
-            exit_code=0,
+        self.remote.update(
+            action, action_result(result.outputs, 0, "plait", now - result.duration, now)
         )
-        cached.execution_metadata.worker = "plait"
-        cached.execution_metadata.execution_start_timestamp.FromNanoseconds(
-            int((now - result.duration) * 1e9)
-        )
-        cached.execution_metadata.execution_completed_timestamp.FromNanoseconds(int(now * 1e9))
-        self.remote.update(action, cached)
+
+
+def action_result(
+    outputs: Mapping[str, tuple[Digest, bool]],
+    exit_code: int,
+    worker: str,
+    start: float,
+    end: float,
+    stdout: Digest | None = None,
+) -> Any:
+    """The ActionResult of a run: its outputs, exit code, log and when and where it ran
+    (a later hit takes the duration the scheduler uses from the times)."""
+    re = _reapi()
+    result = re.ActionResult(
+        output_files=[
+            re.OutputFile(
+                path=path,
+                digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                is_executable=executable,
+            )
+            for path, (d, executable) in sorted(outputs.items())
+        ],
+        exit_code=exit_code,
+    )
+    if stdout is not None:
+        result.stdout_digest.hash = stdout.hash
+        result.stdout_digest.size_bytes = stdout.size
+    meta = result.execution_metadata
+    meta.worker = worker
+    meta.execution_start_timestamp.FromNanoseconds(int(start * 1e9))
+    meta.execution_completed_timestamp.FromNanoseconds(int(end * 1e9))
+    return result
 
 
 def _duration(cached: Any) -> float | None:

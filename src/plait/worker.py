@@ -20,12 +20,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from plait import digest
 from plait.asdf.warm import WarmStrategy, from_portable
 from plait.content import LocalContent
 from plait.digest import Digest
@@ -37,6 +37,7 @@ from plait.remote import (
     RemoteUnavailable,
     _reapi,
     action_platform,
+    action_result,
     warn_to_stderr,
 )
 from plait.request import Input, Request
@@ -129,6 +130,8 @@ class Worker:
         """The session after an UpdateBotSession: the server's answer, which may carry a new
         lease (it waits a while for one when the worker is idle). A server that does not
         answer is asked again (until `until` is set: then the session as it was)."""
+        import grpc
+
         while until is None or not until.is_set():
             try:
                 updated = stub.UpdateBotSession(
@@ -137,8 +140,8 @@ class Worker:
                 )
                 self.remote.down = None  # heard from it: transfers may try again
                 return updated
-            except Exception as e:  # grpc.RpcError: restarted, slow or gone for now
-                if getattr(e, "code", lambda: None)() != _deadline_exceeded():
+            except grpc.RpcError as e:  # restarted, slow or gone for now
+                if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:  # else: no work came
                     print(f"plait worker {self.name}: {e}", file=sys.stderr, flush=True)
                     time.sleep(RETRY_SECONDS)
         return session
@@ -213,53 +216,34 @@ class Worker:
         command = re.Command()
         command.ParseFromString(self._message(action.command_digest))
         inputs = self._walk(action.input_root_digest)
-        missing = [(d, i) for d, i in ((i.digest, i) for i in inputs.values()) if not self._have(d)]
-        if missing:
-            with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
-                wanted = [
-                    (re.Digest(hash=d.hash, size_bytes=d.size), Path(tmp) / str(n))
-                    for n, (d, _) in enumerate(missing)
-                ]
-                if not self.remote.download(wanted):
-                    raise _Missing("the CAS no longer has an input")
-                for (d, _), (_, path) in zip(missing, wanted, strict=True):
-                    if self.content.put(path) != d:
-                        raise _Missing(f"the CAS's bytes for {d.hash} do not match it")
+        wrong = self.remote.fetch_into(
+            self.content, (i.digest for i in inputs.values()), self.store.tmp
+        )
+        if wrong is None:
+            raise _Missing("the CAS no longer has an input")
+        if wrong:
+            raise _Missing(f"the CAS's bytes for {next(iter(wrong)).hash} do not match it")
         request = self._request(action, command, inputs)
         log = self.logs / f"{request.name}.log"
-        start = time.time()
-        fetched = time.monotonic()
-        ran = self.executor.execute(request, self.content, log)
+        start, fetched = time.time(), time.monotonic()
+        try:
+            ran = self.executor.execute(request, self.content, log)
+        finally:
+            self.warm.plans.pop(request.name, None)
         executed = time.monotonic()
-        result = re.ActionResult(exit_code=ran.exit_status if ran.exit_status is not None else -1)
         if ran.error:
             raise OSError(ran.error)
-        upload = {d.hash: self.content.file(d) for d, _ in ran.outputs.values()}
-        stdout = Digest(*_digest_of(log)) if log.is_file() else None
+        outputs = {d: self.content.file(d) for d, _ in ran.outputs.values()}
+        stdout = digest.of_file(log) if log.is_file() else None
         if stdout is not None:
-            upload[stdout.hash] = log
-        digests = [re.Digest(hash=h, size_bytes=p.stat().st_size) for h, p in upload.items()]
-        absent = {d.hash for d in self.remote.missing(digests)}
-        self.remote.upload({h: p for h, p in upload.items() if h in absent}, {})
-        for name, (d, executable) in sorted(ran.outputs.items()):
-            result.output_files.append(
-                re.OutputFile(
-                    path=name,
-                    digest=re.Digest(hash=d.hash, size_bytes=d.size),
-                    is_executable=executable,
-                )
-            )
-        if stdout is not None:
-            result.stdout_digest.hash = stdout.hash
-            result.stdout_digest.size_bytes = stdout.size
-        meta = result.execution_metadata
-        meta.worker = self.name
-        meta.execution_start_timestamp.FromNanoseconds(int(start * 1e9))
-        meta.execution_completed_timestamp.FromNanoseconds(int(time.time() * 1e9))
+            outputs[stdout] = log
+        self.remote.send(outputs, {})
+        exit_code = ran.exit_status if ran.exit_status is not None else -1
+        result = action_result(ran.outputs, exit_code, self.name, start, time.time(), stdout)
         print(
-            f"plait worker {self.name}: {request.name} exit {result.exit_code}:"
-            f" inputs {fetched - began:.3f}s ({len(missing)} fetched),"
-            f" run {executed - fetched:.3f}s, outputs {time.monotonic() - executed:.3f}s",
+            f"plait worker {self.name}: {request.name} exit {exit_code}:"
+            f" inputs {fetched - began:.3f}s, run {executed - fetched:.3f}s,"
+            f" outputs {time.monotonic() - executed:.3f}s",
             flush=True,
         )
         return result
@@ -321,9 +305,6 @@ class Worker:
             toolchain=toolchain,
         )
 
-    def _have(self, d: Digest) -> bool:
-        return self.store.sound_blob(d)
-
     def _walk(self, root: Any) -> dict[str, Input]:
         """The files of the input tree `root`, by path: its directories fetched a level at a
         time, each level in one batch, those seen before (most, from lease to lease) kept."""
@@ -358,18 +339,5 @@ class _Unfit(Exception):
     """This worker cannot run the action as the client would (another SBCL, say)."""
 
 
-def _digest_of(path: Path) -> tuple[str, int]:
-    from plait import digest
-
-    d = digest.of_file(path)
-    return d.hash, d.size
-
-
 def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _deadline_exceeded() -> Any:
-    import grpc
-
-    return grpc.StatusCode.DEADLINE_EXCEEDED

@@ -129,8 +129,7 @@ class AsdfFrontend:
         build = add_systems(graph, session.store, session.project, roots, policy, start, pool)
         if strategy is not None:
             strategy.plans.update(build.translation.warm)
-        settings = cli.remote_settings(args, session.project)
-        if settings is not None and settings.execute:
+        if session.remote_execution:
             build.dump.save()  # the farm's workers start from the core itself
         return AsdfPart(build, session.store)
 
