@@ -126,10 +126,21 @@ def start(
                     f"bgd did not listen on port {farm.port} within {timeout:.0f} s"
                 ) from None
             time.sleep(0.2)
+    started = []
     for i in range(workers):
         where = ["--dir", str(directory / "workers" / str(i)), "--name", f"farm-{i}"]
         worker = [sys.executable, "-m", "plait", "worker", "--remote", farm.url, *where]
-        _spawn(directory, f"worker-{i}", worker)
+        started.append((f"worker-{i}", _spawn(directory, f"worker-{i}", worker)))
+    for name, process in started:
+        log = directory / f"{name}.log"
+        # A worker says it serves once the server has its bot session.
+        while ": serving " not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(directory)
+                how = "exited" if process.returncode is not None else "did not start"
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} {how} (its log, {log}):\n{tail}")
+            time.sleep(0.1)
     return farm
 
 

@@ -189,6 +189,27 @@ def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
     assert _running(str((directory / "postgres").resolve())) == []
 
 
+def test_deploy_farm_start_fails_when_a_worker_cannot_start(tmp_path: Path) -> None:
+    """A worker that dies at its start fails `start`, with its log, and nothing runs after."""
+    directory = tmp_path / "farm"
+    (directory / "workers").mkdir(parents=True)
+    (directory / "workers" / "0").write_text("in the way of worker 0's directory\n")
+    start = [str(ROOT / "deploy" / "farm"), "start", "--dir", str(directory)]
+    up = subprocess.run(
+        [*start, "--port", str(free_port()), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "farm: error: worker-0 exited" in up.stderr
+    assert str(directory / "worker-0.log") in up.stderr
+    assert not (directory / "pids").exists() or not list((directory / "pids").iterdir())
+    assert _running(str(directory)) == []
+    assert _running(str((directory / "postgres").resolve())) == []
+
+
 @pytest.mark.lisp
 def test_lisp_compiles_on_the_farm_give_a_local_builds_fasls_which_load(
     tmp_path: Path, workers: Farm

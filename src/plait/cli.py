@@ -602,7 +602,6 @@ def _worker(args: argparse.Namespace) -> int:
     endpoint = parse_endpoint(args.remote)
     directory = args.dir or Path(tempfile.mkdtemp(prefix="plait-worker-"))
     worker = Worker(endpoint, directory.resolve(), args.name or default_name())
-    print(f"plait worker {worker.name}: serving {endpoint} from {directory}", flush=True)
     try:
         worker.serve(args.leases)
     finally:

@@ -47,6 +47,9 @@ EXECUTE_TIMEOUT = 4 * 3600.0
 QUEUE_TIMEOUT = 120.0
 # Tries of a call that failed for want of the server (UNAVAILABLE), with backoff between them.
 RETRIES = 2
+# Blobs that add up to less than this are sent without asking the CAS which it lacks: one
+# call instead of two, for an action's own messages and a compile's outputs.
+ASK_FIRST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,27 @@ class Remote:
         found = self._call("downloading messages", fetch)
         return found if found is not None else {}
 
+    def tree(self, root: Any) -> dict[str, bytes]:
+        """The Directory messages of the input tree `root` (GetTree: one call, however deep),
+        by hash; those the server's bytes do not match are left out."""
+        from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
+
+        stub = remote_execution_pb2_grpc.ContentAddressableStorageStub(
+            self.channel_for(TRANSFER_TIMEOUT)
+        )
+        request = _reapi().GetTreeRequest(instance_name=self.endpoint.instance, root_digest=root)
+
+        def fetch() -> dict[str, bytes]:
+            found = {}
+            for page in stub.GetTree(request):
+                for directory in page.directories:
+                    data = directory.SerializeToString(deterministic=True)
+                    found[hashlib.sha256(data).hexdigest()] = data
+            return found
+
+        found = self._call("GetTree", fetch)
+        return found if found is not None else {}
+
     def missing(self, digests: list[Any]) -> list[Any]:
         """Which of `digests` the CAS does not have (FindMissingBlobs)."""
         from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc
@@ -411,8 +435,11 @@ class Remote:
         sizes.update({h: len(b) for h, b in blobs.items() if h not in on_disk})
         if not sizes:
             return
-        digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
-        missing = {d.hash for d in self.missing(digests)}
+        if sum(sizes.values()) <= ASK_FIRST_BYTES:
+            missing = set(sizes)  # sending them costs less than asking which to send
+        else:
+            digests = [re.Digest(hash=h, size_bytes=n) for h, n in sorted(sizes.items())]
+            missing = {d.hash for d in self.missing(digests)}
         self.upload(
             {d.hash: path for d, path in files.items() if d.hash in missing},
             {h: b for h, b in blobs.items() if h in missing and h not in on_disk},
@@ -459,8 +486,11 @@ class Remote:
 
         re = _reapi()
         stub = remote_execution_pb2_grpc.ExecutionStub(self.channel_for(EXECUTE_TIMEOUT))
+        # The client has looked the action up already (RemoteCache.execute).
         request = re.ExecuteRequest(
-            instance_name=self.endpoint.instance, action_digest=action.digest
+            instance_name=self.endpoint.instance,
+            action_digest=action.digest,
+            skip_cache_lookup=True,
         )
         stages = re.ExecutionStage
         waiting = {stages.UNKNOWN, stages.CACHE_CHECK, stages.QUEUED}
@@ -639,6 +669,8 @@ class RemoteCache:
                 " not used; such actions run here",
             )
             return None
+        with self._uploading:
+            self._there.update(d.hash for d, _ in outputs.values())  # an input of others
         return outputs
 
     def _run_remotely(
@@ -725,10 +757,11 @@ def action_result(
     worker: str,
     start: float,
     end: float,
-    stdout: Digest | None = None,
+    stdout: Digest | bytes | None = None,
 ) -> Any:
-    """The ActionResult of a run: its outputs, exit code, log and when and where it ran
-    (a later hit takes the duration the scheduler uses from the times)."""
+    """The ActionResult of a run: its outputs, exit code, log (its digest, or its bytes
+    inline) and when and where it ran (a later hit takes the duration the scheduler uses from
+    the times)."""
     re = _reapi()
     result = re.ActionResult(
         output_files=[
@@ -741,7 +774,9 @@ def action_result(
         ],
         exit_code=exit_code,
     )
-    if stdout is not None:
+    if isinstance(stdout, bytes):
+        result.stdout_raw = stdout
+    elif stdout is not None:
         result.stdout_digest.hash = stdout.hash
         result.stdout_digest.size_bytes = stdout.size
     meta = result.execution_metadata

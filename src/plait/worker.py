@@ -50,6 +50,8 @@ from plait.store import Store
 POLL_SECONDS = 15.0
 HEARTBEAT_SECONDS = 4.0
 RETRY_SECONDS = 1.0
+# Logs up to this size go inline in the ActionResult, larger ones to the CAS.
+INLINE_LOG_BYTES = 64 << 10
 # Directory messages kept between leases.
 DIRECTORIES_KEPT = 100_000
 
@@ -91,6 +93,7 @@ class Worker:
         self.warm = WarmStrategy(lambda: self.executor.directory)
         self.executor.use(self.warm)
         self.name = name
+        self.directory = directory
         self._directories: dict[str, Any] = {}  # input trees' Directory messages, by hash
         self.logs = directory / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -112,6 +115,10 @@ class Worker:
         session.worker.devices.append(device)
         session = stub.CreateBotSession(
             bots.CreateBotSessionRequest(parent=self.endpoint.instance, bot_session=session)
+        )
+        # deploy/farm waits for this line.
+        print(
+            f"plait worker {self.name}: serving {self.endpoint} from {self.directory}", flush=True
         )
         done = 0
         while True:
@@ -212,6 +219,7 @@ class Worker:
 
     def _execute(self, action: Any) -> Any:
         re = _reapi()
+
         began = time.monotonic()
         command = re.Command()
         command.ParseFromString(self._message(action.command_digest))
@@ -234,9 +242,13 @@ class Worker:
         if ran.error:
             raise OSError(ran.error)
         outputs = {d: self.content.file(d) for d, _ in ran.outputs.values()}
-        stdout = digest.of_file(log) if log.is_file() else None
-        if stdout is not None:
-            outputs[stdout] = log
+        stdout: Digest | bytes | None = None
+        if log.is_file():
+            # A short log travels in the ActionResult itself (stdout_raw), as REAPI allows.
+            stdout = log.read_bytes() if log.stat().st_size <= INLINE_LOG_BYTES else None
+            if stdout is None:
+                stdout = digest.of_file(log)
+                outputs[stdout] = log
         self.remote.send(outputs, {})
         exit_code = ran.exit_status if ran.exit_status is not None else -1
         result = action_result(ran.outputs, exit_code, self.name, start, time.time(), stdout)
@@ -306,19 +318,18 @@ class Worker:
         )
 
     def _walk(self, root: Any) -> dict[str, Input]:
-        """The files of the input tree `root`, by path: its directories fetched a level at a
-        time, each level in one batch, those seen before (most, from lease to lease) kept."""
-        re = _reapi()
+        """The files of the input tree `root`, by path: its directories fetched with one
+        GetTree (any the server sent wrong, a level at a time in batches), those seen before
+        kept from lease to lease."""
         inputs: dict[str, Input] = {}
+        if len(self._directories) > DIRECTORIES_KEPT:
+            self._directories.clear()
+        if root.hash not in self._directories:
+            self._keep(self.remote.tree(root))
         level = [(root, "")]
         while level:
             wanted = {d.hash: d for d, _ in level if d.hash not in self._directories}
-            for hash_, data in self._messages(list(wanted.values())).items():
-                if len(self._directories) >= DIRECTORIES_KEPT:
-                    self._directories.clear()
-                directory = re.Directory()
-                directory.ParseFromString(data)
-                self._directories[hash_] = directory
+            self._keep(self._messages(list(wanted.values())))
             below = []
             for d, prefix in level:
                 directory = self._directories[d.hash]
@@ -329,6 +340,14 @@ class Worker:
                 below += [(sub.digest, f"{prefix}{sub.name}/") for sub in directory.directories]
             level = below
         return inputs
+
+    def _keep(self, directories: dict[str, bytes]) -> None:
+        """Keep Directory messages, by hash, for this lease and later ones."""
+        re = _reapi()
+        for hash_, data in directories.items():
+            directory = re.Directory()
+            directory.ParseFromString(data)
+            self._directories[hash_] = directory
 
 
 class _Missing(Exception):
