@@ -34,12 +34,13 @@ packages, twice)."
 
 (defun symbol-kind (symbol setf-name)
   "What SYMBOL names, as bits: 1 a function, 2 a setf function, 4 a variable (special, constant
-or a symbol macro); 0 for none. SETF-NAME is a list (SETF x) to reuse, so that asking conses
-nothing."
+or a symbol macro), 8 a type or class; 0 for none. SETF-NAME is a list (SETF x) to reuse, so
+that asking conses nothing."
   (setf (second setf-name) symbol)
   (logior (if (fboundp symbol) 1 0)
           (if (fboundp setf-name) 2 0)
-          (if (plait-sbcl:variable-defined-p symbol) 4 0)))
+          (if (plait-sbcl:variable-defined-p symbol) 4 0)
+          (if (plait-sbcl:type-defined-p symbol) 8 0)))
 
 (defun defined-symbols ()
   "Each symbol naming a function, a setf function or a variable, with its SYMBOL-KIND, by
@@ -52,9 +53,9 @@ identity: cheap to take twice."
     defined))
 
 (defun defined-since (before)
-  "Qualified names of the functions, and of the variables, defined since BEFORE
+  "Qualified names of the functions, of the variables, and of the types, defined since BEFORE
 (DEFINED-SYMBOLS) was taken: one pass over the symbols, consing only for what is new."
-  (let ((functions '()) (variables '()) (setf-name (list 'setf nil)))
+  (let ((functions '()) (variables '()) (types '()) (setf-name (list 'setf nil)))
     (do-walked-symbols (s)
       (let ((new (logandc2 (symbol-kind s setf-name) (gethash s before 0))))
         (when (logtest new 1)
@@ -62,8 +63,43 @@ identity: cheap to take twice."
         (when (logtest new 2)
           (pushnew (qualified (list 'setf s)) functions :test #'string=))
         (when (logtest new 4)
-          (pushnew (qualified s) variables :test #'string=))))
-    (values (sort functions #'string<) (sort variables #'string<))))
+          (pushnew (qualified s) variables :test #'string=))
+        (when (logtest new 8)
+          (pushnew (qualified s) types :test #'string=))))
+    (values (sort functions #'string<) (sort variables #'string<) (sort types #'string<))))
+
+(defun package-names (packages)
+  "The names and nicknames of PACKAGES."
+  (sort (loop :for p :in packages :append (cons (package-name p) (package-nicknames p)))
+        #'string<))
+
+(defun missing-package (condition)
+  "The name of the package CONDITION says does not exist, as a string, or NIL: a
+PACKAGE-ERROR's own, or, where the reader or a compile wraps one (a #. form's, read while
+compiling), the name its message gives."
+  (loop :for c = condition :then (plait-sbcl:unwrap-condition c)
+        :repeat 4
+        :do (when (typep c 'package-error)
+              (let ((p (ignore-errors (package-error-package c))))
+                (typecase p
+                  (package (return (package-name p)))
+                  ((or string symbol character) (return (string p))))))
+        :finally
+           (let* ((text (ignore-errors (princ-to-string condition)))
+                  (at (and text (or (search "The name " text) (search "Package " text)))))
+             (when (and at (or (search "does not designate any package" text)
+                               (search "does not exist" text)))
+               (let* ((start (+ at (if (char= (char text at) #\T) 9 8)))
+                      (end (position-if (lambda (ch) (member ch '(#\Space #\Newline)))
+                                        text :start start))
+                      (word (string-trim "\":#" (subseq text start end))))
+                 (return (and (plusp (length word)) word)))))))
+
+(defun note-unseen (kind names)
+  "Say in the log, one line each, the NAMES of KIND (function, variable, type or package) this
+compile used and did not find: plait lint reads them for a compile that failed."
+  (dolist (name names)
+    (format *error-output* "~&plait: undefined ~a ~a~%" kind name)))
 
 (defvar *defined-when-warm* nil
   "In a worker forked from a warm server: the functions and variables defined when the server
@@ -272,10 +308,12 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
   (perform-loads loads)
   (phase-done (format nil "loading ~d dependencies" (length loads)))
   (multiple-value-bind (o c) (action-of target)
-    (let ((warnings '()) (undefined '()) (undefined-variables '()) (fasls (asdf:output-files o c))
+    (let ((warnings '()) (undefined '()) (undefined-variables '()) (undefined-types '())
+          (missing-packages '()) (fasls (asdf:output-files o c))
           ;; What the file defines is what is defined after loading its fasl and not
           ;; before compiling it (compiling may define some, at compile time).
-          (before (or (and (null loads) *defined-when-warm*) (defined-symbols))))
+          (before (or (and (null loads) *defined-when-warm*) (defined-symbols)))
+          (packages-before (list-all-packages)))
       (setf *fixed-source* (namestring (truename (or (first (asdf:input-files o c))
                                                      (asdf:component-pathname c)))))
       (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
@@ -292,7 +330,10 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
                                               (note-diagnostic "warning" w)))
                                    warnings))))
                        (plait-sbcl:compiler-error
-                         (lambda (e) (note-diagnostic "error" e))))
+                         (lambda (e)
+                           (let ((package (missing-package e)))
+                             (when package (push package missing-packages)))
+                           (note-diagnostic "error" e))))
           (with-compilation-unit (:override t)
             ;; Heap or stack exhaustion is no ERROR but fails the compile all the same. Its
             ;; report needs the dynamic extent it was signalled in, so it is taken there.
@@ -300,15 +341,33 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
               (handler-bind ((serious-condition
                                (lambda (e)
                                  (setf failure e)
+                                 ;; What a compile under --deps declared may lack.
+                                 (let ((inner (plait-sbcl:unwrap-condition e))
+                                       (package (missing-package e)))
+                                   (when package (push package missing-packages))
+                                   (typecase inner
+                                     (undefined-function
+                                      (push (qualified (cell-error-name inner)) undefined))
+                                     (unbound-variable
+                                      (push (qualified (cell-error-name inner))
+                                            undefined-variables))))
                                  (unless (typep e 'uiop:compile-file-error)
                                    (note-diagnostic "error" e))
                                  (return-from perform))))
                 (plait-sbcl:with-source-namestring ((as-the-user-sees *fixed-source*))
                   (asdf:perform o c))))
-            (setf undefined (mapcar #'qualified (plait-sbcl:undefined-names :function))
-                  undefined-variables (mapcar #'qualified
-                                              (plait-sbcl:undefined-names :variable)))
+            (setf undefined (append undefined (mapcar #'qualified
+                                                      (plait-sbcl:undefined-names :function)))
+                  undefined-variables (append undefined-variables
+                                              (mapcar #'qualified
+                                                      (plait-sbcl:undefined-names :variable)))
+                  undefined-types (mapcar #'qualified (plait-sbcl:undefined-names :type)))
             (plait-sbcl:forget-undefined-warnings)))
+        (when (string= mode "declared")
+          (note-unseen "package" (remove-duplicates missing-packages :test #'string=))
+          (note-unseen "function" (remove-duplicates undefined :test #'string=))
+          (note-unseen "variable" (remove-duplicates undefined-variables :test #'string=))
+          (note-unseen "type" (remove-duplicates undefined-types :test #'string=)))
         (when failure
           (when (and (typep failure 'uiop:compile-file-error)
                      (not *error-noted*))
@@ -321,7 +380,8 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
             (format *error-output* "~&~a: note: with --deps declared this compile saw only ~
               what the .asd declares; if it builds with --deps system, the file uses a ~
               component it does not :depends-on~%" *fixed-source*))
-          (write-warnings warnings-file warnings undefined undefined-variables '() '())
+          (write-warnings warnings-file warnings undefined undefined-variables undefined-types
+                          '() '() '() '())
           (finish-output *error-output*)
           (sb-ext:exit :code 1 :abort t))
         (when *user-root*
@@ -336,12 +396,15 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
             (perform-or-exit (asdf:make-operation 'asdf:load-op) c 1
                              "plait: loading the fasl of ~a failed: ~a"
                              (namestring (asdf:component-pathname c))))
-          (multiple-value-bind (functions variables) (defined-since before)
-            (write-warnings warnings-file warnings undefined undefined-variables
-                            functions variables))
+          (multiple-value-bind (functions variables types) (defined-since before)
+            (write-warnings warnings-file warnings undefined undefined-variables undefined-types
+                            functions variables types
+                            (package-names (set-difference (list-all-packages)
+                                                           packages-before))))
           (phase-done "recording definitions"))))))
 
-(defun write-warnings (file warnings undefined undefined-variables defined defined-variables)
+(defun write-warnings (file warnings undefined undefined-variables undefined-types
+                       defined defined-variables defined-types packages)
   (with-open-file (s file :direction :output :if-exists :supersede :external-format :utf-8)
     (write-json
      (list :obj
@@ -354,5 +417,8 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
            :defined (array-of defined)
            :undefined-variables (array-of (remove-duplicates undefined-variables
                                                              :test #'string=))
-           :defined-variables (array-of defined-variables))
+           :defined-variables (array-of defined-variables)
+           :undefined-types (array-of (remove-duplicates undefined-types :test #'string=))
+           :defined-types (array-of defined-types)
+           :packages (array-of packages))
      s)))

@@ -34,6 +34,7 @@ class AsdfPart:
     def __init__(self, build: AsdfBuild, store: Store) -> None:
         self.build = build
         self.store = store
+        self.produced: Mapping[str, Output] = {}  # what the build made, once it ended
 
     def freeze_failed(self) -> None:
         self.build.translation.check_sources()
@@ -44,6 +45,7 @@ class AsdfPart:
         self.build.dump.save()
 
     def ended(self, produced: Mapping[str, Output], report: Report) -> list[str]:
+        self.produced = produced
         self.build.fix_stamps(self.store, produced)
         return summarize(self.build, self.store, produced, report)
 
@@ -101,10 +103,25 @@ class AsdfFrontend:
             metavar="PKG::FUNCTION",
             help="the function to run (default: the system's :entry-point)",
         )
-        for p in (test, bundle, program):
+        lint = commands.add_parser(
+            "lint",
+            help="name the dependencies the .asd files leave out, and the edits that add them",
+        )
+        lint.add_argument("systems", metavar="SYSTEM", nargs="+")
+        lint.add_argument(
+            "--fix",
+            action="store_true",
+            help="write the missing :depends-on into your .asd files, and show the diff",
+        )
+        for p in (test, bundle, program, lint):
             cli.add_build_options(p)
             self.add_options(p)
-        return {"test": self.test, "bundle": self.product, "program": self.product}
+        return {
+            "test": self.test,
+            "bundle": self.product,
+            "program": self.product,
+            "lint": self.lint,
+        }
 
     def add(
         self, session: Session, graph: Graph, names: list[str], included: list[str]
@@ -116,7 +133,14 @@ class AsdfFrontend:
                 return None
             roots = [f"load:{only_system(session.project, session.args.command)}"]
         args = session.args
-        policy = Policy(args.deps, args.on_warnings, args.on_failure, warm=not args.cold)
+        policy = Policy(
+            args.deps,
+            args.on_warnings,
+            args.on_failure,
+            warm=not args.cold,
+            edges=getattr(args, "edges", ()),
+            removed=getattr(args, "removed", ()),
+        )
         strategy = None
         executor = session.executor
         if executor is not None and policy.warm:
@@ -160,6 +184,12 @@ class AsdfFrontend:
         verdict = "passed" if status == 0 else "failed"
         print(f"plait: the tests of '{system}' {verdict}")
         return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
+
+    def lint(self, args: argparse.Namespace) -> int:
+        """Find the dependencies SYSTEMs' .asd files leave out (plait.asdf.lint)."""
+        from plait.asdf.lint import lint
+
+        return lint(args)
 
     def product(self, args: argparse.Namespace) -> int:
         """Build SYSTEM, then its bundle or program at -o FILE."""

@@ -18,6 +18,10 @@ from plait.asdf.warm import Warm
 from plait.model import Action, Graph
 
 Deps = Literal["declared", "system", "plan"]
+# A dependency the .asd does not declare, added in memory (plait lint): the components under
+# (system, path) also depend on the component (system, path) (a path of () is the system).
+Component = tuple[str, tuple[str, ...]]
+Edge = tuple[Component, Component]
 DEPS_MODES: tuple[Deps, ...] = ("declared", "system", "plan")
 BEHAVIOURS = ("warn", "error", "ignore")
 
@@ -36,6 +40,10 @@ class Policy:
     # Compiles fork from warm images (plait.warm); else each starts SBCL afresh, and the loads
     # many share are done once in checkpoint cores.
     warm: bool = True
+    edges: tuple[Edge, ...] = ()
+    # Dependencies hidden, in memory, from the compiles of a component (plait lint's
+    # experiment): (component, what its compiles may not see, even through others).
+    removed: tuple[Edge, ...] = ()
 
 
 def action_name(operation: str, system: str, path: Iterable[str]) -> str:
@@ -162,6 +170,7 @@ class Translation:
         # Invariant: ids are ASDF's plan order (the dump numbers actions in post-order).
         self._loads = sorted(i for i, n in self.nodes.items() if n.operation == "load-op")
         self._source_loads: dict[str, list[int]] = {}
+        self._load_of = {(self.nodes[i].system, self.nodes[i].path): i for i in self._loads}
         # The compile of the newer ASDF that the dump loaded from source, if it did.
         upgrade = dump.data.asdf_upgrade
         self.upgrade = upgrade_action(upgrade, sbcl) if upgrade else None
@@ -255,9 +264,12 @@ class Translation:
                 stack.extend(self.nodes[i].deps)
         return sorted(seen)
 
-    def reach(self, starts: Iterable[int]) -> tuple[set[int], set[int]]:
+    def reach(
+        self, starts: Iterable[int], hidden: Iterable[Component] = ()
+    ) -> tuple[set[int], set[int]]:
         """The loads to perform and the builders whose outputs they need, walking dependencies
-        through loaders and stopping at each builder."""
+        through loaders and stopping at each builder; never into the `hidden` components."""
+        hide = [(system, path, len(path)) for system, path in hidden]
         loads: set[int] = set()
         builders: set[int] = set()
         stack = list(starts)
@@ -273,18 +285,34 @@ class Translation:
                 continue
             if self.performs(node):
                 loads.add(i)
-            stack.extend(node.deps)
+            for d in node.deps:
+                dep = self.nodes[d]
+                if not any(dep.system == s and dep.path[:n] == p for s, p, n in hide):
+                    stack.append(d)
         return loads, builders
 
     def visible(self, node: Node) -> list[int]:
         """Where a compile starts its walk: its declared dependencies, and in `system` mode the
         earlier loads of its own system, in `plan` mode every earlier load."""
         starts = list(node.deps)
+        for (system, path), target in self.policy.edges:
+            if node.system == system and node.path[: len(path)] == path:
+                load = self.load_of(target)
+                if load is not None:
+                    starts.append(load)
         mode = self.policy.deps
         if mode == "declared":
             return starts
         earlier = self._loads if mode == "plan" else self._source_loads.get(node.system, [])
         return starts + earlier[: bisect.bisect_left(earlier, node.id)]
+
+    def system_asd(self, system: str) -> str | None:
+        """The .asd file that defines `system`, if the dump knows it."""
+        return self._system_asd.get(system)
+
+    def load_of(self, component: Component) -> int | None:
+        """The node loading `component` (its load-op), if the plan has one."""
+        return self._load_of.get(component)
 
     def fasls(self, node: Node) -> list[str]:
         """A builder's outputs inside the sandbox, in the order of its ASDF outputs."""
@@ -322,7 +350,12 @@ class Translation:
         return f"warnings/{node.operation}/{node.system}/{path}.json"
 
     def plan_loads(self, node: Node) -> tuple[set[int], set[int]]:
-        return self.reach(self.visible(node))
+        hidden = [
+            target
+            for (system, path), target in self.policy.removed
+            if node.system == system and node.path[: len(path)] == path
+        ]
+        return self.reach(self.visible(node), hidden)
 
     def checkpoints(self) -> None:
         """Find the sets of loads from other systems that several compiles share: each becomes

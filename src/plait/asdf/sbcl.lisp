@@ -27,7 +27,7 @@
    ;; the compiler
    #:error-source-position #:error-source-file #:reader-error-in-compile-p
    #:unwrap-condition #:line-and-column #:undefined-names #:forget-undefined-warnings
-   #:variable-defined-p
+   #:variable-defined-p #:type-defined-p
    #:with-source-namestring #:wrap-function #:compiler-error
    ;; fasls
    #:fasl-header-ok-p))
@@ -258,6 +258,10 @@ the subform and the subforms the form-tracking stream recorded as it read the fo
 (defun variable-defined-p (symbol)
   "Whether SYMBOL is known as a variable: special, global, constant or a symbol macro."
   (not (eq (sb-int:info :variable :kind symbol) :unknown)))
+
+(defun type-defined-p (symbol)
+  "Whether SYMBOL names a type or a class."
+  (or (find-class symbol nil) (sb-int:info :type :kind symbol)))
 
 (defun forget-undefined-warnings ()
   "Keep the compilation unit from summarizing what it found undefined."

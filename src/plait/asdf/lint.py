@@ -1,0 +1,452 @@
+"""`plait lint`: the dependencies an .asd leaves out, named as edges to add.
+
+ASDF's serial plan loads everything earlier first, so a file that uses what another defines
+builds whether or not its component says `:depends-on`. plait's `--deps declared` shows only
+what is declared, and each compile records what it defines and what it used and did not find
+(plait/asdf/compile.lisp). Lint builds the systems twice in a scratch store and fasl cache: as
+ASDF would (`--deps system`), which says who defines what and what each file finds undefined
+even then (forward references, not missing edges); then with `--deps declared`. A name a
+compile misses only in the second is a missing edge, from the component that uses it to the
+one that defines it, lifted to the siblings the .asd can name (or to the systems). Lint adds
+those edges in memory and builds again, until the build works or no edge explains what fails.
+
+Declared edges that nothing needs are found by the opposite experiment: one at a time, an edge
+is taken away (in memory); if the component builds with nothing new undefined, the edge is
+reported as unused, a weaker finding that `--fix` never applies (a file may use its dependency
+in a way no compile sees, by a name it builds at run time)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import difflib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait import cli
+from plait.asdf import asd as asd_files
+from plait.asdf.graph import Component, Edge, Translation
+from plait.asdf.protocol import Node
+from plait.build import Report
+from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, UsageError
+from plait.store import Store
+
+# Passes of "add the edges found, build again" before lint says what is still unexplained.
+MAX_PASSES = 20
+
+# What a compile under --deps declared says it did not find (compile.lisp's note-unseen).
+_UNSEEN = re.compile(r"^plait: undefined (package|function|variable|type) (.+)$", re.M)
+
+# A record's lists, by the kind of name they hold.
+_DEFINED = {
+    "function": "defined",
+    "variable": "defined-variables",
+    "type": "defined-types",
+    "package": "packages",
+}
+_UNDEFINED = {
+    "function": "undefined",
+    "variable": "undefined-variables",
+    "type": "undefined-types",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """`user` (a file) uses `name`, a `kind`, which `definer` defines: `edge` declares it."""
+
+    edge: Edge
+    user: Component
+    kind: str
+    name: str
+    definer: Component
+
+
+@dataclass
+class Pass:
+    """One build: what each compile recorded, what failed, and what each compile missed."""
+
+    translation: Translation
+    report: Report
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[int, set[tuple[str, str]]] = field(default_factory=dict)  # node -> unseen
+
+
+def lint(args: argparse.Namespace) -> int:
+    project = cli.project_dir(args)
+    systems: list[str] = args.systems
+    with _scratch() as scratch:
+        store = Store.open(project, scratch / "store")
+        try:
+            return _lint(args, project, store, systems)
+        finally:
+            store.close()
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A scratch directory for the store and the fasls lint's builds make: the user's store
+    and fasl cache are not touched (ASDF's output translations follow XDG_CACHE_HOME)."""
+    directory = Path(tempfile.mkdtemp(prefix="plait-lint-"))
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(directory / "cache")
+    try:
+        yield directory
+    finally:
+        if saved is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[str]) -> int:
+    say(f"plait lint: building {', '.join(systems)} as ASDF would (--deps system)")
+    reference = _build(args, project, store, systems, "system", ())
+    if not reference.report.ok:
+        failed = [f.name for f in reference.report.results.values() if f.status == "failed"]
+        raise UsageError(
+            f"{', '.join(systems)} does not build even as ASDF would: {', '.join(failed[:5])}"
+            " failed",
+            hint=f"make 'plait build {' '.join(systems)}' work first; lint looks for what"
+            " the .asd leaves out of a build that works",
+        )
+    t = reference.translation
+    definers = _definers(reference)
+    known_undefined = {i: _undefined(r) for i, r in reference.records.items()}
+    findings: list[Finding] = []
+    edges: list[Edge] = []
+    unexplained: dict[int, set[tuple[str, str]]] = {}
+    last: Pass | None = None
+    for number in range(1, MAX_PASSES + 1):
+        say(f"plait lint: pass {number}: --deps declared, with {len(edges)} edge(s) added")
+        last = _build(args, project, store, systems, "declared", tuple(edges))
+        missing: dict[int, set[tuple[str, str]]] = {}
+        for i, record in last.records.items():
+            extra = _undefined(record) - known_undefined.get(i, set())
+            if extra:
+                missing[i] = extra
+        for i, unseen in last.failed.items():
+            missing[i] = {u for u in unseen if u not in known_undefined.get(i, set())}
+        if not missing and last.report.ok:
+            break
+        new: list[Finding] = []
+        unexplained = {}
+        for i, names in sorted(missing.items()):
+            user = (t.nodes[i].system, t.nodes[i].path)
+            for kind, name in sorted(names):
+                definer = _definer(definers, kind, name, user, t)
+                edge = _edge(user, definer, t, edges) if definer is not None else None
+                if edge is None or definer is None:
+                    unexplained.setdefault(i, set()).add((kind, name))
+                    continue
+                new.append(Finding(edge, user, kind, name, definer))
+        fresh = [f for f in new if f.edge not in edges]
+        if not fresh:
+            for i in last.failed:
+                unexplained.setdefault(i, set())
+            break
+        for f in fresh:
+            if f.edge not in edges:
+                edges.append(f.edge)
+        findings += fresh
+    assert last is not None
+    asds = _asds(t, findings)
+    _report(findings, asds, t)
+    unused = _unused(args, project, store, systems, t, tuple(edges), last) if last.report.ok else []
+    for (user, target), files in unused:
+        print(_unused_line(user, target, asds, t, files))
+    builds = last.report.ok
+    if unexplained:
+        print("plait lint: unexplained:")
+        for i, names in sorted(unexplained.items()):
+            what = ", ".join(f"{k} {n}" for k, n in sorted(names)) or "it failed (see its log)"
+            print(f"  {_name(t.nodes[i])}: {what}")
+    if builds:
+        print(
+            f"plait lint: {', '.join(systems)} builds with --deps declared"
+            + (f" once {len(edges)} edge(s) are added" if edges else "")
+        )
+    else:
+        print(f"plait lint: {', '.join(systems)} still fails with --deps declared")
+    if args.fix and findings:
+        _fix(findings, asds)
+    return EXIT_OK if builds else EXIT_ACTION_FAILED
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _build(
+    args: argparse.Namespace,
+    project: Path,
+    store: Store,
+    systems: list[str],
+    deps: str,
+    edges: tuple[Edge, ...],
+    without: Edge | None = None,
+) -> Pass:
+    """Build `systems` with `deps`, `edges` added and `without` taken away, quietly, going on
+    past failures; what each compile recorded or, having failed, said it missed."""
+    from plait.asdf.frontend import AsdfPart
+
+    options = copy.copy(args)
+    options.deps, options.edges, options.keep_going = deps, edges, True
+    options.removed = (without,) if without is not None else ()
+    options.verbose, options.force = False, False
+    with contextlib.redirect_stdout(io.StringIO()):
+        loaded, report = cli.load_and_build(options, project, store, systems)
+    part = next(p for p in loaded.parts if isinstance(p, AsdfPart))
+    t = part.build.translation
+    result = Pass(t, report)
+    for i, action in t.actions.items():
+        finished = report.results.get(action.name)
+        node = t.nodes[i]
+        if finished is None or node.operation != "compile-op":
+            continue
+        if finished.status == "failed":
+            log = store.log_path(action.name)
+            text = log.read_text(errors="replace") if log.is_file() else ""
+            result.failed[i] = {(k, n.strip()) for k, n in _UNSEEN.findall(text)}
+            continue
+        out = part.produced.get(t.warnings_output(node))
+        if out is not None and store.has_blob(out.digest):
+            result.records[i] = json.loads(store.blob_path(out.digest).read_text())
+    return result
+
+
+def _undefined(record: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(kind, n) for kind, key in _UNDEFINED.items() for n in record.get(key, ())}
+
+
+def _definers(reference: Pass) -> dict[tuple[str, str], list[int]]:
+    """Which compiles define each (kind, name), in plan order."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for i in sorted(reference.records):
+        for kind, key in _DEFINED.items():
+            for name in reference.records[i].get(key, ()):
+                found.setdefault((kind, name), []).append(i)
+    return found
+
+
+def _definer(
+    definers: Mapping[tuple[str, str], list[int]],
+    kind: str,
+    name: str,
+    user: Component,
+    t: Translation,
+) -> Component | None:
+    """The component that defines `name` for `user`: the first in plan order that is not
+    `user` itself (ASDF loaded it before `user`, which is why `user` builds under ASDF)."""
+    for i in definers.get((kind, name), []):
+        component = (t.nodes[i].system, t.nodes[i].path)
+        if component != user:
+            return component
+    return None
+
+
+def _edge(user: Component, definer: Component, t: Translation, edges: list[Edge]) -> Edge | None:
+    """The edge the .asd can say that makes `user` see `definer`: between the two siblings
+    containing them, or between their systems. None where it would make a cycle, or where one
+    contains the other (a module's file using what a later file of it defines)."""
+    (system, path), (other, there) = user, definer
+    if system != other:
+        edge: Edge = ((system, ()), (other, ()))
+    else:
+        common = 0
+        while common < min(len(path), len(there)) and path[common] == there[common]:
+            common += 1
+        if common >= len(path) or common >= len(there):
+            return None
+        edge = ((system, path[: common + 1]), (other, there[: common + 1]))
+    return None if _reaches(edge[1], edge[0], t, edges) else edge
+
+
+def _reaches(start: Component, goal: Component, t: Translation, edges: list[Edge]) -> bool:
+    """Whether loading `start` already needs something under `goal` (the edge goal -> start
+    would make a cycle)."""
+    first = t.load_of(start)
+    if first is None:
+        return False
+    seen: set[int] = set()
+    stack = [first]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        node = t.nodes[i]
+        if _under(node, goal):
+            return True
+        stack.extend(node.deps)
+        for (system, path), target in edges:
+            if node.system == system and node.path[: len(path)] == path:
+                load = t.load_of(target)
+                if load is not None:
+                    stack.append(load)
+    return False
+
+
+def _under(node: Node, component: Component) -> bool:
+    system, path = component
+    return node.system == system and node.path[: len(path)] == path
+
+
+def _asds(t: Translation, findings: list[Finding]) -> dict[str, asd_files.Asd]:
+    """The .asd files of the systems the findings edit, read, by system."""
+    asds: dict[str, asd_files.Asd] = {}
+    for f in findings:
+        system = f.edge[0][0]
+        if system in asds:
+            continue
+        path = t.system_asd(system)
+        if path is not None and Path(path).is_file():
+            asds[system] = asd_files.parse(Path(path).read_text(errors="replace"), path)
+    return asds
+
+
+def _where(asds: Mapping[str, asd_files.Asd], component: Component) -> str:
+    system, path = component
+    asd = asds.get(system)
+    form = asd.form_of(system, path) if asd is not None else None
+    if asd is None or form is None:
+        return f"system {system!r}"
+    return f"{Path(asd.path).name}:{asd.line(form)}"
+
+
+def _describe(component: Component, t: Translation) -> str:
+    system, path = component
+    if not path:
+        return f'system "{system}"'
+    node = t.nodes.get(t.load_of(component) or -1)
+    kind = "module" if node is not None and node.component_class.endswith("MODULE") else "file"
+    return f'component "{path[-1]}" ({kind})'
+
+
+def _report(findings: list[Finding], asds: Mapping[str, asd_files.Asd], t: Translation) -> None:
+    if not findings:
+        print("plait lint: no missing dependency found")
+        return
+    by_edge: dict[Edge, list[Finding]] = {}
+    for f in findings:
+        by_edge.setdefault(f.edge, []).append(f)
+    for (user, target), found in by_edge.items():
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        if user[1]:
+            fix = f':depends-on ("{target[1][-1]}")'
+            source = f'from "{target[1][-1]}"'
+        else:
+            fix = f'"{target[0]}" to :depends-on of system "{user[0]}"'
+            source = f'from system "{target[0]}"'
+        print(
+            f"{_where(asds, user)}: {_describe(user, t)} uses {first.kind} {first.name} {source}"
+            f"{more}: add {fix}"
+        )
+
+
+def _fix(findings: list[Finding], asds: Mapping[str, asd_files.Asd]) -> None:
+    """Write each edge into its .asd, the smallest edit, and show the diff; files under /usr
+    (the system's, not the user's) are left alone."""
+    edited: dict[str, str] = {}
+    for f in dict.fromkeys(f.edge for f in findings):
+        (system, path), (other, there) = f
+        asd = asds.get(system)
+        if asd is None:
+            continue
+        if asd.path.startswith("/usr/") or not os.access(asd.path, os.W_OK):
+            print(f"plait lint: not editing {asd.path}: not a file of yours", file=sys.stderr)
+            continue
+        asd.text = edited.get(asd.path, asd.text)
+        reparsed = asd_files.parse(asd.text, asd.path)
+        form = reparsed.form_of(system, path)
+        if form is None:
+            continue
+        edited[asd.path] = reparsed.add_dependency(form, there[-1] if there else other)
+    for file, text in edited.items():
+        before = Path(file).read_text(errors="replace")
+        diff = difflib.unified_diff(
+            before.splitlines(keepends=True), text.splitlines(keepends=True), file, file
+        )
+        sys.stdout.writelines(diff)
+        Path(file).write_text(text)
+    if edited:
+        print(f"plait lint: edited {', '.join(sorted(edited))}")
+
+
+def _declared_edges(t: Translation, systems: list[str]) -> list[Edge]:
+    """The edges the .asd files of `systems` declare, as the plan has them: between sibling
+    components, and from each system to the source systems it depends on."""
+    found: dict[Edge, None] = {}
+    for node in t.nodes.values():
+        if node.operation != "prepare-op" or node.system not in systems:
+            continue
+        for d in node.deps:
+            dep = t.nodes[d]
+            if dep.operation != "load-op":
+                continue
+            same = dep.system == node.system
+            sibling = same and node.path and dep.path and dep.path[:-1] == node.path[:-1]
+            if sibling and dep.path != node.path:
+                found[((node.system, node.path), (dep.system, dep.path))] = None
+            system = not (same or node.path or dep.path) and dep.system_kind == "source"
+            if system:
+                found[((node.system, ()), (dep.system, ()))] = None
+    return list(found)
+
+
+def _unused(
+    args: argparse.Namespace,
+    project: Path,
+    store: Store,
+    systems: list[str],
+    t: Translation,
+    added: tuple[Edge, ...],
+    working: Pass,
+) -> list[tuple[Edge, int]]:
+    """Declared sibling edges whose removal (in memory) leaves the dependent's compiles as they
+    were: nothing fails and nothing new is undefined. With the number of files tried."""
+    baseline = {i: _undefined(r) for i, r in working.records.items()}
+    unused = []
+    for edge in _declared_edges(t, systems):
+        (system, path), _ = edge
+        trial = _build(args, project, store, systems, "declared", added, without=edge)
+        users = [i for i in trial.records if _under(t.nodes[i], (system, path))]
+        failed = [i for i in trial.failed if _under(t.nodes[i], (system, path))]
+        if failed or not users:
+            continue
+        if all(_undefined(trial.records[i]) <= baseline.get(i, set()) for i in users):
+            unused.append((edge, len(users)))
+    return unused
+
+
+def _unused_line(
+    user: Component,
+    target: Component,
+    asds: Mapping[str, asd_files.Asd],
+    t: Translation,
+    files: int,
+) -> str:
+    what = target[1][-1] if target[1] else target[0]
+    return (
+        f"{_where(asds, user)}: note: {_describe(user, t)} declares :depends-on"
+        f' ("{what}"), and its {files} file(s) build the same without it'
+        " (a weaker finding; --fix leaves it)"
+    )
+
+
+def _name(node: Node) -> str:
+    from plait.asdf.graph import node_name
+
+    return node_name(node)
