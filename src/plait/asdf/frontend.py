@@ -47,7 +47,13 @@ class AsdfPart:
     def ended(self, produced: Mapping[str, Output], report: Report) -> list[str]:
         self.produced = produced
         self.build.fix_stamps(self.store, produced)
-        return summarize(self.build, self.store, produced, report)
+        lines = summarize(self.build, self.store, produced, report)
+        t = self.build.translation
+        if t.policy.deps == "declared" and not report.ok:
+            from plait.asdf.lint import hints
+
+            lines += hints(t, self.store, produced, report)
+        return lines
 
     def close(self) -> None:
         self.build.dump.finish(self.store)

@@ -3,9 +3,10 @@
 ASDF's serial plan loads everything earlier first, so a file that uses what another defines
 builds whether or not its component says `:depends-on`. plait's `--deps declared` shows only
 what is declared, and each compile records what it defines and what it used and did not find
-(plait/asdf/compile.lisp). Lint builds the systems twice in a scratch store and fasl cache: as
-ASDF would (`--deps system`), which says who defines what and what each file finds undefined
-even then (forward references, not missing edges); then with `--deps declared`. A name a
+(plait/asdf/compile.lisp). Lint builds the systems in a scratch store and fasl cache: first as
+ASDF would (`--deps plan`: each compile sees all that is earlier in the plan), which says who
+defines what and what each file finds undefined even then (forward references, not missing
+edges); then with `--deps declared`. A name a
 compile misses only in the second is a missing edge, from the component that uses it to the
 one that defines it, lifted to the siblings the .asd can name (or to the systems). Lint adds
 those edges in memory and builds again, until the build works or no edge explains what fails.
@@ -39,7 +40,7 @@ from plait.asdf.graph import Component, Edge, Translation
 from plait.asdf.protocol import Node
 from plait.build import Report
 from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, UsageError
-from plait.store import Store
+from plait.store import Output, Store
 
 # Passes of "add the edges found, build again" before lint says what is still unexplained.
 MAX_PASSES = 20
@@ -111,8 +112,8 @@ def _scratch() -> Iterator[Path]:
 
 
 def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[str]) -> int:
-    say(f"plait lint: building {', '.join(systems)} as ASDF would (--deps system)")
-    reference = _build(args, project, store, systems, "system", ())
+    say(f"plait lint: building {', '.join(systems)} as ASDF would (--deps plan)")
+    reference = _build(args, project, store, systems, "plan", ())
     if not reference.report.ok:
         failed = [f.name for f in reference.report.results.values() if f.status == "failed"]
         raise UsageError(
@@ -131,6 +132,7 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
     for number in range(1, MAX_PASSES + 1):
         say(f"plait lint: pass {number}: --deps declared, with {len(edges)} edge(s) added")
         last = _build(args, project, store, systems, "declared", tuple(edges))
+        unexplained = {}
         missing: dict[int, set[tuple[str, str]]] = {}
         for i, record in last.records.items():
             extra = _undefined(record) - known_undefined.get(i, set())
@@ -141,10 +143,11 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
         if not missing and last.report.ok:
             break
         new: list[Finding] = []
-        unexplained = {}
         for i, names in sorted(missing.items()):
             user = (t.nodes[i].system, t.nodes[i].path)
             for kind, name in sorted(names):
+                if _defines(definers, kind, name, i):
+                    continue  # its own definition, missed for want of another's macro
                 definer = _definer(definers, kind, name, user, t)
                 edge = _edge(user, definer, t, edges) if definer is not None else None
                 if edge is None or definer is None:
@@ -208,7 +211,13 @@ def _build(
     with contextlib.redirect_stdout(io.StringIO()):
         loaded, report = cli.load_and_build(options, project, store, systems)
     part = next(p for p in loaded.parts if isinstance(p, AsdfPart))
-    t = part.build.translation
+    return _read_pass(part.build.translation, store, part.produced, report)
+
+
+def _read_pass(
+    t: Translation, store: Store, produced: Mapping[str, Output], report: Report
+) -> Pass:
+    """What each compile of a build recorded, or said it missed when it failed."""
     result = Pass(t, report)
     for i, action in t.actions.items():
         finished = report.results.get(action.name)
@@ -220,10 +229,37 @@ def _build(
             text = log.read_text(errors="replace") if log.is_file() else ""
             result.failed[i] = {(k, n.strip()) for k, n in _UNSEEN.findall(text)}
             continue
-        out = part.produced.get(t.warnings_output(node))
+        out = produced.get(t.warnings_output(node))
         if out is not None and store.has_blob(out.digest):
             result.records[i] = json.loads(store.blob_path(out.digest).read_text())
     return result
+
+
+def hints(
+    t: Translation, store: Store, produced: Mapping[str, Output], report: Report
+) -> list[str]:
+    """After a build with --deps declared failed: for each failed compile, the edge lint would
+    suggest, where a compile of this build defines what it missed; and where to go on."""
+    seen = _read_pass(t, store, produced, report)
+    definers = _definers(seen)
+    found: list[Finding] = []
+    for i, names in sorted(seen.failed.items()):
+        user = (t.nodes[i].system, t.nodes[i].path)
+        for kind, name in sorted(names):
+            definer = _definer(definers, kind, name, user, t)
+            edge = _edge(user, definer, t, []) if definer is not None else None
+            if edge is not None and definer is not None:
+                found.append(Finding(edge, user, kind, name, definer))
+                break
+    if not seen.failed:
+        return []
+    systems = sorted({t.nodes[i].system for i in seen.failed})
+    lines = [f"plait: hint: {line}" for line in _lines(found, _asds(t, found), t)]
+    lines.append(
+        f"plait: hint: 'plait lint {' '.join(systems)}' names every :depends-on the .asd"
+        " leaves out (--fix adds them)"
+    )
+    return lines
 
 
 def _undefined(record: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -238,6 +274,10 @@ def _definers(reference: Pass) -> dict[tuple[str, str], list[int]]:
             for name in reference.records[i].get(key, ()):
                 found.setdefault((kind, name), []).append(i)
     return found
+
+
+def _defines(definers: Mapping[tuple[str, str], list[int]], kind: str, name: str, i: int) -> bool:
+    return i in definers.get((kind, name), ())
 
 
 def _definer(
@@ -337,7 +377,14 @@ def _describe(component: Component, t: Translation) -> str:
 def _report(findings: list[Finding], asds: Mapping[str, asd_files.Asd], t: Translation) -> None:
     if not findings:
         print("plait lint: no missing dependency found")
-        return
+    for line in _lines(findings, asds, t):
+        print(line)
+
+
+def _lines(
+    findings: list[Finding], asds: Mapping[str, asd_files.Asd], t: Translation
+) -> Iterator[str]:
+    """One line per edge: where the .asd defines the component, what it uses, the edit."""
     by_edge: dict[Edge, list[Finding]] = {}
     for f in findings:
         by_edge.setdefault(f.edge, []).append(f)
@@ -350,7 +397,7 @@ def _report(findings: list[Finding], asds: Mapping[str, asd_files.Asd], t: Trans
         else:
             fix = f'"{target[0]}" to :depends-on of system "{user[0]}"'
             source = f'from system "{target[0]}"'
-        print(
+        yield (
             f"{_where(asds, user)}: {_describe(user, t)} uses {first.kind} {first.name} {source}"
             f"{more}: add {fix}"
         )

@@ -1,0 +1,4 @@
+(in-package :lint-macro)
+
+(defmacro defconstant-once (name value)
+  `(defparameter ,name ,value))

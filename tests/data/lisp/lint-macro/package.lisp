@@ -1,0 +1,1 @@
+(defpackage :lint-macro (:use :cl) (:export #:defconstant-once #:+answer+))

@@ -1,0 +1,3 @@
+(in-package :lint-package)
+
+(defun answer () 42)

@@ -1,0 +1,1 @@
+(defpackage :lint-package (:use :cl) (:export #:answer))

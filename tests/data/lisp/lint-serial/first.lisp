@@ -1,0 +1,4 @@
+(defpackage :lint-serial (:use :cl))
+(in-package :lint-serial)
+
+(defvar *base* 40)

@@ -1,0 +1,3 @@
+(in-package :lint-serial)
+
+(defun answer () (with-base (b) (+ b 2)))

@@ -1,0 +1,2 @@
+(defsystem "lint-base"
+  :components ((:file "base")))

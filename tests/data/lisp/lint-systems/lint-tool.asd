@@ -1,0 +1,2 @@
+(defsystem "lint-tool"
+  :components ((:file "tool")))
