@@ -52,7 +52,8 @@ class AsdfPart:
         if t.policy.deps == "declared" and not report.ok:
             from plait.asdf.lint import hints
 
-            lines += hints(t, self.store, produced, report)
+            systems = [root.partition(":")[2] for root in self.build.roots]
+            lines += hints(t, self.store, produced, report, systems)
         return lines
 
     def close(self) -> None:

@@ -164,9 +164,10 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
                 edges.append(f.edge)
         findings += fresh
     assert last is not None
-    asds = _asds(t, findings)
-    _report(findings, asds, t)
     unused = _unused(args, project, store, systems, t, tuple(edges), last) if last.report.ok else []
+    edited = [f.edge[0][0] for f in findings] + [user[0] for (user, _), _ in unused]
+    asds = _asds(t, edited)
+    _report(findings, asds, t)
     for (user, target), files in unused:
         print(_unused_line(user, target, asds, t, files))
     builds = last.report.ok
@@ -236,7 +237,11 @@ def _read_pass(
 
 
 def hints(
-    t: Translation, store: Store, produced: Mapping[str, Output], report: Report
+    t: Translation,
+    store: Store,
+    produced: Mapping[str, Output],
+    report: Report,
+    systems: list[str],
 ) -> list[str]:
     """After a build with --deps declared failed: for each failed compile, the edge lint would
     suggest, where a compile of this build defines what it missed; and where to go on."""
@@ -253,8 +258,8 @@ def hints(
                 break
     if not seen.failed:
         return []
-    systems = sorted({t.nodes[i].system for i in seen.failed})
-    lines = [f"plait: hint: {line}" for line in _lines(found, _asds(t, found), t)]
+    asds = _asds(t, [f.edge[0][0] for f in found])
+    lines = [f"plait: hint: {line}" for line in _lines(found, asds, t)]
     lines.append(
         f"plait: hint: 'plait lint {' '.join(systems)}' names every :depends-on the .asd"
         " leaves out (--fix adds them)"
@@ -343,11 +348,10 @@ def _under(node: Node, component: Component) -> bool:
     return node.system == system and node.path[: len(path)] == path
 
 
-def _asds(t: Translation, findings: list[Finding]) -> dict[str, asd_files.Asd]:
-    """The .asd files of the systems the findings edit, read, by system."""
+def _asds(t: Translation, systems: list[str]) -> dict[str, asd_files.Asd]:
+    """The .asd files of `systems`, read, by system."""
     asds: dict[str, asd_files.Asd] = {}
-    for f in findings:
-        system = f.edge[0][0]
+    for system in systems:
         if system in asds:
             continue
         path = t.system_asd(system)

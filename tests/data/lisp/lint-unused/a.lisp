@@ -1,0 +1,3 @@
+(in-package :lint-unused)
+
+(defun from-a () :a)

@@ -1,0 +1,1 @@
+(defpackage :lint-unused (:use :cl))
