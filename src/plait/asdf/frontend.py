@@ -120,6 +120,11 @@ class AsdfFrontend:
             action="store_true",
             help="write the missing :depends-on into your .asd files, and show the diff",
         )
+        lint.add_argument(
+            "--no-unused",
+            action="store_true",
+            help="skip the search for declared edges nothing needs (a build per edge)",
+        )
         for p in (test, bundle, program, lint):
             cli.add_build_options(p)
             self.add_options(p)

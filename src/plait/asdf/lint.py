@@ -140,6 +140,14 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
                 missing[i] = extra
         for i, unseen in last.failed.items():
             missing[i] = {u for u in unseen if u not in known_undefined.get(i, set())}
+        if number == 1:
+            fails = sum(1 for f in last.report.results.values() if f.status == "failed")
+            say(
+                f"plait lint: as declared, {fails} compile(s) fail and"
+                f" {len(missing) - len(last.failed)} more miss what another file defines"
+                if fails or missing
+                else "plait lint: as declared, every compile builds and misses nothing"
+            )
         if not missing and last.report.ok:
             break
         new: list[Finding] = []
@@ -164,7 +172,9 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
                 edges.append(f.edge)
         findings += fresh
     assert last is not None
-    unused = _unused(args, project, store, systems, t, tuple(edges), last) if last.report.ok else []
+    unused = []
+    if last.report.ok and not args.no_unused:
+        unused = _unused(args, project, store, systems, t, tuple(edges), last)
     edited = [f.edge[0][0] for f in findings] + [user[0] for (user, _), _ in unused]
     asds = _asds(t, edited)
     _report(findings, asds, t)
