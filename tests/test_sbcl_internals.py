@@ -39,6 +39,7 @@ EXPECTED = {
     "reader-error": "(T T (3 . 0))",
     "undefined-names": "((PLAIT-NO-SUCH-FUNCTION) (*PLAIT-NO-SUCH-VARIABLE*) NIL)",
     "variable-defined-p": "(T T T NIL)",
+    "type-defined-p": "(T T T NIL)",
     "with-source-namestring": "T",
     # Wrapped once (the second wrap with the tag does nothing): 4 * 10 + 1.
     "wrap-function": "(T NIL 41 NIL)",

@@ -137,6 +137,11 @@
             (list (variable-defined-p '*plait-defined*) (variable-defined-p 'pi)
                   (variable-defined-p 'plait-symbol-macro)
                   (variable-defined-p '*plait-not-a-variable*))))
+(say 'type-defined-p
+     (progn (defstruct plait-point x)
+            (deftype plait-small () '(integer 0 9))
+            (list (and (type-defined-p 'plait-point) t) (and (type-defined-p 'plait-small) t)
+                  (and (type-defined-p 'integer) t) (type-defined-p 'plait-not-a-type))))
 (say 'with-source-namestring
      (let ((file (write-source "named.lisp" (format nil "(defun k () 1)~%"))))
        (with-source-namestring ("shown/as/this.lisp")
