@@ -359,14 +359,19 @@ def _under(node: Node, component: Component) -> bool:
 
 
 def _asds(t: Translation, systems: list[str]) -> dict[str, asd_files.Asd]:
-    """The .asd files of `systems`, read, by system."""
+    """The .asd files of `systems`, read, by system. One plait cannot read is said once and
+    left out: its findings name the system instead of a line, and --fix leaves it."""
     asds: dict[str, asd_files.Asd] = {}
+    unread: set[str] = set()
     for system in systems:
-        if system in asds:
-            continue
         path = t.system_asd(system)
-        if path is not None and Path(path).is_file():
+        if system in asds or path is None or path in unread or not Path(path).is_file():
+            continue
+        try:
             asds[system] = asd_files.parse(Path(path).read_text(errors="replace"), path)
+        except UsageError as e:
+            unread.add(path)
+            print(f"plait lint: warning: {e}", file=sys.stderr)
     return asds
 
 
