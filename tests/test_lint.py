@@ -143,6 +143,7 @@ def test_lint_names_the_edge_fix_writes_it_and_the_system_builds_declared(
     assert f"plait: hint: 'plait lint {system}' names every :depends-on" in declared.stdout
 
     cache = fasls(tmp_path / "cache")
+    files = sorted(p.rglob("*"))
     looked = plait("lint", system, cwd=p, env=env, timeout=600)
     assert looked.returncode == 0, looked.stdout + looked.stderr
     assert expected in looked.stdout.splitlines(), looked.stdout
@@ -150,6 +151,7 @@ def test_lint_names_the_edge_fix_writes_it_and_the_system_builds_declared(
     assert {f: f.read_text() for f in p.glob("*.asd")} == before  # no --fix: nothing written
     # Lint's builds went to a scratch store and fasl cache, not the user's.
     assert fasls(tmp_path / "cache") == cache
+    assert sorted(p.rglob("*")) == files
 
     fixed = plait("lint", system, "--fix", cwd=p, env=env, timeout=600)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr

@@ -48,6 +48,9 @@ MAX_PASSES = 20
 # What a compile under --deps declared says it did not find (compile.lisp's note-unseen).
 _UNSEEN = re.compile(r"^plait: undefined (package|function|variable|type) (.+)$", re.M)
 
+# A compiler's complaint, as compile.lisp prints it: FILE:LINE:COL: error: MESSAGE.
+_ERROR = re.compile(r"^\S+: error: .*$", re.M)
+
 # A record's lists, by the kind of name they hold.
 _DEFINED = {
     "function": "defined",
@@ -81,34 +84,49 @@ class Pass:
     report: Report
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     failed: dict[int, set[tuple[str, str]]] = field(default_factory=dict)  # node -> unseen
+    errors: dict[int, str] = field(default_factory=dict)  # node -> its log's first error
 
 
 def lint(args: argparse.Namespace) -> int:
-    project = cli.project_dir(args)
     systems: list[str] = args.systems
-    with _scratch() as scratch:
-        store = Store.open(project, scratch / "store")
+    with _scratch(cli.project_dir(args)) as scratch:
+        store = Store.open(scratch / "project", scratch / "store")
         try:
-            return _lint(args, project, store, systems)
+            return _lint(args, scratch / "project", store, systems)
         finally:
             store.close()
 
 
 @contextlib.contextmanager
-def _scratch() -> Iterator[Path]:
-    """A scratch directory for the store and the fasls lint's builds make: the user's store
-    and fasl cache are not touched (ASDF's output translations follow XDG_CACHE_HOME)."""
+def _scratch(project: Path) -> Iterator[Path]:
+    """A scratch directory for lint's builds: their store, the fasls they make (ASDF's output
+    translations follow XDG_CACHE_HOME) and a project directory, where a build puts what the
+    translations do not reach (cffi-tests' libraries). The user's store, fasls and project
+    stay as they were; ASDF still finds the project's systems (CL_SOURCE_REGISTRY)."""
     directory = Path(tempfile.mkdtemp(prefix="plait-lint-"))
-    saved = os.environ.get("XDG_CACHE_HOME")
+    (directory / "project").mkdir()
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "CL_SOURCE_REGISTRY")}
     os.environ["XDG_CACHE_HOME"] = str(directory / "cache")
+    os.environ["CL_SOURCE_REGISTRY"] = _with_directory(saved["CL_SOURCE_REGISTRY"], project)
     try:
         yield directory
     finally:
-        if saved is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _with_directory(registry: str | None, directory: Path) -> str:
+    """CL_SOURCE_REGISTRY (as ASDF reads it: a list of directories, or a form) with
+    `directory` first; the configuration after it is inherited as before."""
+    written = str(directory).replace("\\", "\\\\").replace('"', '\\"')
+    if registry and registry.lstrip().startswith("("):
+        head, _, rest = registry.lstrip().partition(":source-registry")
+        return f'{head}:source-registry (:directory "{written}/"){rest}'
+    return f"{directory}/:{registry or ''}"
 
 
 def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[str]) -> int:
@@ -184,7 +202,8 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
     if unexplained:
         print("plait lint: unexplained:")
         for i, names in sorted(unexplained.items()):
-            what = ", ".join(f"{k} {n}" for k, n in sorted(names)) or "it failed (see its log)"
+            what = ", ".join(f"{k} {n}" for k, n in sorted(names))
+            what = what or last.errors.get(i, "it failed (see its log)")
             print(f"  {_name(t.nodes[i])}: {what}")
     if builds:
         print(
@@ -239,6 +258,8 @@ def _read_pass(
             log = store.log_path(action.name)
             text = log.read_text(errors="replace") if log.is_file() else ""
             result.failed[i] = {(k, n.strip()) for k, n in _UNSEEN.findall(text)}
+            error = _ERROR.search(text)
+            result.errors[i] = error.group(0).strip() if error else "it failed (see its log)"
             continue
         out = produced.get(t.warnings_output(node))
         if out is not None and store.has_blob(out.digest):
