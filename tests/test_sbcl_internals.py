@@ -40,6 +40,8 @@ EXPECTED = {
     "undefined-names": "((PLAIT-NO-SUCH-FUNCTION) (*PLAIT-NO-SUCH-VARIABLE*) NIL)",
     "variable-defined-p": "(T T T NIL)",
     "type-defined-p": "(T T T NIL)",
+    # The same directory, made anew from the namestring.
+    "forget-interned-pathnames": "(T NIL)",
     "with-source-namestring": "T",
     # Wrapped once (the second wrap with the tag does nothing): 4 * 10 + 1.
     "wrap-function": "(T NIL 41 NIL)",

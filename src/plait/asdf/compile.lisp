@@ -316,6 +316,7 @@ without reusing more than its nursery, so a smaller nursery is fewer pages fault
           (packages-before (list-all-packages)))
       (setf *fixed-source* (namestring (truename (or (first (asdf:input-files o c))
                                                      (asdf:component-pathname c)))))
+      (plait-sbcl:forget-interned-pathnames)
       (let ((uiop:*compile-file-warnings-behaviour* (behaviour on-warnings))
             (uiop:*compile-file-failure-behaviour* (behaviour on-failure))
             (failure nil))

@@ -27,7 +27,7 @@
    ;; the compiler
    #:error-source-position #:error-source-file #:reader-error-in-compile-p
    #:unwrap-condition #:line-and-column #:undefined-names #:forget-undefined-warnings
-   #:variable-defined-p #:type-defined-p
+   #:variable-defined-p #:type-defined-p #:forget-interned-pathnames
    #:with-source-namestring #:wrap-function #:compiler-error
    ;; fasls
    #:fasl-header-ok-p))
@@ -262,6 +262,14 @@ the subform and the subforms the form-tracking stream recorded as it read the fo
 (defun type-defined-p (symbol)
   "Whether SYMBOL names a type or a class."
   (or (find-class symbol nil) (sb-int:info :type :kind symbol)))
+
+(defun forget-interned-pathnames ()
+  "Forget the pathnames SBCL has interned (it hash-conses them), so that a pathname read next
+is made from its namestring. An interned one keeps the strings it was first made with: a base
+string where a fasl dumped one (ASDF's), a character string where the reader made it. Which
+one a compiled literal pathname shares, and so the bytes of its fasl, would otherwise depend on
+what the image did before (a warm server's loads, a saved core)."
+  (clrhash sb-impl::*pathnames*))
 
 (defun forget-undefined-warnings ()
   "Keep the compilation unit from summarizing what it found undefined."

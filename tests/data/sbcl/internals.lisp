@@ -142,6 +142,12 @@
             (deftype plait-small () '(integer 0 9))
             (list (and (type-defined-p 'plait-point) t) (and (type-defined-p 'plait-small) t)
                   (and (type-defined-p 'integer) t) (type-defined-p 'plait-not-a-type))))
+(say 'forget-interned-pathnames
+     ;; Parsed at run time, after the clearing: a literal would be read before it.
+     (flet ((made () (pathname-directory (pathname "/plait/interned/x"))))
+       (let ((before (made)))
+         (forget-interned-pathnames)
+         (list (equal before (made)) (eq (second before) (second (made)))))))
 (say 'with-source-namestring
      (let ((file (write-source "named.lisp" (format nil "(defun k () 1)~%"))))
        (with-source-namestring ("shown/as/this.lisp")
