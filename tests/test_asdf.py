@@ -164,6 +164,7 @@ def test_plait_test_passes_where_the_framework_passes(
     ("system", "said"),
     [
         ("plait-failing", "fiveam reported failures"),
+        ("plait-failing/nested", "fiveam reported failures"),
         ("plait-failing/erroring", "the tests signalled an error: the test harness broke"),
     ],
 )
@@ -175,6 +176,59 @@ def test_plait_test_fails_where_the_framework_fails(
     assert result.returncode == 1, result.stdout + result.stderr
     assert said in result.stdout
     assert f"plait: the tests of '{system}' failed" in result.stdout
+
+
+def test_plait_test_passes_a_suite_another_system_s_test_op_runs(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("failing", tmp_path)
+    result = plait("test", "plait-failing/nested-passing", cwd=p, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plait: the tests of 'plait-failing/nested-passing' passed" in result.stdout
+
+
+def test_a_test_run_past_its_timeout_is_stopped_and_says_where_it_was(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("failing", tmp_path)
+    (p / "plait.toml").write_text("[test]\ntimeout = 3\n")
+    started = time.monotonic()
+    result = plait("test", "plait-failing/hanging", cwd=p, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "plait: the tests of 'plait-failing/hanging' timed out after 3 s"
+        " (the last line they printed: 'Running test forever-and-ever')"
+    ) in result.stdout
+    assert time.monotonic() - started < 120
+    assert not [pid for pid in _pids_running("plait-run:main") if str(p) in _cwd(pid)]
+    # --timeout wins over the configuration; a bad one is a usage error.
+    assert (
+        "after 2 s"
+        in plait(
+            "test", "plait-failing/hanging", "--timeout", "2", cwd=p, env=env, timeout=300
+        ).stdout
+    )
+    bad = plait("test", "plait-failing/hanging", "--timeout", "0", cwd=p, env=env)
+    assert bad.returncode == 2 and "not a whole number of seconds above 0" in bad.stderr
+
+
+def _pids_running(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return str(Path(f"/proc/{pid}/cwd").readlink())
+    except OSError:
+        return ""
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ over the user's; the environment (`PLAIT_REMOTE`) and the command line win over 
     url = "grpc://cache.example.com:50051/main"   # grpc://HOST:PORT[/INSTANCE]
     upload = true                                  # fill the cache with what runs here (CI)
     execute = true                                 # run on the farm what its cache lacks
+
+    [test]
+    timeout = 600                                  # seconds `plait test` may run
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any
 from plait.errors import Location, UsageError
 
 PROJECT_FILE = "plait.toml"
-KNOWN = {"remote": {"url": str, "upload": bool, "execute": bool}}
+KNOWN: dict[str, dict[str, type]] = {
+    "remote": {"url": str, "upload": bool, "execute": bool},
+    "test": {"timeout": int},
+}
 
 
 def user_file() -> Path:

@@ -5,11 +5,16 @@ core's save when a job slot idles, the fasls' dates and the warnings once the bu
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from plait import cli
+from plait import cli, config
 from plait.asdf import AsdfBuild, Policy, add_systems
 from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
 from plait.asdf.products import add_bundle, add_program
@@ -97,6 +102,13 @@ class AsdfFrontend:
             "test", help="build an ASDF system's tests and run them (test-op)"
         )
         test.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
+        test.add_argument(
+            "--timeout",
+            type=_seconds,
+            metavar="SECONDS",
+            help=f"stop the tests after this long (default: [test] timeout in plait.toml,"
+            f" else {DEFAULT_TEST_TIMEOUT})",
+        )
         bundle = commands.add_parser(
             "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
         )
@@ -191,8 +203,13 @@ class AsdfFrontend:
             argv = asdf.test_argv(root)
         finally:
             store.close()
+        timeout = args.timeout or _configured_timeout(project)
         print(f"plait: running the tests of '{system}'", flush=True)
-        status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
+        status, last = run_tests(argv, timeout)
+        if status is None:
+            said = f" (the last line they printed: {last!r})" if last else ""
+            print(f"plait: the tests of '{system}' timed out after {timeout} s{said}")
+            return EXIT_ACTION_FAILED
         verdict = "passed" if status == 0 else "failed"
         print(f"plait: the tests of '{system}' {verdict}")
         return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
@@ -227,6 +244,77 @@ class AsdfFrontend:
         if report.ok:
             print(f"plait: wrote {out}")
         return cli.exit_status(report)
+
+
+# Seconds a test run may take when neither --timeout nor plait.toml says.
+DEFAULT_TEST_TIMEOUT = 3600
+
+# Seconds an interrupted test run has to print where it was before it is killed.
+INTERRUPT_GRACE = 5.0
+
+
+def _configured_timeout(project: Path) -> int:
+    """[test] timeout from the configuration files, else DEFAULT_TEST_TIMEOUT."""
+    value = config.settings(project).get("test", {}).get("timeout", DEFAULT_TEST_TIMEOUT)
+    if isinstance(value, bool) or value <= 0:
+        raise UsageError(
+            f"[test] timeout = {value!r} is not a number of seconds above 0",
+            hint=f"set it in {project / config.PROJECT_FILE} or {config.user_file()}",
+        )
+    return int(value)
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of seconds above 0")
+    return value
+
+
+def run_tests(argv: list[str], timeout: int) -> tuple[int | None, str]:
+    """Run the test command, its output passed through as it comes; its exit status, or None
+    if it outlived `timeout`: then it is interrupted (SBCL prints its stack, which shows the
+    test it was in), and after INTERRUPT_GRACE killed with all it started. Also the last
+    non-blank line it printed before the interrupt."""
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert process.stdout is not None
+    last = [""]
+    interrupted = threading.Event()
+
+    def relay() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+            if line.strip() and not interrupted.is_set():
+                last[0] = line.decode(errors="replace").strip()
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        status: int | None = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        interrupted.set()
+        status = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(INTERRUPT_GRACE)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:  # interrupted here: nothing of the run outlives plait
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        reader.join(10)
+    return status, last[0]
 
 
 def _build_of(parts: list[Part]) -> AsdfBuild:

@@ -32,7 +32,16 @@
                   (push framework *failures*))
                 result))))))))
 
+(defun watch-loads ()
+  "Watch the verdicts of frameworks that load during the run, too: a test-op's perform may load
+the system that holds the suite and perform its test-op itself."
+  (plait-sbcl:wrap-function 'asdf:perform 'plait-watch-loads
+    (lambda (f o c)
+      (multiple-value-prog1 (funcall f o c)
+        (when (typep o 'asdf:load-op) (watch-verdicts))))))
+
 (defun main (tokens)
+  (watch-loads)
   (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
                  (error (lambda (e)
                           (format t "~&~%plait: the tests signalled an error: ~a~%" e)
