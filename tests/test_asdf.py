@@ -212,6 +212,26 @@ def test_a_test_run_past_its_timeout_is_stopped_and_says_where_it_was(
     assert bad.returncode == 2 and "not a whole number of seconds above 0" in bad.stderr
 
 
+def test_plait_test_runs_several_systems_at_once_and_tabulates_their_verdicts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    p = project("failing", tmp_path)
+    named = ["plait-failing/hanging", "plait-failing", "plait-failing/nested-passing"]
+    result = plait("test", *named, "--timeout", "10", "-j", "2", cwd=p, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = result.stdout
+    # Two at once: the others end while the first named still runs.
+    passed = said.index("plait: the tests of 'plait-failing/nested-passing' passed")
+    assert passed < said.index("plait: the tests of 'plait-failing/hanging' timed out")
+    table = said[said.index("SYSTEM  ") :].splitlines()[1:]
+    verdicts = {row.split("  ")[0]: re.split(r"\s{2,}", row)[1] for row in table if row}
+    assert verdicts == {
+        "plait-failing/hanging": "timed out",
+        "plait-failing": "failed",
+        "plait-failing/nested-passing": "passed",
+    }
+
+
 def _pids_running(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from plait import cli, config
 from plait.asdf import AsdfBuild, Policy, add_systems
@@ -101,7 +105,13 @@ class AsdfFrontend:
         test = commands.add_parser(
             "test", help="build an ASDF system's tests and run them (test-op)"
         )
-        test.add_argument("system", metavar="SYSTEM", nargs="?", help=_ONLY_SYSTEM)
+        test.add_argument(
+            "systems",
+            metavar="SYSTEM",
+            nargs="*",
+            help="the systems to test, in parallel under -j (default: the directory's one"
+            " .asd file's system)",
+        )
         test.add_argument(
             "--timeout",
             type=_seconds,
@@ -184,35 +194,36 @@ class AsdfFrontend:
     # -- the commands ----------------------------------------------------------------------
 
     def test(self, args: argparse.Namespace) -> int:
-        """Build what ASDF's test-op on SYSTEM needs, then run test-op in a fresh SBCL."""
+        """Build what ASDF's test-op on each SYSTEM needs, then run each test-op in a fresh
+        SBCL, several at once under -j."""
         project = cli.project_dir(args)
-        system = _system(args, project)
+        systems = list(dict.fromkeys(args.systems)) or [only_system(project, args.command)]
+        roots = [f"test:{system}" for system in systems]
         store = cli.open_store(project)
-        root = f"test:{system}"
         try:
-            loaded, report = cli.load_and_build(args, project, store, [root], [root])
+            loaded, report = cli.load_and_build(args, project, store, roots, roots)
             asdf = _build_of(loaded.parts)
             if not report.ok:
                 return cli.exit_status(report)
-            if not asdf.defines_tests(root):
-                print(
-                    f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
-                    " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
-                )
-                return EXIT_NO_TESTS
-            argv = asdf.test_argv(root)
+            argvs = {s: asdf.test_argv(r) for s, r in zip(systems, roots, strict=True)}
+            untested = [s for s, r in zip(systems, roots, strict=True) if not asdf.defines_tests(r)]
         finally:
             store.close()
+        for system in untested:
+            del argvs[system]
+            print(
+                f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
+                " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
+            )
+        if not argvs:
+            return EXIT_NO_TESTS
         timeout = args.timeout or _configured_timeout(project)
-        print(f"plait: running the tests of '{system}'", flush=True)
-        status, last = run_tests(argv, timeout)
-        if status is None:
-            said = f" (the last line they printed: {last!r})" if last else ""
-            print(f"plait: the tests of '{system}' timed out after {timeout} s{said}")
-            return EXIT_ACTION_FAILED
-        verdict = "passed" if status == 0 else "failed"
-        print(f"plait: the tests of '{system}' {verdict}")
-        return EXIT_OK if status == 0 else EXIT_ACTION_FAILED
+        if len(systems) == 1:
+            ((system, argv),) = argvs.items()
+            print(f"plait: running the tests of '{system}'", flush=True)
+            verdict = _verdict(system, *run_tests(argv, timeout), timeout)
+            return EXIT_OK if verdict == "passed" else EXIT_ACTION_FAILED
+        return _test_many(argvs, untested, timeout, args.jobs or 1)
 
     def lint(self, args: argparse.Namespace) -> int:
         """Find the dependencies SYSTEMs' .asd files leave out (plait.asdf.lint)."""
@@ -274,8 +285,9 @@ def _seconds(text: str) -> int:
     return value
 
 
-def run_tests(argv: list[str], timeout: int) -> tuple[int | None, str]:
-    """Run the test command, its output passed through as it comes; its exit status, or None
+def run_tests(argv: list[str], timeout: int, out: BinaryIO | None = None) -> tuple[int | None, str]:
+    """Run the test command, its output passed through as it comes (to `out`, or this
+    process's standard output); its exit status, or None
     if it outlived `timeout`: then it is interrupted (SBCL prints its stack, which shows the
     test it was in), and after INTERRUPT_GRACE killed with all it started. Also the last
     non-blank line it printed before the interrupt."""
@@ -289,8 +301,11 @@ def run_tests(argv: list[str], timeout: int) -> tuple[int | None, str]:
     def relay() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+            if out is not None:
+                out.write(line)
+            else:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
             if line.strip() and not interrupted.is_set():
                 last[0] = line.decode(errors="replace").strip()
 
@@ -315,6 +330,47 @@ def run_tests(argv: list[str], timeout: int) -> tuple[int | None, str]:
             process.wait()
         reader.join(10)
     return status, last[0]
+
+
+def _verdict(system: str, status: int | None, last: str, timeout: int) -> str:
+    """Say and return the verdict of one system's test run."""
+    if status is None:
+        said = f" (the last line they printed: {last!r})" if last else ""
+        print(f"plait: the tests of '{system}' timed out after {timeout} s{said}", flush=True)
+        return "timed out"
+    verdict = "passed" if status == 0 else "failed"
+    print(f"plait: the tests of '{system}' {verdict}", flush=True)
+    return verdict
+
+
+def _test_many(argvs: dict[str, list[str]], untested: list[str], timeout: int, jobs: int) -> int:
+    """Run the systems' tests `jobs` at once; each one's output is shown whole when it ends,
+    then a table of the verdicts."""
+    lock = threading.Lock()
+    rows: dict[str, tuple[str, float]] = {}
+
+    def one(system: str) -> None:
+        out = io.BytesIO()
+        started = time.monotonic()
+        status, last = run_tests(argvs[system], timeout, out)
+        with lock:
+            print(f"plait: the tests of '{system}':", flush=True)
+            sys.stdout.buffer.write(out.getvalue())
+            sys.stdout.flush()
+            rows[system] = (_verdict(system, status, last, timeout), time.monotonic() - started)
+
+    print(f"plait: running the tests of {len(argvs)} systems, {jobs} at once", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(one, system) for system in argvs]:
+            future.result()
+    width = max(len(s) for s in [*argvs, *untested, "SYSTEM"])
+    print(f"\n{'SYSTEM':<{width}}  {'VERDICT':<9}  TIME")
+    for system in [*argvs, *untested]:
+        verdict, took = rows.get(system, ("no tests", 0.0))
+        shown = f"{took:.1f}s" if system in rows else ""
+        print(f"{system:<{width}}  {verdict:<9}  {shown}".rstrip())
+    failed = [s for s, (v, _) in rows.items() if v != "passed"]
+    return EXIT_ACTION_FAILED if failed else EXIT_OK
 
 
 def _build_of(parts: list[Part]) -> AsdfBuild:
