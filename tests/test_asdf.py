@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from plait.asdf.protocol import DumpData, Upgrade
-from tests.support import DATA, age, plait
+from tests.support import DATA, age, plait, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lisp]
 
@@ -200,7 +200,7 @@ def test_a_test_run_past_its_timeout_is_stopped_and_says_where_it_was(
         " (the last line they printed: 'Running test forever-and-ever')"
     ) in result.stdout
     assert time.monotonic() - started < 120
-    assert not [pid for pid in _pids_running("plait-run:main") if str(p) in _cwd(pid)]
+    assert not [pid for pid in running("plait-run:main") if str(p) in _cwd(pid)]
     # --timeout wins over the configuration; a bad one is a usage error.
     assert (
         "after 2 s"
@@ -230,18 +230,6 @@ def test_plait_test_runs_several_systems_at_once_and_tabulates_their_verdicts(
         "plait-failing": "failed",
         "plait-failing/nested-passing": "passed",
     }
-
-
-def _pids_running(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def _cwd(pid: int) -> str:
@@ -538,6 +526,12 @@ def test_declared_mode_names_an_undeclared_dependency(env: dict[str, str], tmp_p
     assert result.returncode == 1
     assert "FAILED compile:alexandria:alexandria-2/package" in result.stdout
     assert "with --deps declared this compile saw only what the .asd declares" in result.stdout
+    # The hint names the edge: alexandria-1, built by this build, defines the package.
+    edge = r'plait: hint: alexandria\.asd:\d+: component "alexandria-2" .*'
+    hint = re.search(edge, result.stdout)
+    assert hint is not None, result.stdout
+    assert hint.group(0).endswith('from "alexandria-1": add :depends-on ("alexandria-1")')
+    assert "plait: hint: 'plait lint alexandria' names every :depends-on" in result.stdout
 
 
 def test_a_compile_error_names_the_file_and_keep_going_builds_the_rest(
@@ -1006,3 +1000,17 @@ def test_ctrl_c_during_a_lisp_build_stops_it_cleanly_and_the_next_build_goes_on(
     assert "Traceback" not in err and "failed" not in out + err, out + err
     again = plait("build", "ironclad", cwd=tmp_path, env=env, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("setting", ["0", "-5", "true"])
+def test_a_test_timeout_in_the_configuration_must_be_seconds_above_0(
+    setting: str, tmp_path: Path
+) -> None:
+    from plait.asdf.frontend import _configured_timeout
+    from plait.errors import UsageError
+
+    (tmp_path / "plait.toml").write_text(f"[test]\ntimeout = {setting}\n")
+    with pytest.raises(UsageError, match=r"\[test\] timeout = .* is not a number of seconds"):
+        _configured_timeout(tmp_path)
+    (tmp_path / "plait.toml").write_text("[test]\ntimeout = 7\n")
+    assert _configured_timeout(tmp_path) == 7

@@ -87,6 +87,17 @@ def test_an_unreadable_asd_is_an_error_with_its_line() -> None:
     assert str(e.value).startswith("s.asd:1: a '(' is not closed")
 
 
+def test_lint_puts_the_project_first_on_the_source_registry_as_it_was_written() -> None:
+    from plait.asdf.lint import _with_directory
+
+    assert _with_directory(None, Path("/p")) == "/p/:"
+    assert _with_directory("/x//:", Path("/p")) == "/p/:/x//:"
+    form = '(:source-registry (:tree "/x/") :inherit-configuration)'
+    assert _with_directory(form, Path('/p "q"')) == (
+        '(:source-registry (:directory "/p \\"q\\"/") (:tree "/x/") :inherit-configuration)'
+    )
+
+
 # -- crafted systems ---------------------------------------------------------------------------
 
 CASES = {
@@ -153,10 +164,13 @@ def test_lint_names_the_edge_fix_writes_it_and_the_system_builds_declared(
     assert fasls(tmp_path / "cache") == cache
     assert sorted(p.rglob("*")) == files
 
+    for f in p.glob("*.asd"):
+        f.chmod(0o640)
     fixed = plait("lint", system, "--fix", cwd=p, env=env, timeout=600)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "+++ " in fixed.stdout and "plait lint: edited " in fixed.stdout
     assert {f: f.read_text() for f in p.glob("*.asd")} != before
+    assert {f.stat().st_mode & 0o777 for f in p.glob("*.asd")} == {0o640}
 
     built = plait("build", system, "--deps", "declared", cwd=p, env=env, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr

@@ -20,7 +20,7 @@ from plait.remote import Remote, RemoteCache, parse_endpoint
 from plait.request import Request
 from plait.store import Store
 from tests.buildgrid import Farm, buildgrid, farm, free_port, workers
-from tests.support import ROOT, plait, plaitfile_project
+from tests.support import ROOT, plait, plaitfile_project, running
 from tests.test_asdf import load_without_compiling
 from tests.test_remote import build, fasl_files, home, machine, project, statuses
 
@@ -95,18 +95,6 @@ def _ancestors(pid: int) -> list[int]:
     return chain
 
 
-def _running(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return [pid for pid in found if pid != os.getpid()]
-
-
 def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
     tmp_path: Path,
 ) -> None:
@@ -141,7 +129,7 @@ def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
             " outputs=['slow.txt'])\n",
         )
         p, env = machine(tmp_path, "first", src)
-        running = subprocess.Popen(
+        building = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -162,14 +150,14 @@ def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
         deadline = time.monotonic() + 60
         victim = None
         while victim is None and time.monotonic() < deadline:
-            for pid in _running(marker):
+            for pid in running(marker):
                 chain = _ancestors(pid)
                 victim = next((n for n, w in pids.items() if w in chain), victim)
             time.sleep(0.05)
         assert victim is not None and victim.startswith("worker-")
         os.killpg(pids[victim], signal.SIGKILL)
-        said, _ = running.communicate(timeout=120)
-        assert running.returncode == 0, said
+        said, _ = building.communicate(timeout=120)
+        assert building.returncode == 0, said
         assert (p / "slow.txt").read_text() == f"{marker}\n"
         survivor = "farm-" + ("1" if victim == "worker-0" else "0")
         assert statuses(p)["slow"] == ("ran", f"never built, on {survivor}"), said
@@ -185,8 +173,8 @@ def test_deploy_farm_survives_a_worker_killed_mid_action_and_stops_clean(
     assert not (directory / "pids").exists() or not list((directory / "pids").iterdir())
     for name, pid in pids.items():
         assert not farm.alive(pid), f"{name} ({pid}) still runs"
-    assert _running(str(directory)) == []
-    assert _running(str((directory / "postgres").resolve())) == []
+    assert running(str(directory)) == []
+    assert running(str((directory / "postgres").resolve())) == []
 
 
 def test_deploy_farm_start_fails_when_a_worker_cannot_start(tmp_path: Path) -> None:
@@ -206,8 +194,8 @@ def test_deploy_farm_start_fails_when_a_worker_cannot_start(tmp_path: Path) -> N
     assert "farm: error: worker-0 exited" in up.stderr
     assert str(directory / "worker-0.log") in up.stderr
     assert not (directory / "pids").exists() or not list((directory / "pids").iterdir())
-    assert _running(str(directory)) == []
-    assert _running(str((directory / "postgres").resolve())) == []
+    assert running(str(directory)) == []
+    assert running(str((directory / "postgres").resolve())) == []
 
 
 @pytest.mark.lisp

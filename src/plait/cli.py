@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import sys
 import tempfile
 import time
@@ -660,12 +661,19 @@ def _check_writable(path: Path | None, option: str) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write `path` whole: a temporary name of this call's own beside it, then a rename."""
+    write_whole(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `path` whole: a temporary name of this call's own beside it, then a rename; a
+    file that was there keeps its permissions."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
+            f.write(text)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.chmod(stat.S_IMODE(path.stat().st_mode))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

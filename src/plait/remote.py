@@ -124,9 +124,13 @@ def _blob(data: bytes, blobs: dict[str, bytes]) -> Digest:
     return Digest(hash_, len(data))
 
 
-def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
-    d = _blob(message.SerializeToString(deterministic=True), blobs)
+def _as_reapi(re: Any, d: Digest) -> Any:
+    """plait's digest as REAPI's Digest message."""
     return re.Digest(hash=d.hash, size_bytes=d.size)
+
+
+def _message_digest(re: Any, message: Any, blobs: dict[str, bytes]) -> Any:
+    return _as_reapi(re, _blob(message.SerializeToString(deterministic=True), blobs))
 
 
 # Where the input root of an Action a worker runs holds what it needs beyond the relative
@@ -235,7 +239,7 @@ def _tree(re: Any, files: dict[str, tuple[Digest, bool]], blobs: dict[str, bytes
         files=[
             re.FileNode(
                 name=name,
-                digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                digest=_as_reapi(re, d),
                 is_executable=executable,
             )
             for name, (d, executable) in sorted(here.items())
@@ -463,10 +467,7 @@ class Remote:
         directory = Path(_mkdtemp(scratch))
         try:
             paths = [directory / str(n) for n in range(len(lacking))]
-            requests = [
-                (re.Digest(hash=d.hash, size_bytes=d.size), path)
-                for d, path in zip(lacking, paths, strict=True)
-            ]
+            requests = [(_as_reapi(re, d), path) for d, path in zip(lacking, paths, strict=True)]
             if not self.download(requests):
                 return None
             wrong = set()
@@ -767,7 +768,7 @@ def action_result(
         output_files=[
             re.OutputFile(
                 path=path,
-                digest=re.Digest(hash=d.hash, size_bytes=d.size),
+                digest=_as_reapi(re, d),
                 is_executable=executable,
             )
             for path, (d, executable) in sorted(outputs.items())

@@ -173,7 +173,7 @@ class AsdfFrontend:
             args.on_failure,
             warm=not args.cold,
             edges=getattr(args, "edges", ()),
-            removed=getattr(args, "removed", ()),
+            hidden=getattr(args, "hidden", ()),
         )
         strategy = None
         executor = session.executor
@@ -205,12 +205,12 @@ class AsdfFrontend:
             asdf = _build_of(loaded.parts)
             if not report.ok:
                 return cli.exit_status(report)
-            argvs = {s: asdf.test_argv(r) for s, r in zip(systems, roots, strict=True)}
-            untested = [s for s, r in zip(systems, roots, strict=True) if not asdf.defines_tests(r)]
+            tested = {s: r for s, r in zip(systems, roots, strict=True) if asdf.defines_tests(r)}
+            argvs = {system: asdf.test_argv(root) for system, root in tested.items()}
         finally:
             store.close()
+        untested = [s for s in systems if s not in argvs]
         for system in untested:
-            del argvs[system]
             print(
                 f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
                 " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"

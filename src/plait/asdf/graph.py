@@ -43,7 +43,13 @@ class Policy:
     edges: tuple[Edge, ...] = ()
     # Dependencies hidden, in memory, from the compiles of a component (plait lint's
     # experiment): (component, what its compiles may not see, even through others).
-    removed: tuple[Edge, ...] = ()
+    hidden: tuple[Edge, ...] = ()
+
+
+def under(node: Node, component: Component) -> bool:
+    """Whether `node` is an action on `component` or on a component inside it."""
+    system, path = component
+    return node.system == system and node.path[: len(path)] == path
 
 
 def action_name(operation: str, system: str, path: Iterable[str]) -> str:
@@ -269,7 +275,7 @@ class Translation:
     ) -> tuple[set[int], set[int]]:
         """The loads to perform and the builders whose outputs they need, walking dependencies
         through loaders and stopping at each builder; never into the `hidden` components."""
-        hide = [(system, path, len(path)) for system, path in hidden]
+        hidden = tuple(hidden)
         loads: set[int] = set()
         builders: set[int] = set()
         stack = list(starts)
@@ -285,26 +291,30 @@ class Translation:
                 continue
             if self.performs(node):
                 loads.add(i)
-            for d in node.deps:
-                dep = self.nodes[d]
-                if not any(dep.system == s and dep.path[:n] == p for s, p, n in hide):
-                    stack.append(d)
+            deps = node.deps
+            if hidden:
+                deps = tuple(d for d in deps if not any(under(self.nodes[d], h) for h in hidden))
+            stack.extend(deps)
         return loads, builders
 
     def visible(self, node: Node) -> list[int]:
         """Where a compile starts its walk: its declared dependencies, and in `system` mode the
         earlier loads of its own system, in `plan` mode every earlier load."""
-        starts = list(node.deps)
-        for (system, path), target in self.policy.edges:
-            if node.system == system and node.path[: len(path)] == path:
-                load = self.load_of(target)
-                if load is not None:
-                    starts.append(load)
+        starts = [*node.deps, *self.added_loads(node)]
         mode = self.policy.deps
         if mode == "declared":
             return starts
         earlier = self._loads if mode == "plan" else self._source_loads.get(node.system, [])
         return starts + earlier[: bisect.bisect_left(earlier, node.id)]
+
+    def added_loads(self, node: Node, edges: Iterable[Edge] | None = None) -> list[int]:
+        """The loads that edges added in memory (by default the policy's) give `node`."""
+        found = []
+        for user, target in self.policy.edges if edges is None else edges:
+            load = self.load_of(target)
+            if load is not None and under(node, user):
+                found.append(load)
+        return found
 
     def system_asd(self, system: str) -> str | None:
         """The .asd file that defines `system`, if the dump knows it."""
@@ -350,11 +360,7 @@ class Translation:
         return f"warnings/{node.operation}/{node.system}/{path}.json"
 
     def plan_loads(self, node: Node) -> tuple[set[int], set[int]]:
-        hidden = [
-            target
-            for (system, path), target in self.policy.removed
-            if node.system == system and node.path[: len(path)] == path
-        ]
+        hidden = [target for user, target in self.policy.hidden if under(node, user)]
         return self.reach(self.visible(node), hidden)
 
     def checkpoints(self) -> None:

@@ -23,7 +23,6 @@ import contextlib
 import copy
 import difflib
 import io
-import json
 import os
 import re
 import shutil
@@ -36,8 +35,9 @@ from typing import Any
 
 from plait import cli
 from plait.asdf import asd as asd_files
-from plait.asdf.graph import Component, Edge, Translation
+from plait.asdf.graph import Component, Edge, Translation, under
 from plait.asdf.protocol import Node
+from plait.asdf.warnings import records
 from plait.build import Report
 from plait.errors import EXIT_ACTION_FAILED, EXIT_OK, UsageError
 from plait.store import Output, Store
@@ -170,16 +170,10 @@ def _lint(args: argparse.Namespace, project: Path, store: Store, systems: list[s
             break
         new: list[Finding] = []
         for i, names in sorted(missing.items()):
-            user = (t.nodes[i].system, t.nodes[i].path)
-            for kind, name in sorted(names):
-                if _defines(definers, kind, name, i):
-                    continue  # its own definition, missed for want of another's macro
-                definer = _definer(definers, kind, name, user, t)
-                edge = _edge(user, definer, t, edges) if definer is not None else None
-                if edge is None or definer is None:
-                    unexplained.setdefault(i, set()).add((kind, name))
-                    continue
-                new.append(Finding(edge, user, kind, name, definer))
+            found, unknown = _explain(i, names, t, definers, edges)
+            new += found
+            if unknown:
+                unexplained[i] = unknown
         fresh = [f for f in new if f.edge not in edges]
         if not fresh:
             for i in last.failed:
@@ -236,7 +230,7 @@ def _build(
 
     options = copy.copy(args)
     options.deps, options.edges, options.keep_going = deps, edges, True
-    options.removed = (without,) if without is not None else ()
+    options.hidden = (without,) if without is not None else ()
     options.verbose, options.force = False, False
     with contextlib.redirect_stdout(io.StringIO()):
         loaded, report = cli.load_and_build(options, project, store, systems)
@@ -248,22 +242,17 @@ def _read_pass(
     t: Translation, store: Store, produced: Mapping[str, Output], report: Report
 ) -> Pass:
     """What each compile of a build recorded, or said it missed when it failed."""
-    result = Pass(t, report)
+    compiles = {i for i, node in t.nodes.items() if node.operation == "compile-op"}
+    recorded = records(t, store, produced, report)
+    result = Pass(t, report, {i: r for i, r in recorded.items() if i in compiles})
     for i, action in t.actions.items():
         finished = report.results.get(action.name)
-        node = t.nodes[i]
-        if finished is None or node.operation != "compile-op":
-            continue
-        if finished.status == "failed":
+        if i in compiles and finished is not None and finished.status == "failed":
             log = store.log_path(action.name)
             text = log.read_text(errors="replace") if log.is_file() else ""
             result.failed[i] = {(k, n.strip()) for k, n in _UNSEEN.findall(text)}
             error = _ERROR.search(text)
             result.errors[i] = error.group(0).strip() if error else "it failed (see its log)"
-            continue
-        out = produced.get(t.warnings_output(node))
-        if out is not None and store.has_blob(out.digest):
-            result.records[i] = json.loads(store.blob_path(out.digest).read_text())
     return result
 
 
@@ -277,18 +266,12 @@ def hints(
     """After a build with --deps declared failed: for each failed compile, the edge lint would
     suggest, where a compile of this build defines what it missed; and where to go on."""
     seen = _read_pass(t, store, produced, report)
+    if not seen.failed:
+        return []
     definers = _definers(seen)
     found: list[Finding] = []
     for i, names in sorted(seen.failed.items()):
-        user = (t.nodes[i].system, t.nodes[i].path)
-        for kind, name in sorted(names):
-            definer = _definer(definers, kind, name, user, t)
-            edge = _edge(user, definer, t, []) if definer is not None else None
-            if edge is not None and definer is not None:
-                found.append(Finding(edge, user, kind, name, definer))
-                break
-    if not seen.failed:
-        return []
+        found += _explain(i, names, t, definers, [])[0][:1]
     asds = _asds(t, [f.edge[0][0] for f in found])
     lines = [f"plait: hint: {line}" for line in _lines(found, asds, t)]
     lines.append(
@@ -312,24 +295,31 @@ def _definers(reference: Pass) -> dict[tuple[str, str], list[int]]:
     return found
 
 
-def _defines(definers: Mapping[tuple[str, str], list[int]], kind: str, name: str, i: int) -> bool:
-    return i in definers.get((kind, name), ())
-
-
-def _definer(
-    definers: Mapping[tuple[str, str], list[int]],
-    kind: str,
-    name: str,
-    user: Component,
+def _explain(
+    i: int,
+    names: set[tuple[str, str]],
     t: Translation,
-) -> Component | None:
-    """The component that defines `name` for `user`: the first in plan order that is not
-    `user` itself (ASDF loaded it before `user`, which is why `user` builds under ASDF)."""
-    for i in definers.get((kind, name), []):
-        component = (t.nodes[i].system, t.nodes[i].path)
-        if component != user:
-            return component
-    return None
+    definers: Mapping[tuple[str, str], list[int]],
+    edges: list[Edge],
+) -> tuple[list[Finding], set[tuple[str, str]]]:
+    """For compile `i`, which missed `names`: the edges that explain them, and the names none
+    does. A name is defined by the first compile in plan order that is not `i` itself (ASDF
+    loaded it before, which is why `i` builds under ASDF); one `i` defines itself, it missed
+    for want of another's macro, and needs no edge of its own."""
+    user = (t.nodes[i].system, t.nodes[i].path)
+    found: list[Finding] = []
+    unknown: set[tuple[str, str]] = set()
+    for kind, name in sorted(names):
+        defining = definers.get((kind, name), [])
+        if i in defining:
+            continue
+        definer = next(((t.nodes[d].system, t.nodes[d].path) for d in defining), None)
+        edge = _edge(user, definer, t, edges) if definer is not None else None
+        if edge is None or definer is None:
+            unknown.add((kind, name))
+        else:
+            found.append(Finding(edge, user, kind, name, definer))
+    return found, unknown
 
 
 def _edge(user: Component, definer: Component, t: Translation, edges: list[Edge]) -> Edge | None:
@@ -363,20 +353,11 @@ def _reaches(start: Component, goal: Component, t: Translation, edges: list[Edge
             continue
         seen.add(i)
         node = t.nodes[i]
-        if _under(node, goal):
+        if under(node, goal):
             return True
         stack.extend(node.deps)
-        for (system, path), target in edges:
-            if node.system == system and node.path[: len(path)] == path:
-                load = t.load_of(target)
-                if load is not None:
-                    stack.append(load)
+        stack.extend(t.added_loads(node, edges))
     return False
-
-
-def _under(node: Node, component: Component) -> bool:
-    system, path = component
-    return node.system == system and node.path[: len(path)] == path
 
 
 def _asds(t: Translation, systems: list[str]) -> dict[str, asd_files.Asd]:
@@ -455,8 +436,7 @@ def _fix(findings: list[Finding], asds: Mapping[str, asd_files.Asd]) -> None:
         if asd.path.startswith("/usr/") or not os.access(asd.path, os.W_OK):
             print(f"plait lint: not editing {asd.path}: not a file of yours", file=sys.stderr)
             continue
-        asd.text = edited.get(asd.path, asd.text)
-        reparsed = asd_files.parse(asd.text, asd.path)
+        reparsed = asd_files.parse(edited.get(asd.path, asd.text), asd.path)
         form = reparsed.form_of(system, path)
         if form is None:
             continue
@@ -467,7 +447,7 @@ def _fix(findings: list[Finding], asds: Mapping[str, asd_files.Asd]) -> None:
             before.splitlines(keepends=True), text.splitlines(keepends=True), file, file
         )
         sys.stdout.writelines(diff)
-        Path(file).write_text(text)
+        cli.write_whole(Path(file), text)
     if edited:
         print(f"plait lint: edited {', '.join(sorted(edited))}")
 
@@ -509,8 +489,8 @@ def _unused(
     for edge in _declared_edges(t, systems):
         (system, path), _ = edge
         trial = _build(args, project, store, systems, "declared", added, without=edge)
-        users = [i for i in trial.records if _under(t.nodes[i], (system, path))]
-        failed = [i for i in trial.failed if _under(t.nodes[i], (system, path))]
+        users = [i for i in trial.records if under(t.nodes[i], (system, path))]
+        failed = [i for i in trial.failed if under(t.nodes[i], (system, path))]
         if failed or not users:
             continue
         if all(_undefined(trial.records[i]) <= baseline.get(i, set()) for i in users):

@@ -14,6 +14,7 @@ from plait.store import Output, Store
 
 if TYPE_CHECKING:
     from plait.asdf import AsdfBuild
+    from plait.asdf.graph import Translation
 
 MAX_SHOWN = 10
 
@@ -55,20 +56,29 @@ def reconcile(records: dict[str, dict[str, Any]]) -> Summary:
     return summary
 
 
-def collect(
-    asdf: AsdfBuild, store: Store, produced: Mapping[str, Output], report: Report
-) -> dict[str, dict[str, Any]]:
-    records: dict[str, dict[str, Any]] = {}
-    t = asdf.translation
+def records(
+    t: Translation, store: Store, produced: Mapping[str, Output], report: Report
+) -> dict[int, dict[str, Any]]:
+    """What each builder of the build recorded (compile.lisp's warnings file), by node."""
+    found: dict[int, dict[str, Any]] = {}
     for node_id, action in t.actions.items():
         if action.name not in report.results:
             continue
         out = produced.get(t.warnings_output(t.nodes[node_id]))
-        if out is None or not store.has_blob(out.digest):
-            continue
-        source = (t.nodes[node_id].inputs or (action.name,))[0]
-        records[source] = json.loads(store.blob_path(out.digest).read_text())
-    return records
+        if out is not None and store.has_blob(out.digest):
+            found[node_id] = json.loads(store.blob_path(out.digest).read_text())
+    return found
+
+
+def collect(
+    asdf: AsdfBuild, store: Store, produced: Mapping[str, Output], report: Report
+) -> dict[str, dict[str, Any]]:
+    """The builders' records, by the source file each compiled."""
+    t = asdf.translation
+    return {
+        (t.nodes[i].inputs or (t.actions[i].name,))[0]: record
+        for i, record in records(t, store, produced, report).items()
+    }
 
 
 def lines(summary: Summary) -> Iterator[str]:
