@@ -1000,17 +1000,3 @@ def test_ctrl_c_during_a_lisp_build_stops_it_cleanly_and_the_next_build_goes_on(
     assert "Traceback" not in err and "failed" not in out + err, out + err
     again = plait("build", "ironclad", cwd=tmp_path, env=env, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-
-
-@pytest.mark.parametrize("setting", ["0", "-5", "true"])
-def test_a_test_timeout_in_the_configuration_must_be_seconds_above_0(
-    setting: str, tmp_path: Path
-) -> None:
-    from plait.asdf.frontend import _configured_timeout
-    from plait.errors import UsageError
-
-    (tmp_path / "plait.toml").write_text(f"[test]\ntimeout = {setting}\n")
-    with pytest.raises(UsageError, match=r"\[test\] timeout = .* is not a number of seconds"):
-        _configured_timeout(tmp_path)
-    (tmp_path / "plait.toml").write_text("[test]\ntimeout = 7\n")
-    assert _configured_timeout(tmp_path) == 7

@@ -15,6 +15,8 @@ EXIT_ACTION_FAILED = 1
 EXIT_USAGE = 2
 # `plait test` on a system that defines no tests (pytest's status for "no tests collected").
 EXIT_NO_TESTS = 5
+# `plait test` whose tests ran and failed nothing, but some in a way plait cannot read.
+EXIT_NO_VERDICT = 6
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

@@ -5,29 +5,26 @@ core's save when a job slot idles, the fasls' dates and the warnings once the bu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
-import os
-import signal
-import subprocess
+import json
 import sys
-import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import BinaryIO
 
-from plait import cli, config
-from plait.asdf import AsdfBuild, Policy, add_systems
+from plait import cli
+from plait.asdf import AsdfBuild, Policy, add_systems, testing
 from plait.asdf.graph import BEHAVIOURS, DEPS_MODES
 from plait.asdf.products import add_bundle, add_program
+from plait.asdf.testing import DEFAULT_TEST_TIMEOUT
 from plait.asdf.warm import WarmStrategy
 from plait.asdf.warnings import summarize
 from plait.build import Report
-from plait.errors import EXIT_ACTION_FAILED, EXIT_NO_TESTS, EXIT_OK, UsageError
+from plait.errors import EXIT_ACTION_FAILED, EXIT_NO_TESTS, EXIT_NO_VERDICT, EXIT_OK, UsageError
 from plait.frontend import Handler, Part, Session
 from plait.model import Graph
+from plait.planner import why_changed
 from plait.store import Output, Store
 
 # The operations a name on the command line may start with to ask for a root other than
@@ -109,15 +106,32 @@ class AsdfFrontend:
             "systems",
             metavar="SYSTEM",
             nargs="*",
-            help="the systems to test, in parallel under -j (default: the directory's one"
-            " .asd file's system)",
+            help="the systems to test, in parallel under -j (default: the systems of the"
+            " project's .asd files)",
         )
         test.add_argument(
             "--timeout",
-            type=_seconds,
+            type=seconds,
             metavar="SECONDS",
             help=f"stop the tests after this long (default: [test] timeout in plait.toml,"
             f" else {DEFAULT_TEST_TIMEOUT})",
+        )
+        test.add_argument(
+            "--rerun",
+            action="store_true",
+            help="run the tests even where a passing verdict is kept for what they load",
+        )
+        test.add_argument(
+            "--junit",
+            type=Path,
+            metavar="FILE",
+            help="write the verdicts as JUnit XML (a testsuite per system) to FILE",
+        )
+        test.add_argument(
+            "--report",
+            type=Path,
+            metavar="FILE",
+            help="write a JSON report of every action and every system's verdict",
         )
         bundle = commands.add_parser(
             "bundle", help="one fasl holding an ASDF system and all it depends on, in load order"
@@ -195,35 +209,51 @@ class AsdfFrontend:
 
     def test(self, args: argparse.Namespace) -> int:
         """Build what ASDF's test-op on each SYSTEM needs, then run each test-op in a fresh
-        SBCL, several at once under -j."""
+        SBCL, several at once under -j, unless a passing verdict kept for it still holds
+        (plait.asdf.testing)."""
         project = cli.project_dir(args)
-        systems = list(dict.fromkeys(args.systems)) or [only_system(project, args.command)]
+        systems = list(dict.fromkeys(args.systems)) or project_systems(project, args.command)
         roots = [f"test:{system}" for system in systems]
         store = cli.open_store(project)
         try:
             loaded, report = cli.load_and_build(args, project, store, roots, roots)
-            asdf = _build_of(loaded.parts)
             if not report.ok:
                 return cli.exit_status(report)
-            tested = {s: r for s, r in zip(systems, roots, strict=True) if asdf.defines_tests(r)}
-            argvs = {system: asdf.test_argv(root) for system, root in tested.items()}
+            asdf = build_of(loaded.parts)
+            produced = next(p.produced for p in loaded.parts if isinstance(p, AsdfPart))
+            runs = [
+                testing.test_run(asdf, root, store, produced, system)
+                for system, root in zip(systems, roots, strict=True)
+                if asdf.defines_tests(root)
+            ]
+            untested = [s for s in systems if s not in {r.system for r in runs}]
+            for system in untested:
+                print(
+                    f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
+                    " on a system its test-op depends on (:in-order-to ((test-op (test-op"
+                    " ...))))"
+                )
+            if not runs:
+                return EXIT_NO_TESTS
+            timeout = args.timeout or testing.configured_timeout(project)
+            outcomes = _run_all(store, runs, timeout, args.jobs or 1, args.rerun)
         finally:
             store.close()
-        untested = [s for s in systems if s not in argvs]
-        for system in untested:
-            print(
-                f"plait: '{system}' defines no tests: no test-op method of its own, nor one"
-                " on a system its test-op depends on (:in-order-to ((test-op (test-op ...))))"
-            )
-        if not argvs:
-            return EXIT_NO_TESTS
-        timeout = args.timeout or _configured_timeout(project)
-        if len(systems) == 1:
-            ((system, argv),) = argvs.items()
-            print(f"plait: running the tests of '{system}'", flush=True)
-            verdict = _verdict(system, *run_tests(argv, timeout), timeout)
-            return EXIT_OK if verdict == "passed" else EXIT_ACTION_FAILED
-        return _test_many(argvs, untested, timeout, args.jobs or 1)
+        if len(systems) > 1:
+            print("\n" + "\n".join(testing.table(outcomes, untested)))
+        if args.junit is not None:
+            cli.write_whole(args.junit, testing.junit(outcomes))
+        if args.report is not None:
+            data = {
+                **report.to_json(),
+                "tests": [o.to_json() | {"cached": o.cached} for o in outcomes],
+            }
+            cli.write_whole(args.report, json.dumps(data, indent=2) + "\n")
+        if all(o.passed for o in outcomes):
+            return EXIT_OK
+        if any(o.verdict in ("failed", "timed out") for o in outcomes):
+            return EXIT_ACTION_FAILED
+        return EXIT_NO_VERDICT
 
     def lint(self, args: argparse.Namespace) -> int:
         """Find the dependencies SYSTEMs' .asd files leave out (plait.asdf.lint)."""
@@ -240,7 +270,7 @@ class AsdfFrontend:
         names: list[str] = []
 
         def add(graph: Graph, parts: list[Part]) -> None:
-            asdf = _build_of(parts)
+            asdf = build_of(parts)
             node = asdf.root_id(root)
             if args.command == "bundle":
                 names.append(add_bundle(graph, asdf.translation, system, node, out))
@@ -257,25 +287,8 @@ class AsdfFrontend:
         return cli.exit_status(report)
 
 
-# Seconds a test run may take when neither --timeout nor plait.toml says.
-DEFAULT_TEST_TIMEOUT = 3600
-
-# Seconds an interrupted test run has to print where it was before it is killed.
-INTERRUPT_GRACE = 5.0
-
-
-def _configured_timeout(project: Path) -> int:
-    """[test] timeout from the configuration files, else DEFAULT_TEST_TIMEOUT."""
-    value = config.settings(project).get("test", {}).get("timeout", DEFAULT_TEST_TIMEOUT)
-    if isinstance(value, bool) or value <= 0:
-        raise UsageError(
-            f"[test] timeout = {value!r} is not a number of seconds above 0",
-            hint=f"set it in {project / config.PROJECT_FILE} or {config.user_file()}",
-        )
-    return int(value)
-
-
-def _seconds(text: str) -> int:
+def seconds(text: str) -> int:
+    """--timeout's type: a whole number of seconds above 0."""
     try:
         value = int(text)
     except ValueError:
@@ -285,97 +298,71 @@ def _seconds(text: str) -> int:
     return value
 
 
-def run_tests(argv: list[str], timeout: int, out: BinaryIO | None = None) -> tuple[int | None, str]:
-    """Run the test command, its output passed through as it comes (to `out`, or this
-    process's standard output); its exit status, or None
-    if it outlived `timeout`: then it is interrupted (SBCL prints its stack, which shows the
-    test it was in), and after INTERRUPT_GRACE killed with all it started. Also the last
-    non-blank line it printed before the interrupt."""
-    process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
-    )
-    assert process.stdout is not None
-    last = [""]
-    interrupted = threading.Event()
+def _run_all(
+    store: Store, runs: list[testing.Run], timeout: int, jobs: int, rerun: bool
+) -> list[testing.Outcome]:
+    """Each run's outcome, in the order given: kept, or run `jobs` at once. One run's output
+    is relayed as it comes; several runs' outputs are shown whole as each ends, so that they
+    do not interleave. Passing verdicts are kept (in this thread: the store's)."""
+    outcomes: dict[str, testing.Outcome] = {}
+    last = store.last_builds()
+    to_run: list[testing.Run] = []
+    for run in runs:
+        kept = None if rerun else testing.cached(store, run)
+        if kept is not None:
+            outcomes[run.system] = kept
+            testing.say(kept)
+        else:
+            to_run.append(run)
+    alone = len(runs) == 1
 
-    def relay() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if out is not None:
-                out.write(line)
-            else:
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
-            if line.strip() and not interrupted.is_set():
-                last[0] = line.decode(errors="replace").strip()
-
-    reader = threading.Thread(target=relay, daemon=True)
-    reader.start()
-    try:
-        status: int | None = process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        interrupted.set()
-        status = None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(INTERRUPT_GRACE)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:  # interrupted here: nothing of the run outlives plait
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        reader.join(10)
-    return status, last[0]
-
-
-def _verdict(system: str, status: int | None, last: str, timeout: int) -> str:
-    """Say and return the verdict of one system's test run."""
-    if status is None:
-        said = f" (the last line they printed: {last!r})" if last else ""
-        print(f"plait: the tests of '{system}' timed out after {timeout} s{said}", flush=True)
-        return "timed out"
-    verdict = "passed" if status == 0 else "failed"
-    print(f"plait: the tests of '{system}' {verdict}", flush=True)
-    return verdict
-
-
-def _test_many(argvs: dict[str, list[str]], untested: list[str], timeout: int, jobs: int) -> int:
-    """Run the systems' tests `jobs` at once; each one's output is shown whole when it ends,
-    then a table of the verdicts."""
-    lock = threading.Lock()
-    rows: dict[str, tuple[str, float]] = {}
-
-    def one(system: str) -> None:
-        out = io.BytesIO()
+    def one(run: testing.Run) -> testing.Outcome:
+        record = testing.record_file(store, run.system)
+        out = None if alone else io.BytesIO()
         started = time.monotonic()
-        status, last = run_tests(argvs[system], timeout, out)
-        with lock:
-            print(f"plait: the tests of '{system}':", flush=True)
-            sys.stdout.buffer.write(out.getvalue())
-            sys.stdout.flush()
-            rows[system] = (_verdict(system, status, last, timeout), time.monotonic() - started)
+        status, said, printed = testing.run_tests(run.argv, timeout, record, out)
+        records = record.read_text(errors="replace") if record.exists() else ""
+        record.unlink(missing_ok=True)
+        outcome = testing.judge(run.system, status, records, said, timeout)
+        outcome.seconds = time.monotonic() - started
+        outcome.output = printed.decode(errors="replace")
+        return outcome
 
-    print(f"plait: running the tests of {len(argvs)} systems, {jobs} at once", flush=True)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(one, system) for system in argvs]:
-            future.result()
-    width = max(len(s) for s in [*argvs, *untested, "SYSTEM"])
-    print(f"\n{'SYSTEM':<{width}}  {'VERDICT':<9}  TIME")
-    for system in [*argvs, *untested]:
-        verdict, took = rows.get(system, ("no tests", 0.0))
-        shown = f"{took:.1f}s" if system in rows else ""
-        print(f"{system:<{width}}  {verdict:<9}  {shown}".rstrip())
-    failed = [s for s, (v, _) in rows.items() if v != "passed"]
-    return EXIT_ACTION_FAILED if failed else EXIT_OK
+    if to_run:
+        reasons = {
+            r.system: "--rerun" if rerun else why_changed(r.material, last.get(r.name), r.producer)
+            for r in to_run
+        }
+        if alone:
+            (run,) = to_run
+            print(f"plait: running the tests of '{run.system}' ({reasons[run.system]})", flush=True)
+        else:
+            print(f"plait: running the tests of {len(to_run)} systems, {jobs} at once", flush=True)
+            for run in to_run:
+                print(f"  {run.system}: {reasons[run.system]}")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(one, run): run for run in to_run}
+            for future in as_completed(futures):
+                run, outcome = futures[future], future.result()
+                if not alone:
+                    print(f"plait: the tests of '{run.system}':", flush=True)
+                    sys.stdout.write(outcome.output)
+                    sys.stdout.flush()
+                testing.say(outcome)
+                testing.keep(store, run, outcome)
+                outcomes[run.system] = outcome
+    return [outcomes[run.system] for run in runs]
 
 
-def _build_of(parts: list[Part]) -> AsdfBuild:
+def build_of(parts: list[Part]) -> AsdfBuild:
     """The ASDF build among a command's parts (an ASDF command always has one)."""
     return next(p.build for p in parts if isinstance(p, AsdfPart))
+
+
+def project_systems(project: Path, command: str) -> list[str]:
+    """The systems of the project's .asd files (each file's own), by name."""
+    asds = sorted(p.stem for p in project.glob("*.asd"))
+    return asds or [only_system(project, command)]
 
 
 def only_system(project: Path, command: str) -> str:

@@ -3,59 +3,252 @@
 ;;;; (loaded into the definitions core by the dump).
 ;;;; Performs each ACTION (a printed list: operation-class system component-name...) in order, with
 ;;;; ASDF's own perform and the user's output translations (the fasls plait built are there).
-;;;; ASDF's test-op ignores what a framework returns, so the verdicts of known frameworks are
-;;;; watched: a failed verdict or an error exits 1; all well, exit 0.
+;;;; ASDF's test-op ignores what a framework returns, so the runs of the frameworks Debian ships
+;;;; are watched, however deep inside other performs they start: each suite that ends is recorded
+;;;; with its counts and its tests, one JSON object a line, to the file PLAIT_TEST_RECORD names.
+;;;; A test-op of the user's that runs no suite plait knows is recorded as unknown. A suite that
+;;;; failed, or an error, exits 1; otherwise the run exits 0 and the records give the verdict.
 
-(defpackage :plait-run (:use :cl :plait-lisp) (:export #:main))
+(defpackage :plait-run (:use :cl :plait-lisp :plait-json) (:export #:main))
 (in-package :plait-run)
 
-(defvar *failures* '())
-(defvar *depth* 0)
+(defvar *record* nil "Where the records go, or NIL.")
+(defvar *failed* nil "The framework of the first suite that reported a failure.")
+(defvar *depth* 0 "How many watched framework calls are under way: only the outermost ends a suite.")
 
-;;; (package function framework): the function returns false when tests failed.
-(defparameter *verdicts*
-  '(("SB-RT" "DO-TESTS" "sb-rt")
-    ("REGRESSION-TEST" "DO-TESTS" "rt")
-    ("IT.BESE.FIVEAM" "RUN!" "fiveam")
-    ("CL-PPCRE-TEST" "RUN-ALL-TESTS" "cl-ppcre-test")))
+(defstruct frame
+  "A test-op perform of the user's under way."
+  system (suites 0) (children 0))
 
-(defun watch-verdicts ()
-  (dolist (entry *verdicts*)
-    (destructuring-bind (package name framework) entry
-      (let ((symbol (and (find-package package) (find-symbol name package))))
+(defvar *frames* '() "The test-op performs under way, innermost first.")
+
+(defun write-record (&rest fields)
+  (when *record*
+    (write-json (cons :obj fields) *record*)
+    (terpri *record*)
+    (finish-output *record*)))
+
+;;; A suite: what a framework's outermost run reported. Each test is (name status message),
+;;; status one of passed, failed, skipped, expected (an expected failure, not a failure).
+
+(defun end-suite (framework suite tests &key ok)
+  "Record a suite. OK, when given, is the framework's own verdict (for runners that count
+nothing); else the suite failed if a test did."
+  (let* ((count (lambda (status) (count status tests :key #'second :test #'string=)))
+         (failed (funcall count "failed"))
+         (ok (if tests (zerop failed) ok)))
+    (dolist (frame *frames*) (incf (frame-suites frame)))
+    (unless (or ok *failed*) (setf *failed* framework))
+    (write-record :suite (princ-to-string suite) :framework framework
+                  :system (and *frames* (frame-system (first *frames*)))
+                  :ok (if ok t :false)
+                  :counted (if tests t :false)
+                  :passed (funcall count "passed") :failed failed
+                  :skipped (funcall count "skipped") :expected (funcall count "expected")
+                  :tests (array-of
+                          (mapcar (lambda (test)
+                                    (destructuring-bind (name status &optional message) test
+                                      (list :obj :name (princ-to-string name) :status status
+                                                 :message (and message
+                                                               (ignore-errors
+                                                                (princ-to-string message))))))
+                                  tests)))))
+
+(defun internal (package name)
+  "The value of PACKAGE::NAME if it is a variable, its function if a function, else NIL."
+  (let ((symbol (find-symbol name package)))
+    (cond ((null symbol) nil)
+          ((boundp symbol) (symbol-value symbol))
+          ((fboundp symbol) (fdefinition symbol)))))
+
+(defun call-internal (package name &rest args)
+  (apply (internal package name) args))
+
+(defun name-or (default package name object)
+  "PACKAGE::NAME of OBJECT, if that is a function that applies to it, else DEFAULT."
+  (let ((name (ignore-errors (call-internal package name object))))
+    (if (or (null name) (equal name "")) default name)))
+
+(defun class-named-p (object package name)
+  (let ((symbol (find-symbol name package)))
+    (and symbol (find-class symbol nil) (typep object symbol))))
+
+;;; The frameworks: each reads a suite from the arguments and the value of its outermost call.
+
+(defun fiveam-suite (args results)
+  "fiveam's RUN returns a result per check: group them by test."
+  (let ((tests '()))
+    (dolist (r results)
+      (let* ((name (call-internal "IT.BESE.FIVEAM" "NAME"
+                                  (call-internal "IT.BESE.FIVEAM" "TEST-CASE" r)))
+             (status (cond ((class-named-p r "IT.BESE.FIVEAM" "TEST-FAILURE") "failed")
+                           ((class-named-p r "IT.BESE.FIVEAM" "TEST-SKIPPED") "skipped")
+                           (t "passed")))
+             (entry (assoc name tests :test #'equal)))
+        (cond ((null entry)
+               (push (list name status (and (string= status "failed")
+                                            (call-internal "IT.BESE.FIVEAM" "REASON" r)))
+                     tests))
+              ((and (string= status "failed") (not (string= (second entry) "failed")))
+               (setf (second entry) status
+                     (third entry) (call-internal "IT.BESE.FIVEAM" "REASON" r))))))
+    (end-suite "fiveam" (first args) (nreverse tests) :ok t)))
+
+(defun rt-suite (package framework result)
+  "rt's DO-TESTS leaves the failed tests pending; those on *EXPECTED-FAILURES* are expected."
+  (let ((entries (rest (internal package "*ENTRIES*")))
+        (pending (call-internal package "PENDING-TESTS"))
+        (expected (internal package "*EXPECTED-FAILURES*"))
+        (disabled (internal package "HAS-DISABLED-NOTE")))
+    (end-suite framework framework
+               (mapcar (lambda (entry)
+                         (let ((name (call-internal package "NAME" entry)))
+                           (list name
+                                 (cond ((and disabled (funcall disabled entry)) "skipped")
+                                       ((not (member name pending :test #'equal)) "passed")
+                                       ((member name expected :test #'equal) "expected")
+                                       (t "failed")))))
+                       entries)
+               :ok result)))
+
+(defun xlunit-suite (args)
+  "xlunit fills a TEST-RESULTS: a count of tests run, and the failures and errors."
+  (let* ((results (second args))
+         (bad (append (call-internal "XLUNIT" "FAILURES" results)
+                      (call-internal "XLUNIT" "ERRORS" results)))
+         (run (call-internal "XLUNIT" "RUN-TESTS" results))
+         (tests (mapcar (lambda (f)
+                          (list (name-or "" "XLUNIT" "NAME"
+                                         (call-internal "XLUNIT" "FAILED-TEST" f))
+                                "failed"
+                                (call-internal "XLUNIT" "THROWN-CONDITION" f)))
+                        bad)))
+    (end-suite "xlunit" (or (name-or nil "XLUNIT" "TEST-SUITE-NAME" (first args))
+                            (name-or "xlunit" "XLUNIT" "NAME" (first args)))
+               (append tests (loop :repeat (- run (length bad)) :collect (list "" "passed"))))))
+
+(defun xptest-suite (results)
+  "xptest's RUN-TEST returns a TEST-RESULT per test, in lists as deep as the suites nest."
+  (let ((flat '()))
+    (labels ((walk (x) (if (listp x) (mapc #'walk x) (push x flat))))
+      (walk results))
+    (end-suite "xptest" "xptest"
+               (mapcar (lambda (r)
+                         (let ((bad (or (call-internal "XPTEST" "TEST-FAILURES" r)
+                                        (call-internal "XPTEST" "TEST-ERRORS" r))))
+                           (list (call-internal "XPTEST" "TEST-NAME"
+                                                (call-internal "XPTEST" "RESULT-TEST" r))
+                                 (if bad "failed" "passed")
+                                 (first bad))))
+                       (nreverse flat)))))
+
+(defun fiasco-suite ()
+  "fiasco leaves the run's context in *LAST-TEST-RESULT*: a tree of test runs."
+  (let ((top (internal "FIASCO" "*LAST-TEST-RESULT*")))
+    (end-suite "fiasco" (call-internal "FIASCO" "NAME-OF" (call-internal "FIASCO" "TEST-OF" top))
+               (mapcar (lambda (run)
+                         (let ((failures (slot-value run (find-symbol "SELF-FAILURES" "FIASCO"))))
+                           (list (call-internal "FIASCO" "NAME-OF"
+                                                (call-internal "FIASCO" "TEST-OF" run))
+                                 (cond ((notevery (internal "FIASCO" "EXPECTED-P") failures)
+                                        "failed")
+                                       (failures "expected")
+                                       ((call-internal "FIASCO" "SKIPPED-P" run) "skipped")
+                                       (t "passed"))
+                                 (first failures))))
+                       (rest (call-internal "FIASCO" "ALL-TEST-RUNS-OF" top))))))
+
+(defun ptester-suite ()
+  "ptester's WITH-TESTS is a macro: its counters are read when it asks GC-PRINT-STATE, at its
+end. A known failure counts among its errors, but not among its unexpected failures."
+  (let* ((errors (internal "PTESTER" "*TEST-ERRORS*"))
+         (unexpected (internal "PTESTER" "*TEST-UNEXPECTED-FAILURES*"))
+         (passed (internal "PTESTER" "*TEST-SUCCESSES*")))
+    (end-suite "ptester" "with-tests"
+               (append (loop :repeat passed :collect (list "" "passed"))
+                       (loop :repeat unexpected :collect (list "" "failed"))
+                       (loop :repeat (- errors unexpected) :collect (list "" "expected"))))))
+
+;;; (package function framework reader): READER makes the suite from the outermost call's
+;;; arguments and value; it is called before the call when it reads the framework's state then.
+(defparameter *frameworks*
+  `(("IT.BESE.FIVEAM" "RUN" ,#'fiveam-suite)
+    ("REGRESSION-TEST" "DO-TESTS" ,(lambda (args result) (declare (ignore args))
+                                     (rt-suite "REGRESSION-TEST" "rt" result)))
+    ("SB-RT" "DO-TESTS" ,(lambda (args result) (declare (ignore args))
+                           (rt-suite "SB-RT" "sb-rt" result)))
+    ("XLUNIT" "RUN-ON-TEST-RESULTS" ,(lambda (args result) (declare (ignore result))
+                                       (xlunit-suite args)))
+    ("XPTEST" "RUN-TEST" ,(lambda (args result) (declare (ignore args)) (xptest-suite result)))
+    ("FIASCO" "RUN-SUITE-TESTS" ,(lambda (args result) (declare (ignore args result))
+                                   (fiasco-suite)))
+    ("PTESTER" "GC-PRINT-STATE" :before ,(lambda (args) (declare (ignore args))
+                                           (ptester-suite)))
+    ("CL-PPCRE-TEST" "RUN-ALL-TESTS" ,(lambda (args result)
+                                        (end-suite "cl-ppcre-test" (first args) '() :ok result)))))
+
+(defun read-suite (framework reader &rest args)
+  "Call READER; if this framework's version keeps its state elsewhere, its suite is unknown."
+  (handler-case (apply reader args)
+    (error (e)
+      (dolist (frame *frames*) (incf (frame-suites frame)))
+      (write-record :unknown (and *frames* (frame-system (first *frames*)))
+                    :framework framework
+                    :reason (or (ignore-errors (princ-to-string e)) "unreadable")))))
+
+(defun watch-frameworks ()
+  (dolist (entry *frameworks*)
+    (destructuring-bind (package name &rest how) entry
+      (let ((symbol (and (find-package package) (find-symbol name package)))
+            (before (eq (first how) :before))
+            (reader (car (last how))))
         (when symbol
-          (plait-sbcl:wrap-function symbol 'plait-verdict
+          (plait-sbcl:wrap-function symbol 'plait-suite
             (lambda (f &rest args)
-              ;; Only the outermost call is a verdict: a framework's own tests run it inside.
-              (let ((result (let ((*depth* (1+ *depth*))) (apply f args))))
-                (when (and (zerop *depth*) (not result))
-                  (push framework *failures*))
-                result))))))))
+              (if before
+                  (progn (read-suite package reader args) (apply f args))
+                  (let ((result (let ((*depth* (1+ *depth*))) (apply f args))))
+                    ;; A framework's own tests run it inside a run: only the outermost ends.
+                    (when (zerop *depth*) (read-suite package reader args result))
+                    result)))))))))
 
-(defun watch-loads ()
-  "Watch the verdicts of frameworks that load during the run, too: a test-op's perform may load
-the system that holds the suite and perform its test-op itself."
-  (plait-sbcl:wrap-function 'asdf:perform 'plait-watch-loads
+(defun watch-performs ()
+  "Watch the frameworks that load during the run, too, and each test-op of the user's: one
+that ran no suite, and performed no other test-op that did, ran an unknown one."
+  (plait-sbcl:wrap-function 'asdf:perform 'plait-watch-performs
     (lambda (f o c)
-      (multiple-value-prog1 (funcall f o c)
-        (when (typep o 'asdf:load-op) (watch-verdicts))))))
+      (if (and (typep o 'asdf:test-op) (plait-dump::user-perform-p o c))
+          (let ((frame (make-frame :system (asdf:component-name c))))
+            (when *frames* (incf (frame-children (first *frames*))))
+            (multiple-value-prog1 (let ((*frames* (cons frame *frames*))) (funcall f o c))
+              (when (and (zerop (frame-suites frame)) (zerop (frame-children frame)))
+                (write-record :unknown (frame-system frame)))))
+          (multiple-value-prog1 (funcall f o c)
+            (when (typep o 'asdf:load-op) (watch-frameworks)))))))
 
 (defun main (tokens)
-  (watch-loads)
+  (let ((file (sb-ext:posix-getenv "PLAIT_TEST_RECORD")))
+    (setf *record* (and file (open file :direction :output :if-exists :append
+                                        :if-does-not-exist :create :external-format :utf-8))))
+  (watch-frameworks)
+  (watch-performs)
   (handler-bind ((warning (lambda (w) (when (bookkeeping-p w) (muffle-warning w))))
                  (error (lambda (e)
-                          (format t "~&~%plait: the tests signalled an error: ~a~%" e)
+                          (let ((said (or (ignore-errors (princ-to-string e))
+                                          (format nil "an error of type ~s" (type-of e)))))
+                            (write-record :error said
+                                          :system (and *frames*
+                                                       (frame-system (first *frames*))))
+                            (format t "~&~%plait: the tests signalled an error: ~a~%" said))
                           (fresh-line)
                           (finish-output)
                           (sb-ext:exit :code 1 :abort t))))
     (dolist (token tokens)
       (multiple-value-bind (o c) (action-of token)
-        (when (typep o 'asdf:test-op) (watch-verdicts))
         (asdf:perform o c))))
   (fresh-line)
   (finish-output)
-  (when *failures*
-    (format t "~&~%plait: ~a reported failures~%" (first *failures*))
+  (when *failed*
+    (format t "~&~%plait: ~a reported failures~%" *failed*)
     (finish-output)
     (sb-ext:exit :code 1 :abort t)))
-

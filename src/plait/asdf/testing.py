@@ -1,0 +1,432 @@
+"""A test run of an ASDF system: its command and what run.lisp records of it, the verdict,
+the run as an action whose passing verdict the store keeps, and what CI reads of it (a table,
+JUnit XML)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from plait import config
+from plait.asdf import AsdfBuild
+from plait.asdf.dump import DRIVERS, default_core, lisp_file
+from plait.asdf.graph import node_name
+from plait.errors import UsageError
+from plait.request import key_of
+from plait.store import CachedResult, Output, Store
+
+# Seconds a test run may take when neither --timeout nor plait.toml says.
+DEFAULT_TEST_TIMEOUT = 3600
+
+# Seconds an interrupted test run has to print where it was before it is killed.
+INTERRUPT_GRACE = 5.0
+
+# The variable that tells run.lisp where to write its records.
+RECORD_ENV = "PLAIT_TEST_RECORD"
+
+# The verdict's output in the store, under the run's key.
+VERDICT_OUTPUT = "verdict.json"
+
+# Bumped when what a verdict's key covers changes meaning.
+VERDICT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test a framework named: passed, failed, skipped, or expected (a known failure)."""
+
+    name: str
+    status: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What one outermost run of a framework reported. `counted`: the framework said what each
+    test did; else only `ok` is known."""
+
+    name: str
+    framework: str
+    system: str | None
+    ok: bool
+    counted: bool
+    passed: int
+    failed: int
+    skipped: int
+    expected: int
+    tests: tuple[Case, ...]
+
+
+@dataclass
+class Outcome:
+    """A system's test verdict — passed, failed, timed out or no verdict — and what decided it."""
+
+    system: str
+    verdict: str
+    why: str
+    suites: list[Suite] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # test-ops that ran no suite plait knows
+    seconds: float = 0.0
+    output: str = ""
+    cached: str | None = None  # why the verdict was not rerun, when it was not
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    def checks(self) -> tuple[int, int] | None:
+        """Tests passed and failed, over the suites whose framework counts them."""
+        counted = [s for s in self.suites if s.counted]
+        if not counted:
+            return None
+        return sum(s.passed for s in counted), sum(s.failed for s in counted)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("cached")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], cached: str | None = None) -> Outcome:
+        suites = [
+            Suite(**{**s, "tests": tuple(Case(**c) for c in s["tests"])}) for s in data["suites"]
+        ]
+        return cls(**{**data, "suites": suites, "cached": cached})
+
+
+def read_records(text: str) -> tuple[list[Suite], list[str], list[str]]:
+    """The suites, unknown test-ops and errors run.lisp recorded. A line cut short by a kill
+    is no record."""
+    suites: list[Suite] = []
+    unknown: list[str] = []
+    errors: list[str] = []
+    for line in text.splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "suite" in r:
+            tests = tuple(Case(t["name"], t["status"], t["message"]) for t in r["tests"])
+            fields = ("passed", "failed", "skipped", "expected")
+            counts = {k: int(r[k]) for k in fields}
+            suites.append(
+                Suite(
+                    r["suite"],
+                    r["framework"],
+                    r["system"],
+                    r["ok"],
+                    r["counted"],
+                    **counts,
+                    tests=tests,
+                )
+            )
+        elif "unknown" in r:
+            unknown.append(str(r["unknown"] or r.get("framework") or "?"))
+        elif "error" in r:
+            errors.append(str(r["error"]))
+    return suites, unknown, errors
+
+
+def judge(system: str, status: int | None, records: str, last: str, timeout: int) -> Outcome:
+    """The verdict of a run that exited with `status` (None: it outlived `timeout`), from what
+    it recorded. A failure anywhere fails it; a suite plait cannot read leaves no verdict."""
+    suites, unknown, errors = read_records(records)
+    outcome = Outcome(system, "passed", "", suites, unknown)
+    failed = [s for s in suites if not s.ok]
+    if status is None:
+        said = f" (the last line they printed: {last!r})" if last else ""
+        outcome.verdict, outcome.why = "timed out", f"timed out after {timeout} s{said}"
+    elif errors:
+        outcome.verdict, outcome.why = "failed", f"the tests signalled an error: {errors[0]}"
+    elif failed:
+        s = failed[0]
+        count = f" {s.failed} of {s.passed + s.failed} tests" if s.counted else ""
+        outcome.verdict = "failed"
+        outcome.why = f"{s.framework} reported{count} failing in suite {s.name}"
+    elif status != 0:
+        outcome.verdict, outcome.why = "failed", f"the test run exited with status {status}"
+    elif unknown:
+        n = len(unknown)
+        outcome.verdict = "no verdict"
+        outcome.why = (
+            f"{n} suite{'s' if n > 1 else ''} unknown: the test-op of"
+            f" {', '.join(repr(u) for u in unknown)} runs no test framework plait reads"
+        )
+    else:
+        checks = outcome.checks()
+        counted = f", {checks[0]} test{'s' if checks[0] != 1 else ''} passed" if checks else ""
+        n = len(suites)
+        outcome.why = f"{n} suite{'s' if n != 1 else ''}{counted}"
+    return outcome
+
+
+def say(outcome: Outcome) -> None:
+    """The verdict line of one system."""
+    if outcome.verdict == "timed out":
+        print(f"plait: the tests of '{outcome.system}' {outcome.why}", flush=True)
+    elif outcome.verdict == "no verdict":
+        print(f"plait: the tests of '{outcome.system}': no verdict: {outcome.why}", flush=True)
+    else:
+        cached = f" (cached: {outcome.cached})" if outcome.cached else ""
+        print(
+            f"plait: the tests of '{outcome.system}' {outcome.verdict}: {outcome.why}{cached}",
+            flush=True,
+        )
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def configured_timeout(project: Path) -> int:
+    """[test] timeout from the configuration files, else DEFAULT_TEST_TIMEOUT."""
+    value = config.settings(project).get("test", {}).get("timeout", DEFAULT_TEST_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise UsageError(
+            f"[test] timeout = {value!r} is not a number of seconds above 0",
+            hint=f"set it in {project / config.PROJECT_FILE} or {config.user_file()}",
+        )
+    return int(value)
+
+
+def run_tests(
+    argv: list[str], timeout: int, record: Path, out: BinaryIO | None = None
+) -> tuple[int | None, str, bytes]:
+    """Run the test command, run.lisp's records going to `record` and its output passed
+    through as it comes, its errors among it (to `out`, or this process's standard output):
+    its exit status, or
+    None if it outlived `timeout` — then it is interrupted (SBCL prints its stack, which shows
+    the test it was in), and after INTERRUPT_GRACE killed with all it started. Also the last
+    non-blank line it printed before the interrupt, and all it printed."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, RECORD_ENV: str(record)},
+    )
+    assert process.stdout is not None
+    last = [""]
+    printed: list[bytes] = []
+    interrupted = threading.Event()
+
+    def relay() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            printed.append(line)
+            sink = out if out is not None else sys.stdout.buffer
+            sink.write(line)
+            sink.flush()
+            if line.strip() and not interrupted.is_set():
+                last[0] = line.decode(errors="replace").strip()
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        status: int | None = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        interrupted.set()
+        status = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(INTERRUPT_GRACE)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:  # interrupted here: nothing of the run outlives plait
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        reader.join(10)
+    return status, last[0], b"".join(printed)
+
+
+# -- the run as an action ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A system's test run: its command, and the key its passing verdict is kept under."""
+
+    system: str
+    argv: list[str]
+    material: dict[str, Any]
+    producer: dict[str, str]  # a fasl's path -> the action that made it
+
+    @property
+    def name(self) -> str:
+        return f"test:{self.system}"
+
+    @property
+    def key(self) -> str:
+        return key_of(self.material)
+
+
+def test_run(
+    build: AsdfBuild, root: str, store: Store, produced: Mapping[str, Output], system: str
+) -> Run:
+    """The run of `root`'s test-op. Its key covers what the run loads — the sources, .asd files
+    and fasls of every action the test-op needs —, the command, SBCL and plait's runner: not the
+    project's other files. A file a test reads at run time is covered when the .asd declares it
+    as a component (a static-file)."""
+    t = build.translation
+    needed = t.needed(build.root_id(root))
+    inputs: dict[str, str] = {}
+    producer: dict[str, str] = {}
+
+    def add(paths: Iterable[str]) -> None:
+        for path in paths:
+            d = store.file_digest(Path(path))
+            inputs[path] = str(d) if d is not None else "missing"
+
+    add(t.asds_of(needed))
+    for i in needed:
+        node = t.nodes[i]
+        add(node.inputs)
+        if t.is_builder(node):
+            for rel, where in zip(t.fasls(node), node.outputs, strict=True):
+                if rel in produced:
+                    inputs[where] = str(produced[rel].digest)
+                    producer[where] = node_name(node)
+    argv = build.test_argv(root)
+    core = default_core(t.sbcl)
+    material = {
+        "test": VERDICT_VERSION,
+        "argv": [a if a != str(build.dump.core) else "<definitions core>" for a in argv],
+        "env": {},
+        "tool": str(store.file_digest(t.sbcl)),
+        "inputs": inputs,
+        "executable": [],
+        "outputs": [VERDICT_OUTPUT],
+        "toolchain": {
+            "sbcl.core": str(store.file_digest(core)) if core else None,
+            **{f: str(store.file_digest(lisp_file(f))) for f in DRIVERS},
+        },
+    }
+    return Run(system, argv, material, producer)
+
+
+def cached(store: Store, run: Run) -> Outcome | None:
+    """The passing verdict the store keeps for `run`'s key, if it has one."""
+    result = store.lookup(run.key)
+    if result is None or not result.outputs or not store.has_blob(result.outputs[0].digest):
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = json.loads(store.blob_path(result.outputs[0].digest).read_text())
+        return Outcome.from_json(data, cached="nothing it loads changed since it passed")
+    return None
+
+
+def keep(store: Store, run: Run, outcome: Outcome) -> None:
+    """Keep a passing verdict under the run's key. Failed, timed-out and undecided verdicts
+    are never kept: they run again."""
+    if not outcome.passed:
+        return
+    tmp = store.tmp / f"verdict-{run.key}.json"
+    tmp.write_text(json.dumps(outcome.to_json()))
+    d = store.put_file(tmp, move=True)
+    result = CachedResult((Output(VERDICT_OUTPUT, d, False),), outcome.seconds)
+    store.register(run.name, run.key, run.material, result, ran=True)
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def table(outcomes: list[Outcome], untested: list[str]) -> list[str]:
+    """One row per system: its verdict, its tests passed/failed, its time, ran or cached."""
+    rows = [("SYSTEM", "VERDICT", "TESTS", "TIME", "")]
+    for o in outcomes:
+        checks = o.checks()
+        rows.append(
+            (
+                o.system,
+                o.verdict,
+                f"{checks[0]}/{checks[0] + checks[1]}" if checks else "-",
+                f"{o.seconds:.1f}s",
+                "cached" if o.cached else "ran",
+            )
+        )
+    rows += [(s, "no tests", "", "", "") for s in untested]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def junit(outcomes: list[Outcome]) -> str:
+    """JUnit XML: a testsuite per system, a testcase per test a framework named (else one per
+    suite), as GitLab, GitHub and Jenkins read it."""
+    top = ET.Element("testsuites", name="plait test")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for o in outcomes:
+        cases = _cases(o)
+        counts = {
+            "tests": len(cases),
+            "failures": sum(1 for _, kind, _ in cases if kind == "failure"),
+            "errors": sum(1 for _, kind, _ in cases if kind == "error"),
+            "skipped": sum(1 for _, kind, _ in cases if kind == "skipped"),
+        }
+        attributes = {"name": _xml(o.system), **{k: str(v) for k, v in counts.items()}}
+        suite = ET.SubElement(top, "testsuite", attributes, time=f"{o.seconds:.3f}")
+        for (classname, name), kind, message in cases:
+            case = ET.SubElement(
+                suite, "testcase", name=_xml(name), classname=_xml(classname), time="0"
+            )
+            if kind:
+                ET.SubElement(case, kind, message=_xml((message or "")[:1000]))
+        ET.SubElement(suite, "system-out").text = _xml(o.output)
+        for k, v in counts.items():
+            totals[k] += v
+    for k in ("tests", "failures", "errors"):  # the schema has no skipped here
+        top.set(k, str(totals[k]))
+    ET.indent(top)
+    return ET.tostring(top, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# What XML 1.0 cannot hold: control characters but tab and newlines, surrogates, U+FFFE/F.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """`text` with what XML cannot hold shown as U+FFFD (a test's output may hold anything)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _cases(o: Outcome) -> list[tuple[tuple[str, str], str, str | None]]:
+    """((classname, name), failure|error|skipped|"", message) for each testcase of `o`."""
+    cases: list[tuple[tuple[str, str], str, str | None]] = []
+    kinds = {"failed": "failure", "skipped": "skipped", "expected": "skipped"}
+    for s in o.suites:
+        classname = f"{o.system}.{s.name}"
+        named = [c for c in s.tests if c.name]
+        if named:
+            for c in named:
+                message = c.message or ("an expected failure" if c.status == "expected" else None)
+                cases.append(((classname, c.name), kinds.get(c.status, ""), message))
+        else:
+            kind = "" if s.ok else "failure"
+            cases.append(((classname, s.name), kind, None if s.ok else f"{s.framework} failed"))
+    failing = any(kind == "failure" for _, kind, _ in cases)
+    if o.verdict == "timed out" or (o.verdict == "failed" and not failing):
+        cases.append(((o.system, "(run)"), "error", o.why))
+    cases += [((o.system, u), "skipped", "no verdict: no framework plait reads") for u in o.unknown]
+    return cases
+
+
+def record_file(store: Store, system: str) -> Path:
+    """A fresh file for run.lisp's records of `system`'s run."""
+    path = store.tmp / f"test-{os.getpid()}-{time.monotonic_ns()}-{system.replace('/', '_')}"
+    path.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,5 @@
+(fiasco:define-test-package :plait-fw-fiasco-fail (:export #:run))
+(in-package :plait-fw-fiasco-fail)
+(deftest adds () (is (= 4 (+ 2 2))))
+(deftest wrong () (is (= 5 (+ 2 2))))
+(defun run () (run-package-tests :package :plait-fw-fiasco-fail))

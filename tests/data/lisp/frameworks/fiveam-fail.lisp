@@ -1,0 +1,7 @@
+(defpackage :plait-fw-fiveam-fail (:use :cl :fiveam) (:shadow #:run!) (:export #:run!))
+(in-package :plait-fw-fiveam-fail)
+(def-suite :plait-fw-fiveam-fail)
+(in-suite :plait-fw-fiveam-fail)
+(test adds (is (= 4 (+ 2 2))) (is (= 6 (* 2 3))))
+(test wrong (is (= 5 (+ 2 2))))
+(defun run! () (fiveam:run! :plait-fw-fiveam-fail))

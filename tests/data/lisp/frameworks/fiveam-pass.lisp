@@ -1,0 +1,6 @@
+(defpackage :plait-fw-fiveam-pass (:use :cl :fiveam) (:shadow #:run!) (:export #:run!))
+(in-package :plait-fw-fiveam-pass)
+(def-suite :plait-fw-fiveam-pass)
+(in-suite :plait-fw-fiveam-pass)
+(test adds (is (= 4 (+ 2 2))) (is (= 6 (* 2 3))))
+(defun run! () (fiveam:run! :plait-fw-fiveam-pass))

@@ -1,0 +1,7 @@
+(defpackage :plait-fw-fiveam-skip (:use :cl :fiveam) (:shadow #:run!) (:export #:run!))
+(in-package :plait-fw-fiveam-skip)
+(def-suite :plait-fw-fiveam-skip)
+(in-suite :plait-fw-fiveam-skip)
+(test adds (is (= 4 (+ 2 2))) (is (= 6 (* 2 3))))
+(test not-here (skip "not on this platform"))
+(defun run! () (fiveam:run! :plait-fw-fiveam-skip))

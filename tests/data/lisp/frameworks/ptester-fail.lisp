@@ -1,0 +1,6 @@
+(defpackage :plait-fw-ptester-fail (:use :cl :ptester) (:export #:run))
+(in-package :plait-fw-ptester-fail)
+(defun run ()
+  (with-tests (:name "arithmetic")
+    (test 4 (+ 2 2))
+    (test 5 (+ 2 2))))

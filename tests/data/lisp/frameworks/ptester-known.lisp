@@ -1,0 +1,6 @@
+(defpackage :plait-fw-ptester-known (:use :cl :ptester) (:export #:run))
+(in-package :plait-fw-ptester-known)
+(defun run ()
+  (with-tests (:name "arithmetic")
+    (test 4 (+ 2 2))
+    (test 5 (+ 2 2) :known-failure t)))

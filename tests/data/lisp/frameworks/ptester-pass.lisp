@@ -1,0 +1,6 @@
+(defpackage :plait-fw-ptester-pass (:use :cl :ptester) (:export #:run))
+(in-package :plait-fw-ptester-pass)
+(defun run ()
+  (with-tests (:name "arithmetic")
+    (test 4 (+ 2 2))
+    (test 6 (* 2 3))))

@@ -1,0 +1,6 @@
+(defpackage :plait-fw-rt-expected (:use :cl :regression-test) (:export #:do-tests))
+(in-package :plait-fw-rt-expected)
+(deftest adds (+ 2 2) 4)
+(deftest multiplies (* 2 3) 6)
+(deftest wrong (+ 2 2) 5)
+(push (quote wrong) regression-test::*expected-failures*)

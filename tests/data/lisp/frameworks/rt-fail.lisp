@@ -1,0 +1,5 @@
+(defpackage :plait-fw-rt-fail (:use :cl :regression-test) (:export #:do-tests))
+(in-package :plait-fw-rt-fail)
+(deftest adds (+ 2 2) 4)
+(deftest multiplies (* 2 3) 6)
+(deftest wrong (+ 2 2) 5)

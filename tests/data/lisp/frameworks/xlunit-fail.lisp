@@ -1,0 +1,7 @@
+(defpackage :plait-fw-xlunit-fail (:use :cl :xlunit) (:export #:run))
+(in-package :plait-fw-xlunit-fail)
+(defclass math (test-case) ())
+(def-test-method test-adds ((test math) :run nil) (assert-equal 4 (+ 2 2)))
+(def-test-method test-multiplies ((test math) :run nil) (assert-equal 6 (* 2 3)))
+(def-test-method test-wrong ((test math) :run nil) (assert-equal 5 (+ 2 2)))
+(defun run () (textui-test-run (get-suite math)))

@@ -1,0 +1,6 @@
+(defpackage :plait-fw-xlunit-pass (:use :cl :xlunit) (:export #:run))
+(in-package :plait-fw-xlunit-pass)
+(defclass math (test-case) ())
+(def-test-method test-adds ((test math) :run nil) (assert-equal 4 (+ 2 2)))
+(def-test-method test-multiplies ((test math) :run nil) (assert-equal 6 (* 2 3)))
+(defun run () (textui-test-run (get-suite math)))
