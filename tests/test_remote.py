@@ -206,3 +206,31 @@ def test_a_lisp_build_on_a_second_machine_compiles_nothing_and_loads(
 
 def fasl_files(machine: dict[str, str]) -> list[Path]:
     return sorted(Path(machine["XDG_CACHE_HOME"]).rglob("*.fasl"))
+
+
+def test_a_passing_test_verdict_is_shared_like_fasls(tmp_path: Path, buildgrid: Farm) -> None:
+    """A verdict CI uploaded holds on a second machine, which neither compiles nor runs the
+    tests; a failed one is never uploaded."""
+    p = tmp_path / "frameworks"
+    shutil.copytree(ROOT / "tests" / "data" / "lisp" / "frameworks", p)
+    passing, failing = "plait-frameworks/fiveam-pass", "plait-frameworks/fiveam-fail"
+    machines = [home(tmp_path / name) for name in ("first", "second")]
+    first = plait(
+        "test", passing, failing, "--remote", buildgrid.url, "--remote-upload",
+        cwd=p, env=machines[0], timeout=600,
+    )  # fmt: skip
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr
+    second = plait(
+        "test", passing, failing, "--remote", buildgrid.url, "--report", "r.json",
+        cwd=p, env=machines[1], timeout=600,
+    )  # fmt: skip
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr
+    assert (
+        f"plait: the tests of '{passing}' passed: 1 suite, 1 test passed"
+        " (cached: found in the remote cache)"
+    ) in second.stdout
+    verdicts = {t["system"]: t for t in json.loads((p / "r.json").read_text())["tests"]}
+    assert verdicts[passing]["cached"] == "found in the remote cache"
+    assert verdicts[failing]["cached"] is None  # it ran again: its failure was not shared
+    assert "Running test suite PLAIT-FW-FIVEAM-PASS" not in second.stdout
+    assert "Running test suite PLAIT-FW-FIVEAM-FAIL" in second.stdout

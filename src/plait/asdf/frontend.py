@@ -25,6 +25,7 @@ from plait.errors import EXIT_ACTION_FAILED, EXIT_NO_TESTS, EXIT_NO_VERDICT, EXI
 from plait.frontend import Handler, Part, Session
 from plait.model import Graph
 from plait.planner import why_changed
+from plait.remote import Remote, warn_to_stderr
 from plait.store import Output, Store
 
 # The operations a name on the command line may start with to ask for a root other than
@@ -236,7 +237,13 @@ class AsdfFrontend:
             if not runs:
                 return EXIT_NO_TESTS
             timeout = args.timeout or testing.configured_timeout(project)
-            outcomes = _run_all(store, runs, timeout, args.jobs or 1, args.rerun)
+            settings = cli.remote_settings(args, project)
+            remote = Remote(settings.endpoint, warn_to_stderr) if settings is not None else None
+            try:
+                outcomes = _run_all(store, runs, timeout, args, remote)
+            finally:
+                if remote is not None:
+                    remote.close()
         finally:
             store.close()
         if len(systems) > 1:
@@ -299,16 +306,27 @@ def seconds(text: str) -> int:
 
 
 def _run_all(
-    store: Store, runs: list[testing.Run], timeout: int, jobs: int, rerun: bool
+    store: Store,
+    runs: list[testing.Run],
+    timeout: int,
+    args: argparse.Namespace,
+    remote: Remote | None,
 ) -> list[testing.Outcome]:
-    """Each run's outcome, in the order given: kept, or run `jobs` at once. One run's output
-    is relayed as it comes; several runs' outputs are shown whole as each ends, so that they
-    do not interleave. Passing verdicts are kept (in this thread: the store's)."""
+    """Each run's outcome, in the order given: kept here or in the remote cache, or run -j at
+    once. One run's output is relayed as it comes; several runs' outputs are shown whole as
+    each ends, so that they do not interleave. Passing verdicts are kept (in this thread: the
+    store's), and shared with --remote-upload."""
     outcomes: dict[str, testing.Outcome] = {}
     last = store.last_builds()
     to_run: list[testing.Run] = []
+    rerun, jobs = args.rerun, args.jobs or 1
+    upload = remote is not None and args.remote_upload
     for run in runs:
         kept = None if rerun else testing.cached(store, run)
+        if kept is None and remote is not None and not rerun:
+            kept = testing.fetch(remote, run)
+            if kept is not None:
+                testing.keep(store, run, kept)
         if kept is not None:
             outcomes[run.system] = kept
             testing.say(kept)
@@ -349,7 +367,10 @@ def _run_all(
                     sys.stdout.write(outcome.output)
                     sys.stdout.flush()
                 testing.say(outcome)
-                testing.keep(store, run, outcome)
+                verdict = testing.keep(store, run, outcome)
+                if upload and verdict is not None:
+                    assert remote is not None
+                    testing.share(remote, store, run, verdict, outcome)
                 outcomes[run.system] = outcome
     return [outcomes[run.system] for run in runs]
 

@@ -5,10 +5,12 @@ JUnit XML)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,8 +25,10 @@ from plait import config
 from plait.asdf import AsdfBuild
 from plait.asdf.dump import DRIVERS, default_core, lisp_file
 from plait.asdf.graph import node_name
+from plait.digest import Digest
 from plait.errors import UsageError
-from plait.request import key_of
+from plait.remote import Remote, RemoteUnavailable, action_result, reapi_action
+from plait.request import Input, Request
 from plait.store import CachedResult, Output, Store
 
 # Seconds a test run may take when neither --timeout nor plait.toml says.
@@ -260,20 +264,25 @@ def run_tests(
 
 @dataclass(frozen=True)
 class Run:
-    """A system's test run: its command, and the key its passing verdict is kept under."""
+    """A system's test run: its command, and the request whose key its passing verdict is
+    kept under, here and in a remote cache."""
 
     system: str
     argv: list[str]
-    material: dict[str, Any]
+    request: Request
     producer: dict[str, str]  # a fasl's path -> the action that made it
 
     @property
     def name(self) -> str:
-        return f"test:{self.system}"
+        return self.request.name
 
     @property
     def key(self) -> str:
-        return key_of(self.material)
+        return self.request.key()
+
+    @property
+    def material(self) -> dict[str, Any]:
+        return self.request.material()
 
 
 def test_run(
@@ -285,39 +294,43 @@ def test_run(
     as a component (a static-file)."""
     t = build.translation
     needed = t.needed(build.root_id(root))
-    inputs: dict[str, str] = {}
+    inputs: dict[str, Input] = {}
     producer: dict[str, str] = {}
 
     def add(paths: Iterable[str]) -> None:
         for path in paths:
             d = store.file_digest(Path(path))
-            inputs[path] = str(d) if d is not None else "missing"
+            if d is not None:
+                inputs[path] = Input(d)
 
     add(t.asds_of(needed))
+    built = {out for i in needed if t.is_builder(t.nodes[i]) for out in t.nodes[i].outputs}
     for i in needed:
         node = t.nodes[i]
-        add(node.inputs)
+        add(p for p in node.inputs if p not in built)  # a load's fasls are added below
         if t.is_builder(node):
-            for rel, where in zip(t.fasls(node), node.outputs, strict=True):
+            # By their paths in the build's sandbox: where the user's translations put them
+            # differs from one home to the next, and the key must not.
+            for rel in t.fasls(node):
                 if rel in produced:
-                    inputs[where] = str(produced[rel].digest)
-                    producer[where] = node_name(node)
+                    inputs[rel] = Input(produced[rel].digest)
+                    producer[rel] = node_name(node)
     argv = build.test_argv(root)
     core = default_core(t.sbcl)
-    material = {
-        "test": VERDICT_VERSION,
-        "argv": [a if a != str(build.dump.core) else "<definitions core>" for a in argv],
-        "env": {},
-        "tool": str(store.file_digest(t.sbcl)),
-        "inputs": inputs,
-        "executable": [],
-        "outputs": [VERDICT_OUTPUT],
-        "toolchain": {
-            "sbcl.core": str(store.file_digest(core)) if core else None,
+    request = Request(
+        name=f"test:{system}",
+        argv=(f"plait-test-v{VERDICT_VERSION}", *argv),
+        env={},
+        inputs=inputs,
+        outputs=(VERDICT_OUTPUT,),
+        tool=store.file_digest(t.sbcl),
+        named={str(build.dump.core): "<definitions core>"},
+        toolchain={
+            "sbcl.core": str(store.file_digest(core)) if core else "none",
             **{f: str(store.file_digest(lisp_file(f))) for f in DRIVERS},
         },
-    }
-    return Run(system, argv, material, producer)
+    )
+    return Run(system, argv, request, producer)
 
 
 def cached(store: Store, run: Run) -> Outcome | None:
@@ -325,22 +338,68 @@ def cached(store: Store, run: Run) -> Outcome | None:
     result = store.lookup(run.key)
     if result is None or not result.outputs or not store.has_blob(result.outputs[0].digest):
         return None
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        data = json.loads(store.blob_path(result.outputs[0].digest).read_text())
-        return Outcome.from_json(data, cached="nothing it loads changed since it passed")
-    return None
+    return _outcome(
+        store.blob_path(result.outputs[0].digest).read_bytes(),
+        "nothing it loads changed since it passed",
+    )
 
 
-def keep(store: Store, run: Run, outcome: Outcome) -> None:
-    """Keep a passing verdict under the run's key. Failed, timed-out and undecided verdicts
-    are never kept: they run again."""
+def _outcome(data: bytes, cached: str) -> Outcome | None:
+    try:
+        return Outcome.from_json(json.loads(data), cached=cached)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def keep(store: Store, run: Run, outcome: Outcome) -> Digest | None:
+    """Keep a passing verdict under the run's key, and return its digest. Failed, timed-out
+    and undecided verdicts are never kept: they run again."""
     if not outcome.passed:
-        return
+        return None
     tmp = store.tmp / f"verdict-{run.key}.json"
     tmp.write_text(json.dumps(outcome.to_json()))
     d = store.put_file(tmp, move=True)
     result = CachedResult((Output(VERDICT_OUTPUT, d, False),), outcome.seconds)
     store.register(run.name, run.key, run.material, result, ran=True)
+    return d
+
+
+def fetch(remote: Remote, run: Run) -> Outcome | None:
+    """The passing verdict a remote cache holds for `run`, its bytes checked against their
+    digest; None if it has none or cannot be reached (it then says so once)."""
+    try:
+        result = remote.lookup(reapi_action(run.request))
+        if result is None or result.exit_code != 0:
+            return None
+        files = [f for f in result.output_files if f.path == VERDICT_OUTPUT]
+        if not files:
+            return None
+        wanted = files[0].digest
+        data = remote.blobs([wanted]).get(wanted.hash)
+    except RemoteUnavailable:
+        return None
+    if data is None:
+        return None
+    if hashlib.sha256(data).hexdigest() != wanted.hash:
+        remote.warn_once(
+            "poisoned",
+            f"plait: warning: the remote cache sent a verdict of '{run.system}' whose bytes do"
+            " not match their digest: running the tests here",
+        )
+        return None
+    return _outcome(data, "found in the remote cache")
+
+
+def share(remote: Remote, store: Store, run: Run, verdict: Digest, outcome: Outcome) -> None:
+    """Put a passing verdict in the remote cache (--remote-upload), as a build's results are."""
+    action = reapi_action(run.request)
+    end = time.time()
+    result = action_result(
+        {VERDICT_OUTPUT: (verdict, False)}, 0, socket.gethostname(), end - outcome.seconds, end
+    )
+    with contextlib.suppress(RemoteUnavailable):
+        remote.send({verdict: store.blob_path(verdict)}, action.blobs)
+        remote.update(action, result)
 
 
 # -- reports -------------------------------------------------------------------------------
