@@ -77,6 +77,7 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     assert "ran compile:wordcount:main (input " in out and "main.lisp' changed)" in out
     assert "plait: ok: 1 ran" in out  # the edit reran one compile and nothing else
     assert "plait: the tests of 'wordcount' passed" in out
+    assert "(cached: nothing it loads changed since it passed)" in out
     assert re.search(r"^\s+2 a$", out, re.M) and re.search(r"^\s+1 b$", out, re.M)
     assert (project / "wordcount.fasl").stat().st_size > 0
     trace = json.loads((project / "trace.json").read_text())
