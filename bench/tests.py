@@ -72,6 +72,7 @@ class Outcome:
             ("passed", "passed"),
             ("failed", "failed"),
             ("error", "failed"),
+            ("error", "build fails"),  # a dependency Debian does not ship, say
             ("timed out", "timed out"),
             ("nothing read", "no verdict"),
             ("nothing read", "no tests"),

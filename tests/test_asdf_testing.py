@@ -34,6 +34,7 @@ EXPECTED = {
     "rt-expected": ("passed", "2/2"),  # its one failure is on rt's *expected-failures*
     "sb-rt-pass": ("passed", "1/1"),
     "sb-rt-fail": ("failed", "1/2"),
+    "rt-copy-fail": ("failed", "1/2"),  # a copy of rt inside the test suite
     "fiveam-pass": ("passed", "1/1"),
     "fiveam-fail": ("failed", "1/2"),
     "fiveam-skip": ("passed", "1/1"),  # a skipped test is no failure

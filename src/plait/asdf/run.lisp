@@ -169,23 +169,54 @@ end. A known failure counts among its errors, but not among its unexpected failu
                        (loop :repeat unexpected :collect (list "" "failed"))
                        (loop :repeat (- errors unexpected) :collect (list "" "expected"))))))
 
-;;; (package function framework reader): READER makes the suite from the outermost call's
-;;; arguments and value; it is called before the call when it reads the framework's state then.
+;;; (package function reader): READER makes the suite from the outermost call's arguments and
+;;; value; with :before, from the arguments before the call, when it reads the framework's state.
 (defparameter *frameworks*
   `(("IT.BESE.FIVEAM" "RUN" ,#'fiveam-suite)
-    ("REGRESSION-TEST" "DO-TESTS" ,(lambda (args result) (declare (ignore args))
-                                     (rt-suite "REGRESSION-TEST" "rt" result)))
-    ("SB-RT" "DO-TESTS" ,(lambda (args result) (declare (ignore args))
-                           (rt-suite "SB-RT" "sb-rt" result)))
     ("XLUNIT" "RUN-ON-TEST-RESULTS" ,(lambda (args result) (declare (ignore result))
                                        (xlunit-suite args)))
     ("XPTEST" "RUN-TEST" ,(lambda (args result) (declare (ignore args)) (xptest-suite result)))
     ("FIASCO" "RUN-SUITE-TESTS" ,(lambda (args result) (declare (ignore args result))
                                    (fiasco-suite)))
     ("PTESTER" "GC-PRINT-STATE" :before ,(lambda (args) (declare (ignore args))
-                                           (ptester-suite)))
-    ("CL-PPCRE-TEST" "RUN-ALL-TESTS" ,(lambda (args result)
-                                        (end-suite "cl-ppcre-test" (first args) '() :ok result)))))
+                                           (ptester-suite)))))
+
+;;; Runners of their own that say, by what they return, whether all their tests passed
+;;; (Edi Weitz's: "returns a true value iff all tests succeeded").
+(defparameter *boolean-runners*
+  '(("CL-PPCRE-TEST" "RUN-ALL-TESTS") ("CL-INTERPOL-TEST" "RUN-ALL-TESTS")
+    ("CL-UNICODE-TEST" "RUN-ALL-TESTS") ("FLEXI-STREAMS-TEST" "RUN-ALL-TESTS")))
+
+(defun rt-packages ()
+  "The packages that hold rt, or a copy of it (SBCL's sb-rt; test suites that carry their own):
+DO-TESTS, PENDING-TESTS and *ENTRIES* of their own."
+  (loop :for package :in (list-all-packages)
+        :for name := (package-name package)
+        :when (every (lambda (symbol-name)
+                       (multiple-value-bind (symbol status) (find-symbol symbol-name package)
+                         (and symbol (member status '(:internal :external))
+                              (or (fboundp symbol) (boundp symbol)))))
+                     '("DO-TESTS" "PENDING-TESTS" "*ENTRIES*"))
+          :collect name))
+
+(defun frameworks ()
+  "Every framework entry point to watch, with its reader: the known ones, the boolean runners,
+and rt wherever a copy of it is loaded."
+  (append *frameworks*
+          (mapcar (lambda (runner)
+                    (destructuring-bind (package name) runner
+                      (list package name
+                            (lambda (args result) (declare (ignore args))
+                              (end-suite (string-downcase package) name '() :ok result)))))
+                  *boolean-runners*)
+          (mapcar (lambda (package)
+                    (list package "DO-TESTS"
+                          (lambda (args result) (declare (ignore args))
+                            (let ((framework (if (string= package "REGRESSION-TEST")
+                                                 "rt"
+                                                 (string-downcase package))))
+                              (rt-suite package framework result)))))
+                  (rt-packages))))
 
 (defun read-suite (framework reader &rest args)
   "Call READER; if this framework's version keeps its state elsewhere, its suite is unknown."
@@ -197,7 +228,7 @@ end. A known failure counts among its errors, but not among its unexpected failu
                     :reason (or (ignore-errors (princ-to-string e)) "unreadable")))))
 
 (defun watch-frameworks ()
-  (dolist (entry *frameworks*)
+  (dolist (entry (frameworks))
     (destructuring-bind (package name &rest how) entry
       (let ((symbol (and (find-package package) (find-symbol name package)))
             (before (eq (first how) :before))

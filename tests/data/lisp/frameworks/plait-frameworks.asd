@@ -17,6 +17,7 @@ whose test-op calls RUN (a symbol of the package plait-fw-FRAMEWORK-OUTCOME)."
 
 (framework-systems rt ("rt") (pass fail expected) :do-tests)
 (framework-systems sb-rt ("sb-rt") (pass fail) :do-tests)
+(framework-systems rt-copy () (fail) :do-tests)
 (framework-systems fiveam ("fiveam") (pass fail skip) :run!)
 (framework-systems xlunit ("xlunit") (pass fail) :run)
 (framework-systems xptest ("xptest") (pass fail) :run)
