@@ -1,7 +1,7 @@
 """Every Debian Common Lisp system whose .asd defines a test-op: plait test's verdict against
 what the test framework printed when ASDF's own test-system ran the same tests.
 
-    python3 bench/tests.py [--only NAME ...] [--timeout SECONDS] [--parallel N]
+    python3 bench/verdicts.py [--only NAME ...] [--timeout SECONDS] [--parallel N]
 
 For each such system (by the name of its .asd under /usr/share/common-lisp/source), a fresh
 SBCL runs `(asdf:test-system NAME)` with a fasl cache of its own; its output is read the way a
@@ -185,7 +185,7 @@ def main() -> None:
             for o in outcomes
         ),
     ]
-    command = "python3 bench/tests.py" + (f" --only {' '.join(args.only)}" if args.only else "")
+    command = "python3 bench/verdicts.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     print(run.record(command, time.monotonic() - started, lines))
 
 
