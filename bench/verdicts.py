@@ -185,7 +185,8 @@ def main() -> None:
             for o in outcomes
         ),
     ]
-    command = "python3 bench/verdicts.py" + (f" --only {' '.join(args.only)}" if args.only else "")
+    command = f"python3 bench/verdicts.py --parallel {args.parallel} --timeout {args.timeout}"
+    command += f" --only {' '.join(args.only)}" if args.only else ""
     print(run.record(command, time.monotonic() - started, lines))
 
 
