@@ -128,17 +128,19 @@ def test_with_no_target_the_project_s_one_system_is_built_and_tested(
     assert "passed" not in tested.stdout
 
 
-def test_with_several_systems_and_no_target_plait_lists_them(
+def test_with_several_systems_and_no_target_build_lists_them_and_test_takes_all(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     p = copy("two", tmp_path)
-    for command in ("build", "test"):
-        result = plait(command, cwd=p, env=env)
-        assert result.returncode == 2
-        assert "defines 2 systems: plait-two-a, plait-two-b" in result.stderr
-        assert f"hint: name the one to work on, e.g. 'plait {command} plait-two-a'" in (
-            result.stderr
-        )
+    result = plait("build", cwd=p, env=env)
+    assert result.returncode == 2
+    assert "defines 2 systems: plait-two-a, plait-two-b" in result.stderr
+    assert "hint: name the one to work on, e.g. 'plait build plait-two-a'" in result.stderr
+    # plait test tests them all (tests/test_asdf_testing.py has some that define tests).
+    tested = plait("test", cwd=p, env=env)
+    assert tested.returncode == 5, tested.stdout + tested.stderr
+    assert "plait: 'plait-two-a' defines no tests" in tested.stdout
+    assert "plait: 'plait-two-b' defines no tests" in tested.stdout
 
 
 def test_a_system_whose_tests_are_another_system_s_has_tests(
