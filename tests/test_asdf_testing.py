@@ -220,6 +220,8 @@ def test_each_framework_s_verdict_and_counts_are_what_it_reported(
         if c.find("failure") is not None
     }
     assert failed == {"WRONG"}
+    xlunit = suites[f"{FRAMEWORKS}/xlunit-pass"].findall("testcase")
+    assert [c.get("name") for c in xlunit] == ["TEST-ADDS", "TEST-MULTIPLIES"]
     # The report carries every verdict, with its suites.
     report = json.loads((p / "r.json").read_text())
     verdicts = {t["system"]: t["verdict"] for t in report["tests"]}

@@ -112,20 +112,31 @@ nothing); else the suite failed if a test did."
                :ok result)))
 
 (defun xlunit-suite (args)
-  "xlunit fills a TEST-RESULTS: a count of tests run, and the failures and errors."
+  "xlunit fills a TEST-RESULTS: a count of tests run, and the failures and errors. The tests
+are named by walking the suite that ran; if that does not account for the count, the tests that
+passed go unnamed."
   (let* ((results (second args))
          (bad (append (call-internal "XLUNIT" "FAILURES" results)
                       (call-internal "XLUNIT" "ERRORS" results)))
          (run (call-internal "XLUNIT" "RUN-TESTS" results))
-         (tests (mapcar (lambda (f)
-                          (list (name-or "" "XLUNIT" "NAME"
-                                         (call-internal "XLUNIT" "FAILED-TEST" f))
-                                "failed"
-                                (call-internal "XLUNIT" "THROWN-CONDITION" f)))
-                        bad)))
-    (end-suite "xlunit" (or (name-or nil "XLUNIT" "TEST-SUITE-NAME" (first args))
-                            (name-or "xlunit" "XLUNIT" "NAME" (first args)))
-               (append tests (loop :repeat (- run (length bad)) :collect (list "" "passed"))))))
+         (cases (labels ((walk (x)
+                           (if (class-named-p x "XLUNIT" "TEST-SUITE")
+                               (mapcan #'walk (copy-list (call-internal "XLUNIT" "TESTS" x)))
+                               (list x))))
+                  (walk (first args))))
+         (named (= (length cases) run)))
+    (flet ((test (case)
+             (let ((failure (find case bad :key (internal "XLUNIT" "FAILED-TEST"))))
+               (list (name-or "" "XLUNIT" "NAME" case)
+                     (if failure "failed" "passed")
+                     (and failure (call-internal "XLUNIT" "THROWN-CONDITION" failure))))))
+      (end-suite "xlunit" (or (name-or nil "XLUNIT" "TEST-SUITE-NAME" (first args))
+                              (name-or "xlunit" "XLUNIT" "NAME" (first args)))
+                 (if named
+                     (mapcar #'test cases)
+                     (append (mapcar (lambda (f) (test (call-internal "XLUNIT" "FAILED-TEST" f)))
+                                     bad)
+                             (loop :repeat (- run (length bad)) :collect (list "" "passed"))))))))
 
 (defun xptest-suite (results)
   "xptest's RUN-TEST returns a TEST-RESULT per test, in lists as deep as the suites nest."
