@@ -12,24 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, plait, plaitfile_project
+from tests.support import ROOT, plait, plaitfile_project, running
 
 pytestmark = pytest.mark.e2e
-
-
-def running(marker: str) -> list[int]:
-    """Processes whose command line holds `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if marker in cmdline and "Plaitfile" not in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def gone(marker: str, within: float = 5.0) -> bool:

@@ -511,9 +511,9 @@ def _run_build(
     summary = trace.summarize(report.results, report.wall, loaded.graph.order, loaded.graph.deps)
     print(summary.line())
     if getattr(args, "trace", None) is not None:
-        _write_json(args.trace, trace.trace_events(report.results, options.jobs))
+        write_json(args.trace, trace.trace_events(report.results, options.jobs))
     if getattr(args, "record", None) is not None:
-        _write_json(args.record, {"started": report.start_order})
+        write_json(args.record, {"started": report.start_order})
     for part in loaded.parts:
         for line in part.ended(build.produced, report):
             print(line)
@@ -539,7 +539,7 @@ def _build(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.report is not None:
-        _write_json(args.report, report.to_json())
+        write_json(args.report, report.to_json())
     return exit_status(report)
 
 
@@ -660,7 +660,8 @@ def _check_writable(path: Path | None, option: str) -> None:
         )
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` to `path` as indented JSON, whole (`write_whole`)."""
     write_whole(path, json.dumps(data, indent=2) + "\n")
 
 

@@ -129,14 +129,22 @@ class Dump:
 
 
 def identity(store: Store, program: Path, roots: list[str], project: Path) -> dict[str, Any]:
-    core = default_core(program)
     return {
         "roots": roots,
         "project": str(project),
+        **lisp_toolchain(store, program),
+        "env": {k: os.environ[k] for k in ASDF_ENVIRONMENT if k in os.environ},
+    }
+
+
+def lisp_toolchain(store: Store, program: Path) -> dict[str, Any]:
+    """What a run of plait's Lisp drivers depends on beyond its inputs: SBCL, its core, and the
+    drivers themselves (the dump's identity; a test run's key)."""
+    core = default_core(program)
+    return {
         "sbcl": str(store.file_digest(program)),
         "core": str(store.file_digest(core)) if core else None,
         "dumper": [str(store.file_digest(lisp_file(f))) for f in DRIVERS],
-        "env": {k: os.environ[k] for k in ASDF_ENVIRONMENT if k in os.environ},
     }
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -220,10 +218,10 @@ class AsdfFrontend:
             loaded, report = cli.load_and_build(args, project, store, roots, roots)
             if not report.ok:
                 return cli.exit_status(report)
-            asdf = build_of(loaded.parts)
-            produced = next(p.produced for p in loaded.parts if isinstance(p, AsdfPart))
+            part = asdf_part(loaded.parts)
+            asdf = part.build
             runs = [
-                testing.test_run(asdf, root, store, produced, system)
+                testing.test_run(asdf, root, store, part.produced, system)
                 for system, root in zip(systems, roots, strict=True)
                 if asdf.defines_tests(root)
             ]
@@ -251,11 +249,8 @@ class AsdfFrontend:
         if args.junit is not None:
             cli.write_whole(args.junit, testing.junit(outcomes))
         if args.report is not None:
-            data = {
-                **report.to_json(),
-                "tests": [o.to_json() | {"cached": o.cached} for o in outcomes],
-            }
-            cli.write_whole(args.report, json.dumps(data, indent=2) + "\n")
+            tests = [o.to_json() | {"cached": o.cached} for o in outcomes]
+            cli.write_json(args.report, {**report.to_json(), "tests": tests})
         if all(o.passed for o in outcomes):
             return EXIT_OK
         if any(o.verdict in ("failed", "timed out") for o in outcomes):
@@ -277,7 +272,7 @@ class AsdfFrontend:
         names: list[str] = []
 
         def add(graph: Graph, parts: list[Part]) -> None:
-            asdf = build_of(parts)
+            asdf = asdf_part(parts).build
             node = asdf.root_id(root)
             if args.command == "bundle":
                 names.append(add_bundle(graph, asdf.translation, system, node, out))
@@ -324,7 +319,7 @@ def _run_all(
     for run in runs:
         kept = None if rerun else testing.cached(store, run)
         if kept is None and remote is not None and not rerun:
-            kept = testing.fetch(remote, run)
+            kept = testing.fetch(remote, store, run)
             if kept is not None:
                 testing.keep(store, run, kept)
         if kept is not None:
@@ -335,16 +330,7 @@ def _run_all(
     alone = len(runs) == 1
 
     def one(run: testing.Run) -> testing.Outcome:
-        record = testing.record_file(store, run.system)
-        out = None if alone else io.BytesIO()
-        started = time.monotonic()
-        status, said, printed = testing.run_tests(run.argv, timeout, record, out)
-        records = record.read_text(errors="replace") if record.exists() else ""
-        record.unlink(missing_ok=True)
-        outcome = testing.judge(run.system, status, records, said, timeout)
-        outcome.seconds = time.monotonic() - started
-        outcome.output = printed.decode(errors="replace")
-        return outcome
+        return testing.execute(run, timeout, store.tmp, None if alone else io.BytesIO())
 
     if to_run:
         reasons = {
@@ -375,9 +361,9 @@ def _run_all(
     return [outcomes[run.system] for run in runs]
 
 
-def build_of(parts: list[Part]) -> AsdfBuild:
-    """The ASDF build among a command's parts (an ASDF command always has one)."""
-    return next(p.build for p in parts if isinstance(p, AsdfPart))
+def asdf_part(parts: list[Part]) -> AsdfPart:
+    """The ASDF part among a command's parts (an ASDF command always has one)."""
+    return next(p for p in parts if isinstance(p, AsdfPart))
 
 
 def project_systems(project: Path, command: str) -> list[str]:

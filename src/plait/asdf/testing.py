@@ -5,7 +5,7 @@ JUnit XML)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
 import re
@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -21,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from plait import config
+from plait import config, digest
 from plait.asdf import AsdfBuild
-from plait.asdf.dump import DRIVERS, default_core, lisp_file
+from plait.asdf.dump import lisp_toolchain
 from plait.asdf.graph import node_name
+from plait.content import LocalContent
 from plait.digest import Digest
 from plait.errors import UsageError
 from plait.remote import Remote, RemoteUnavailable, action_result, reapi_action
@@ -58,19 +60,21 @@ class Case:
 
 @dataclass(frozen=True)
 class Suite:
-    """What one outermost run of a framework reported. `counted`: the framework said what each
-    test did; else only `ok` is known."""
+    """What one outermost run of a framework reported: its tests, or when the framework says
+    nothing of them (a runner that returns a boolean), only whether it was `ok`."""
 
     name: str
     framework: str
     system: str | None
     ok: bool
-    counted: bool
-    passed: int
-    failed: int
-    skipped: int
-    expected: int
     tests: tuple[Case, ...]
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.tests)
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tests if t.status == status)
 
 
 @dataclass
@@ -95,7 +99,7 @@ class Outcome:
         counted = [s for s in self.suites if s.counted]
         if not counted:
             return None
-        return sum(s.passed for s in counted), sum(s.failed for s in counted)
+        return sum(s.count("passed") for s in counted), sum(s.count("failed") for s in counted)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,19 +127,7 @@ def read_records(text: str) -> tuple[list[Suite], list[str], list[str]]:
             continue
         if "suite" in r:
             tests = tuple(Case(t["name"], t["status"], t["message"]) for t in r["tests"])
-            fields = ("passed", "failed", "skipped", "expected")
-            counts = {k: int(r[k]) for k in fields}
-            suites.append(
-                Suite(
-                    r["suite"],
-                    r["framework"],
-                    r["system"],
-                    r["ok"],
-                    r["counted"],
-                    **counts,
-                    tests=tests,
-                )
-            )
+            suites.append(Suite(r["suite"], r["framework"], r["system"], r["ok"], tests))
         elif "unknown" in r:
             unknown.append(str(r["unknown"] or r.get("framework") or "?"))
         elif "error" in r:
@@ -156,7 +148,8 @@ def judge(system: str, status: int | None, records: str, last: str, timeout: int
         outcome.verdict, outcome.why = "failed", f"the tests signalled an error: {errors[0]}"
     elif failed:
         s = failed[0]
-        count = f" {s.failed} of {s.passed + s.failed} tests" if s.counted else ""
+        failing = s.count("failed")
+        count = f" {failing} of {s.count('passed') + failing} tests" if s.counted else ""
         outcome.verdict = "failed"
         outcome.why = f"{s.framework} reported{count} failing in suite {s.name}"
     elif status != 0:
@@ -196,7 +189,7 @@ def say(outcome: Outcome) -> None:
 def configured_timeout(project: Path) -> int:
     """[test] timeout from the configuration files, else DEFAULT_TEST_TIMEOUT."""
     value = config.settings(project).get("test", {}).get("timeout", DEFAULT_TEST_TIMEOUT)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or value <= 0:  # config checks it is an int; True is one
         raise UsageError(
             f"[test] timeout = {value!r} is not a number of seconds above 0",
             hint=f"set it in {project / config.PROJECT_FILE} or {config.user_file()}",
@@ -204,15 +197,32 @@ def configured_timeout(project: Path) -> int:
     return int(value)
 
 
+def execute(run: Run, timeout: int, scratch: Path, out: BinaryIO | None = None) -> Outcome:
+    """Run the tests and judge them; their output is passed through as it comes (to `out`, or
+    this process's standard output). run.lisp's records go to a file in `scratch`."""
+    fd, name = tempfile.mkstemp(dir=scratch, prefix="test-", suffix=".jsonl")
+    os.close(fd)
+    record = Path(name)
+    started = time.monotonic()
+    try:
+        status, last, printed = run_tests(run.argv, timeout, record, out)
+        outcome = judge(run.system, status, record.read_text(errors="replace"), last, timeout)
+    finally:
+        record.unlink(missing_ok=True)
+    outcome.seconds = time.monotonic() - started
+    outcome.output = printed.decode(errors="replace")
+    return outcome
+
+
 def run_tests(
     argv: list[str], timeout: int, record: Path, out: BinaryIO | None = None
 ) -> tuple[int | None, str, bytes]:
     """Run the test command, run.lisp's records going to `record` and its output passed
     through as it comes, its errors among it (to `out`, or this process's standard output):
-    its exit status, or
-    None if it outlived `timeout` — then it is interrupted (SBCL prints its stack, which shows
-    the test it was in), and after INTERRUPT_GRACE killed with all it started. Also the last
-    non-blank line it printed before the interrupt, and all it printed."""
+    its exit status, or None if it outlived `timeout` — then it is interrupted (SBCL prints
+    its stack, which shows the test it was in), and after INTERRUPT_GRACE killed with all it
+    started. Also the last non-blank line it printed before the interrupt, and all it
+    printed."""
     process = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -264,11 +274,10 @@ def run_tests(
 
 @dataclass(frozen=True)
 class Run:
-    """A system's test run: its command, and the request whose key its passing verdict is
-    kept under, here and in a remote cache."""
+    """A system's test run: the request whose key its passing verdict is kept under, here and
+    in a remote cache (its argv is the command's, after a word for the key's version)."""
 
     system: str
-    argv: list[str]
     request: Request
     producer: dict[str, str]  # a fasl's path -> the action that made it
 
@@ -277,6 +286,10 @@ class Run:
         return self.request.name
 
     @property
+    def argv(self) -> list[str]:
+        return list(self.request.argv[1:])
+
+    @functools.cached_property
     def key(self) -> str:
         return self.request.key()
 
@@ -315,22 +328,16 @@ def test_run(
                 if rel in produced:
                     inputs[rel] = Input(produced[rel].digest)
                     producer[rel] = node_name(node)
-    argv = build.test_argv(root)
-    core = default_core(t.sbcl)
     request = Request(
         name=f"test:{system}",
-        argv=(f"plait-test-v{VERDICT_VERSION}", *argv),
+        argv=(f"plait-test-v{VERDICT_VERSION}", *build.test_argv(root)),
         env={},
         inputs=inputs,
         outputs=(VERDICT_OUTPUT,),
-        tool=store.file_digest(t.sbcl),
         named={str(build.dump.core): "<definitions core>"},
-        toolchain={
-            "sbcl.core": str(store.file_digest(core)) if core else "none",
-            **{f: str(store.file_digest(lisp_file(f))) for f in DRIVERS},
-        },
+        toolchain={"lisp": digest.of_canonical(lisp_toolchain(store, t.sbcl))},
     )
-    return Run(system, argv, request, producer)
+    return Run(system, request, producer)
 
 
 def cached(store: Store, run: Run) -> Outcome | None:
@@ -364,30 +371,28 @@ def keep(store: Store, run: Run, outcome: Outcome) -> Digest | None:
     return d
 
 
-def fetch(remote: Remote, run: Run) -> Outcome | None:
-    """The passing verdict a remote cache holds for `run`, its bytes checked against their
-    digest; None if it has none or cannot be reached (it then says so once)."""
+def fetch(remote: Remote, store: Store, run: Run) -> Outcome | None:
+    """The passing verdict a remote cache holds for `run`, downloaded into the store as a
+    build's outputs are (its bytes checked against their digest); None if it has none, or
+    cannot be reached (it then says so once)."""
     try:
         result = remote.lookup(reapi_action(run.request))
-        if result is None or result.exit_code != 0:
+        files = [f for f in result.output_files if f.path == VERDICT_OUTPUT] if result else []
+        if result is None or result.exit_code != 0 or not files:
             return None
-        files = [f for f in result.output_files if f.path == VERDICT_OUTPUT]
-        if not files:
-            return None
-        wanted = files[0].digest
-        data = remote.blobs([wanted]).get(wanted.hash)
+        wanted = Digest(files[0].digest.hash, files[0].digest.size_bytes)
+        wrong = remote.fetch_into(LocalContent(store), [wanted], store.tmp)
     except RemoteUnavailable:
         return None
-    if data is None:
-        return None
-    if hashlib.sha256(data).hexdigest() != wanted.hash:
+    if wrong:
         remote.warn_once(
             "poisoned",
-            f"plait: warning: the remote cache sent a verdict of '{run.system}' whose bytes do"
-            " not match their digest: running the tests here",
+            f"plait: warning: the remote cache at {remote.endpoint} sent bytes for the verdict"
+            f" of '{run.system}' that do not match their digest: its tests run here",
         )
+    if wrong is None or wrong:  # evicted, or not its bytes
         return None
-    return _outcome(data, "found in the remote cache")
+    return _outcome(store.blob_path(wanted).read_bytes(), "found in the remote cache")
 
 
 def share(remote: Remote, store: Store, run: Run, verdict: Digest, outcome: Outcome) -> None:
@@ -428,7 +433,7 @@ def junit(outcomes: list[Outcome]) -> str:
     """JUnit XML: a testsuite per system, a testcase per test a framework named (else one per
     suite), as GitLab, GitHub and Jenkins read it."""
     top = ET.Element("testsuites", name="plait test")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0}  # the schema has no skipped here
     for o in outcomes:
         cases = _cases(o)
         counts = {
@@ -446,10 +451,10 @@ def junit(outcomes: list[Outcome]) -> str:
             if kind:
                 ET.SubElement(case, kind, message=_xml((message or "")[:1000]))
         ET.SubElement(suite, "system-out").text = _xml(o.output)
-        for k, v in counts.items():
-            totals[k] += v
-    for k in ("tests", "failures", "errors"):  # the schema has no skipped here
-        top.set(k, str(totals[k]))
+        for k in totals:
+            totals[k] += counts[k]
+    for k, v in totals.items():
+        top.set(k, str(v))
     ET.indent(top)
     return ET.tostring(top, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -482,10 +487,3 @@ def _cases(o: Outcome) -> list[tuple[tuple[str, str], str, str | None]]:
         cases.append(((o.system, "(run)"), "error", o.why))
     cases += [((o.system, u), "skipped", "no verdict: no framework plait reads") for u in o.unknown]
     return cases
-
-
-def record_file(store: Store, system: str) -> Path:
-    """A fresh file for run.lisp's records of `system`'s run."""
-    path = store.tmp / f"test-{os.getpid()}-{time.monotonic_ns()}-{system.replace('/', '_')}"
-    path.unlink(missing_ok=True)
-    return path
