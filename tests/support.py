@@ -46,7 +46,7 @@ class Contents:
             raise MissingContent(d)
         return self.files[d]
 
-    def put(self, path: Path) -> Digest:
+    def put(self, path: Path, known: Digest | None = None) -> Digest:
         body = path.read_bytes()
         d = digest.of_bytes(body)
         self.data[d.hash] = body

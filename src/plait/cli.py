@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -457,6 +458,11 @@ def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
     )
 
 
+def _prepare(remote: Remote) -> None:
+    with contextlib.suppress(Exception):  # the first real call says what is wrong
+        remote.prepare()
+
+
 @contextmanager
 def _remote_cache(
     settings: Settings | None, store: Store, local: LocalExecutor
@@ -465,6 +471,11 @@ def _remote_cache(
         yield local
         return
     remote = Remote(settings.endpoint, warn_to_stderr)
+    # A build that executes remotely loads the client while the plan is made; one that only
+    # looks things up may run nothing, and then does not pay for it.
+    preparing = threading.Thread(target=_prepare, args=(remote,), daemon=True)
+    if settings.execute:
+        preparing.start()
     try:
         yield RemoteCache(
             local,
@@ -476,6 +487,8 @@ def _remote_cache(
             local_slots=CORES,
         )
     finally:
+        if preparing.is_alive():
+            preparing.join()
         remote.close()
 
 

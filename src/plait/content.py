@@ -25,8 +25,9 @@ class Content(Protocol):
         MissingContent. Called from worker threads."""
         ...
 
-    def put(self, path: Path) -> Digest:
-        """Keep the file's content (the file may be taken); its digest."""
+    def put(self, path: Path, known: Digest | None = None) -> Digest:
+        """Keep the file's content (the file may be taken); its digest. `known` is the digest
+        the caller has just computed of a file nobody else writes: it is not computed again."""
         ...
 
 
@@ -57,5 +58,5 @@ class LocalContent:
             return self.store.blob_path(digest)
         raise MissingContent(digest)
 
-    def put(self, path: Path) -> Digest:
-        return self.store.put_file(path, move=True)
+    def put(self, path: Path, known: Digest | None = None) -> Digest:
+        return self.store.put_file(path, move=True, known=known)

@@ -251,9 +251,11 @@ class Store:
             self._verified.add(d.hash)
         return True
 
-    def put_file(self, path: Path, *, move: bool = False) -> Digest:
-        """Add a file's content to the blobs; with `move` the file may be taken, not copied."""
-        d = digest.of_file(path)
+    def put_file(self, path: Path, *, move: bool = False, known: Digest | None = None) -> Digest:
+        """Add a file's content to the blobs; with `move` the file may be taken, not copied.
+        `known`: its digest, just computed by the caller. A moved file's blob is known sound:
+        it is the file that was hashed, so reading it needs no second hash."""
+        d = known if known is not None else digest.of_file(path)
         dest = self.blob_path(d)
         if self.sound_blob(d):
             return d
@@ -270,6 +272,9 @@ class Store:
             shutil.copyfile(path, tmp)
 
         _write_whole(dest, fill, 0o444, tmp_dir=self.tmp)
+        if move:
+            with self._blob_lock:
+                self._verified.add(d.hash)
         return d
 
     def materialize(self, d: Digest, dest: Path, executable: bool) -> None:

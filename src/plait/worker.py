@@ -106,6 +106,8 @@ class Worker:
     def serve(self, leases: int | None = None) -> None:
         """Run leases until stopped (or, with `leases`, that many)."""
         bots, bots_grpc, workers = _bots()
+        # Before the first lease, whose action would otherwise wait for it.
+        self.remote.prepare()
         stub = bots_grpc.BotsStub(self.remote.channel)
         device = workers.Device(handle=self.name)
         device.properties.extend(
