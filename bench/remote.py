@@ -114,6 +114,15 @@ def farm_cpu(server: farm.Farm) -> dict[str, float]:
 
 
 ROW = "ironclad, clean: --remote-exec on 2 workers vs local"
+GOAL = 1.15  # issue 23: the farm's time over local -j 2
+CPU_ROW = "ironclad, clean: CPU busy, the whole machine (core-seconds)"
+
+
+def measure(table: run.Table, tool: str, measured: tuple[float, float | None]) -> None:
+    took, cpu = measured
+    table.add(ROW, tool, took)
+    if cpu is not None:
+        table.add(CPU_ROW, tool, cpu)
 
 
 def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
@@ -124,7 +133,7 @@ def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[
     # -j as plait chooses it under --remote-exec: more in flight than run here.
     command = [*run.PLAIT, "build", "ironclad", "--report", str(report)]
     command += ["--remote", url, "--remote-exec"]
-    table.add(ROW, "plait", run.run(command, root, env))
+    measure(table, "plait", run.run_cpu(command, root, env))
     after = farm_cpu(server)
     for name, seconds in after.items():
         seen.setdefault("cpu", {}).setdefault(name, []).append(seconds - before[name])
@@ -140,7 +149,7 @@ def locally(root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
     env = machine(root, f"local-{r}")
     report = root / f"local-{r}.json"
     command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--report", str(report)]
-    table.add(ROW, "plait locally", run.run(command, root, env))
+    measure(table, "plait locally", run.run_cpu(command, root, env))
     seen.setdefault("local", []).append((report, env))
 
 
@@ -169,6 +178,18 @@ def schedule(durations: dict[str, float], deps: dict[str, list[str]], workers: i
             if waiting[u] == 0:
                 heapq.heappush(ready, (-rank[u], u))
     return now
+
+
+def cost_per_action(
+    durations: dict[str, float], deps: dict[str, list[str]], start: float, wall: float
+) -> float:
+    """The cost added to every action that makes the model take `wall` on 2 workers."""
+    low, high = 0.0, 10.0
+    for _ in range(40):
+        extra = (low + high) / 2
+        on_two = start + schedule({n: d + extra for n, d in durations.items()}, deps, 2)
+        low, high = (extra, high) if on_two < wall else (low, extra)
+    return extra
 
 
 def topological(deps: dict[str, list[str]]) -> list[str]:
@@ -240,18 +261,18 @@ def exec_part(runs: int) -> list[str]:
     deps = {n: [d for d in deps[n] if d in durations] for n in names}
     start = statistics.median(clean["plait locally"]) - schedule(durations, deps, run.JOBS)
     measured = statistics.median(clean["plait"])
-    # The farm's cost per action, such that the model gives the measured time on 2 workers.
-    low, high = 0.0, 10.0
-    for _ in range(40):
-        extra = (low + high) / 2
-        on_two = start + schedule({n: d + extra for n, d in durations.items()}, deps, 2)
-        low, high = (extra, high) if on_two < measured else (low, extra)
+    # The farm's cost per action such that the model gives the measured time on 2 workers,
+    # and the cost the goal allows.
+    extra = cost_per_action(durations, deps, start, measured)
+    allowed = cost_per_action(
+        durations, deps, start, GOAL * statistics.median(clean["plait locally"])
+    )
     farm_durations = {n: d + extra for n, d in durations.items()}
     paper = {w: start + schedule(farm_durations, deps, w) for w in (8, 32, len(names))}
     table.notes.append(
         "ironclad: plait --remote-exec on two workers / plait -j 2 locally, run by run "
         + ", ".join(f"{x:.3f}" for x in ratios)
-        + " (goal: at most 1.15); actions that ran on a worker, run by run: "
+        + f" (goal: at most {GOAL}); actions that ran on a worker, run by run: "
         + ", ".join(f"{n} of {m}" for n, m in seen["there"])
         + " (the others ran here while the definitions core was being saved); fasls the same"
         " bytes as the local build's, run by run: "
@@ -269,6 +290,18 @@ def exec_part(runs: int) -> list[str]:
         + ", ".join(f"{w} workers {t:.1f}s" for w, t in paper.items() if w != len(names))
         + f"; unbounded workers {paper[len(names)]:.1f}s."
     )
+    table.notes.append(
+        f"The goal ({GOAL}x) allows the farm {allowed:.3f}s per action by that model."
+    )
+    busy = table.median(CPU_ROW, "plait")
+    if busy is not None:
+        floor = busy / run.JOBS
+        table.notes.append(
+            f"The farm build kept the machine busy {busy:.1f} core-seconds (median): on"
+            f" {run.JOBS} cores it cannot take less than {floor:.1f}s,"
+            f" {floor / statistics.median(clean['plait locally']):.2f}x the local build's wall"
+            " time."
+        )
     cpu = {name: statistics.median(v) for name, v in seen["cpu"].items()}
     table.notes.append(
         "CPU the farm's own processes used during its build (median): "
