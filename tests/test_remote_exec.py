@@ -257,3 +257,26 @@ def test_a_worker_without_the_clients_toolchain_fails_the_lease_not_the_action(
     finally:
         remote.close()
         store.close()
+
+
+def test_a_worker_walks_its_toolchain_again_once_the_digest_is_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk of a toolchain directory is kept between leases for a while, and a change to
+    the directory is seen once that while is over."""
+    from plait import worker
+
+    toolchain = tmp_path / "sbcl"
+    (toolchain / "contrib").mkdir(parents=True)
+    (toolchain / "contrib" / "sb-posix.fasl").write_bytes(b"one")
+    serving = worker.Worker(parse_endpoint("grpc://127.0.0.1:1"), tmp_path / "worker", "farm-test")
+    try:
+        before = serving._toolchain(str(toolchain))
+        (toolchain / "contrib" / "sb-posix.fasl").write_bytes(b"two, upgraded")
+        assert serving._toolchain(str(toolchain)) == before  # kept: not walked again
+        monkeypatch.setattr(worker, "TOOLCHAIN_SECONDS", 0.0)
+        after = serving._toolchain(str(toolchain))
+        assert after != before
+        assert after == serving.store.tree_digest(toolchain)
+    finally:
+        serving.close()

@@ -52,6 +52,9 @@ HEARTBEAT_SECONDS = 4.0
 RETRY_SECONDS = 1.0
 # Logs up to this size go inline in the ActionResult, larger ones to the CAS.
 INLINE_LOG_BYTES = 64 << 10
+# How old a toolchain directory's digest may be: an upgrade under a running worker is seen
+# within this.
+TOOLCHAIN_SECONDS = 10.0
 # Directory messages kept between leases.
 DIRECTORIES_KEPT = 100_000
 
@@ -95,6 +98,7 @@ class Worker:
         self.name = name
         self.directory = directory
         self._directories: dict[str, Any] = {}  # input trees' Directory messages, by hash
+        self._toolchains: dict[str, tuple[str, float]] = {}  # digest, when walked
         self.logs = directory / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -283,7 +287,7 @@ class Worker:
                 named[path] = name
             toolchain = wanted["toolchain"]
             for path, expected in toolchain.items():
-                if self.store.tree_digest(Path(path)) != expected:
+                if self._toolchain(path) != expected:
                     raise _Unfit(f"its {path} is not what the client has there")
             tool = Digest.parse(wanted["tool"]) if wanted["tool"] else None
             links = frozenset(wanted["links"])
@@ -318,6 +322,16 @@ class Worker:
             named=named,
             toolchain=toolchain,
         )
+
+    def _toolchain(self, path: str) -> str:
+        """The digest of a toolchain directory (SBCL's), walked again once it is
+        TOOLCHAIN_SECONDS old: walking it takes longer than many a compile."""
+        now = time.monotonic()
+        seen = self._toolchains.get(path)
+        if seen is None or now - seen[1] > TOOLCHAIN_SECONDS:
+            seen = (self.store.tree_digest(Path(path)), now)
+            self._toolchains[path] = seen
+        return seen[0]
 
     def _walk(self, root: Any) -> dict[str, Input]:
         """The files of the input tree `root`, by path: its directories fetched with one
