@@ -113,16 +113,8 @@ def farm_cpu(server: farm.Farm) -> dict[str, float]:
     return used
 
 
-ROW = "ironclad, clean: --remote-exec on 2 workers vs local"
+ROW = "ironclad, clean"
 GOAL = 1.15  # issue 23: the farm's time over local -j 2
-CPU_ROW = "ironclad, clean: CPU busy, the whole machine (core-seconds)"
-
-
-def measure(table: run.Table, tool: str, measured: tuple[float, float | None]) -> None:
-    took, cpu = measured
-    table.add(ROW, tool, took)
-    if cpu is not None:
-        table.add(CPU_ROW, tool, cpu)
 
 
 def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
@@ -133,7 +125,7 @@ def on_farm(server: farm.Farm, root: Path, r: int, table: run.Table, seen: dict[
     # -j as plait chooses it under --remote-exec: more in flight than run here.
     command = [*run.PLAIT, "build", "ironclad", "--report", str(report)]
     command += ["--remote", url, "--remote-exec"]
-    measure(table, "plait", run.run_cpu(command, root, env))
+    run.add_clean(table, "ironclad", "plait", run.run_cpu(command, root, env))
     after = farm_cpu(server)
     for name, seconds in after.items():
         seen.setdefault("cpu", {}).setdefault(name, []).append(seconds - before[name])
@@ -149,7 +141,7 @@ def locally(root: Path, r: int, table: run.Table, seen: dict[str, Any]) -> None:
     env = machine(root, f"local-{r}")
     report = root / f"local-{r}.json"
     command = [*run.PLAIT, "build", "ironclad", "-j", str(run.JOBS), "--report", str(report)]
-    measure(table, "plait locally", run.run_cpu(command, root, env))
+    run.add_clean(table, "ironclad", "plait locally", run.run_cpu(command, root, env))
     seen.setdefault("local", []).append((report, env))
 
 
@@ -293,15 +285,7 @@ def exec_part(runs: int) -> list[str]:
     table.notes.append(
         f"The goal ({GOAL}x) allows the farm {allowed:.3f}s per action by that model."
     )
-    busy = table.median(CPU_ROW, "plait")
-    if busy is not None:
-        floor = busy / run.JOBS
-        table.notes.append(
-            f"The farm build kept the machine busy {busy:.1f} core-seconds (median): on"
-            f" {run.JOBS} cores it cannot take less than {floor:.1f}s,"
-            f" {floor / statistics.median(clean['plait locally']):.2f}x the local build's wall"
-            " time."
-        )
+    run.cpu_bound(table, "ironclad", "plait locally")
     cpu = {name: statistics.median(v) for name, v in seen["cpu"].items()}
     table.notes.append(
         "CPU the farm's own processes used during its build (median): "

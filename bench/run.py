@@ -295,21 +295,21 @@ def lisp_plait(system: str, r: int, root: Path, table: Table, ironclad_edits: bo
 
 def add_clean(table: Table, system: str, tool: str, measured: tuple[float, float | None]) -> None:
     """A clean build's wall time, and the CPU it kept busy: plait's wall time cannot go under
-    its CPU divided by the cores, which is what bounds its ratio to ASDF."""
+    its CPU divided by the cores, which is what bounds its ratio to its peer."""
     took, cpu = measured
     table.add(f"{system}, clean", tool, took)
     if cpu is not None:
         table.add(f"{system}, clean: CPU busy (core-seconds)", tool, cpu)
 
 
-def cpu_bound(table: Table, system: str) -> None:
-    """Say what plait's CPU allows: its wall time at every core busy, against ASDF's."""
+def cpu_bound(table: Table, system: str, peer: str = "ASDF") -> None:
+    """Say what plait's CPU allows: its wall time at every core busy, against `peer`'s."""
     cpu = table.median(f"{system}, clean: CPU busy (core-seconds)", "plait")
-    asdf = table.median(f"{system}, clean", "ASDF")
-    if cpu is not None and asdf:
+    theirs = table.median(f"{system}, clean", peer)
+    if cpu is not None and theirs:
         table.notes.append(
             f"{system}: plait's CPU over {JOBS} cores is {cpu / JOBS:.1f} s, so its clean build"
-            f" cannot take less than {cpu / JOBS / asdf:.2f}x ASDF's wall time."
+            f" cannot take less than {cpu / JOBS / theirs:.2f}x {peer}'s wall time."
         )
 
 

@@ -4,8 +4,11 @@ checks every byte, and builds here whenever the server cannot help."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,6 +153,28 @@ def test_a_server_that_is_not_there_leaves_the_build_local_with_one_warning(
     warnings = [ln for ln in said.splitlines() if "warning: the remote cache" in ln]
     assert len(warnings) == 1, said
     assert f"grpc://127.0.0.1:{port}" in warnings[0]
+
+
+def test_a_build_with_nothing_to_run_does_not_load_the_remote_client(tmp_path: Path) -> None:
+    """A no-op build stays fast with a farm configured: BuildGrid's client (half a second of
+    imports) is loaded only by a call to the server."""
+    p, env = machine(tmp_path, "idle", project(tmp_path / "src", "idle"))
+    build(p, env)
+    code = (
+        "import sys\n"
+        "from plait import cli\n"
+        "status = cli.main(['build', '--remote', 'grpc://127.0.0.1:1', '--remote-exec'])\n"
+        "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'buildgrid', 'grpc'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=p,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
 
 
 def test_the_remote_comes_from_plait_toml_or_plait_remote(tmp_path: Path, buildgrid: Farm) -> None:

@@ -45,6 +45,33 @@ def test_moving_a_file_into_the_blobs_takes_it(store: Store, tmp_path: Path) -> 
     assert not f.exists()
 
 
+def test_a_moved_file_is_hashed_once_and_a_known_digest_not_at_all(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download is hashed when it is checked; keeping it and reading it back hash nothing
+    more (a definitions core is 50 MB)."""
+    hashed: list[Path] = []
+    of_file = digest.of_file
+
+    def counting(path: Path) -> digest.Digest:
+        if path.exists():  # else nothing is read: the blob is not there yet
+            hashed.append(path)
+        return of_file(path)
+
+    monkeypatch.setattr(digest, "of_file", counting)
+    f = tmp_path / "f"
+    f.write_bytes(b"moved once")
+    d = store.put_file(f, move=True)
+    assert len(hashed) == 1
+    assert store.sound_blob(d) and len(hashed) == 1  # known sound: not read again
+    g = tmp_path / "g"
+    g.write_bytes(b"checked by the caller")
+    known = of_file(g)
+    assert store.put_file(g, move=True, known=known) == known
+    assert len(hashed) == 1
+    assert store.blob_path(known).read_bytes() == b"checked by the caller"
+
+
 def test_an_unchanged_file_is_hashed_once(store: Store) -> None:
     f = Path(store.project) / "a.c"
     f.write_text("int a;")

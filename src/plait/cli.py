@@ -12,7 +12,6 @@ import sqlite3
 import stat
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from plait.model import Graph
 from plait.remote import Remote, RemoteCache, Settings, parse_endpoint, warn_to_stderr
 from plait.reporter import ConsoleReporter
 from plait.store import Store, default_root, reset
+from plait.store import write_whole as store_write_whole
 
 CORES = os.cpu_count() or 1
 # Actions in flight per core under --remote-exec (-j's default then).
@@ -458,11 +458,6 @@ def remote_settings(args: argparse.Namespace, project: Path) -> Settings | None:
     )
 
 
-def _prepare(remote: Remote) -> None:
-    with contextlib.suppress(Exception):  # the first real call says what is wrong
-        remote.prepare()
-
-
 @contextmanager
 def _remote_cache(
     settings: Settings | None, store: Store, local: LocalExecutor
@@ -471,11 +466,6 @@ def _remote_cache(
         yield local
         return
     remote = Remote(settings.endpoint, warn_to_stderr)
-    # A build that executes remotely loads the client while the plan is made; one that only
-    # looks things up may run nothing, and then does not pay for it.
-    preparing = threading.Thread(target=_prepare, args=(remote,), daemon=True)
-    if settings.execute:
-        preparing.start()
     try:
         yield RemoteCache(
             local,
@@ -487,8 +477,6 @@ def _remote_cache(
             local_slots=CORES,
         )
     finally:
-        if preparing.is_alive():
-            preparing.join()
         remote.close()
 
 
@@ -679,18 +667,13 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_whole(path: Path, text: str) -> None:
-    """Write `path` whole: a temporary name of this call's own beside it, then a rename; a
-    file that was there keeps its permissions."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
+    """Write `text` to `path` whole (`store.write_whole`). A file that was there keeps its
+    permissions; a new one is 0600."""
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.chmod(stat.S_IMODE(path.stat().st_mode))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    store_write_whole(path, lambda tmp: tmp.write_text(text), mode)
 
 
 @contextmanager

@@ -281,9 +281,8 @@ class Remote:
             return self._opened[timeout]
 
     def prepare(self) -> None:
-        """Load BuildGrid's client (a third of a second of imports) and open the channels
-        now, so that the first lookup or transfer does not wait for them."""
-        import buildgrid.server.client.actioncache
+        """Load BuildGrid's transfer client (a third of a second of imports) and open its
+        channel now, so that the first transfer does not wait for them."""
         import buildgrid.server.client.cas  # noqa: F401
 
         self.channel_for(TRANSFER_TIMEOUT)
@@ -545,6 +544,20 @@ class Remote:
 
         return self._call("Execute", run)
 
+    def publish(
+        self,
+        action: ReapiAction,
+        outputs: Mapping[str, tuple[Digest, bool]],
+        files: Mapping[Digest, Path],
+        duration: float,
+    ) -> None:
+        """Put a result that ran here (exit 0, `duration` seconds ago until now) in the cache:
+        what the CAS lacks of its outputs' `files` and its action's messages, then its
+        ActionResult."""
+        self.send(files, action.blobs)
+        now = time.time()
+        self.update(action, action_result(outputs, 0, "plait", now - duration, now))
+
     def update(self, action: ReapiAction, result: Any) -> None:
         from buildgrid.server.client.actioncache import ActionCacheClient
 
@@ -635,7 +648,8 @@ class RemoteCache:
             result = self.local.execute(request, content, log)
         if action is not None and self.upload and result.ok:
             with contextlib.suppress(RemoteUnavailable):  # said once; the build goes on
-                self._upload(request, action, result, content)
+                files = {d: content.file(d) for d, _ in result.outputs.values()}
+                self.remote.publish(action, result.outputs, files, result.duration)
         return result
 
     def cancel(self) -> None:
@@ -752,16 +766,6 @@ class RemoteCache:
                     self._digests[seen] = digest.of_file(path)
                 found[name] = (self._digests[seen], path)
         return found
-
-    def _upload(
-        self, request: Request, action: ReapiAction, result: Result, content: Content
-    ) -> None:
-        files = {d: content.file(d) for d, _ in result.outputs.values()}
-        self.remote.send(files, action.blobs)
-        now = time.time()
-        self.remote.update(
-            action, action_result(result.outputs, 0, "plait", now - result.duration, now)
-        )
 
 
 def action_result(

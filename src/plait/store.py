@@ -271,7 +271,7 @@ class Store:
                         raise
             shutil.copyfile(path, tmp)
 
-        _write_whole(dest, fill, 0o444, tmp_dir=self.tmp)
+        write_whole(dest, fill, 0o444, tmp_dir=self.tmp)
         if move:
             with self._blob_lock:
                 self._verified.add(d.hash)
@@ -287,7 +287,7 @@ class Store:
                 f"the store's copy of '{dest.name}' ({d.hash[:12]}) is damaged; it was removed",
                 hint="build again: the action that made it runs again",
             )
-        _write_whole(
+        write_whole(
             dest,
             lambda tmp: shutil.copyfile(blob, tmp),
             0o755 if executable else 0o644,
@@ -867,7 +867,7 @@ def _needs_schema(db: sqlite3.Connection) -> bool:
 SUFFIX = ".plait"
 
 
-def _write_whole(
+def write_whole(
     dest: Path, fill: Callable[[Path], object], mode: int, tmp_dir: Path | None = None
 ) -> None:
     """Put a file at `dest` that no reader sees half-written: `fill` writes it under a

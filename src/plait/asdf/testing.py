@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from plait.asdf.graph import node_name
 from plait.content import LocalContent
 from plait.digest import Digest
 from plait.errors import UsageError
-from plait.remote import Remote, RemoteUnavailable, action_result, reapi_action
+from plait.remote import Remote, RemoteUnavailable, reapi_action
 from plait.request import Input, Request
 from plait.store import CachedResult, Output, Store
 
@@ -397,14 +396,13 @@ def fetch(remote: Remote, store: Store, run: Run) -> Outcome | None:
 
 def share(remote: Remote, store: Store, run: Run, verdict: Digest, outcome: Outcome) -> None:
     """Put a passing verdict in the remote cache (--remote-upload), as a build's results are."""
-    action = reapi_action(run.request)
-    end = time.time()
-    result = action_result(
-        {VERDICT_OUTPUT: (verdict, False)}, 0, socket.gethostname(), end - outcome.seconds, end
-    )
     with contextlib.suppress(RemoteUnavailable):
-        remote.send({verdict: store.blob_path(verdict)}, action.blobs)
-        remote.update(action, result)
+        remote.publish(
+            reapi_action(run.request),
+            {VERDICT_OUTPUT: (verdict, False)},
+            {verdict: store.blob_path(verdict)},
+            outcome.seconds,
+        )
 
 
 # -- reports -------------------------------------------------------------------------------
